@@ -1,0 +1,36 @@
+"""Registry of named scenes: each entry builds a :class:`simulator.SceneBuilder` and finalizes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_SCENES: dict[str, Callable] = {}
+
+
+def register(name: str):
+    """Decorator: register ``factory(num_worlds=..., device=..., **options) -> Scene`` under ``name``."""
+
+    def decorate(factory):
+        if name in _SCENES:
+            raise ValueError(f"a scene named {name!r} is already registered")
+        _SCENES[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_scenes() -> list[str]:
+    _load_builtin()
+    return sorted(_SCENES)
+
+
+def make(name: str, *, num_worlds: int = 1, device=None, **options):
+    """Build the scene ``name`` for ``num_worlds`` worlds on ``device``; options go to its factory."""
+    _load_builtin()
+    if name not in _SCENES:
+        raise ValueError(f"unknown scene {name!r}; available: {', '.join(sorted(_SCENES))}")
+    return _SCENES[name](num_worlds=num_worlds, device=device, **options)
+
+
+def _load_builtin():
+    from . import contact_scenes  # noqa: F401  (registers on import)

@@ -1,0 +1,205 @@
+"""The three types every solver works on: Model (static), State (per step), Control (inputs).
+
+Shapes use W = ``num_worlds``, B = bodies per world, S = shapes, C = contact candidates.
+Every per-world array has the world index first. Scalars, vectors, quaternions and transforms
+use the model's precision (``model.precision``: float32 or float64).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import warp as wp
+
+from .precision import Precision
+
+
+@dataclass
+class State:
+    """What changes every step. Arrays are ``(W, B)``.
+
+    Attributes:
+        body_q: pose of each body's centre-of-mass frame in world coordinates (transform:
+            position [m], rotation quaternion x, y, z, w).
+        body_v: linear velocity of the centre of mass [m/s], world axes.
+        body_w: angular velocity [rad/s], world axes.
+        body_contact_force: total contact force [N] that acted on each body during the step
+            that produced this state (zero for an initial state).
+        body_contact_torque: matching contact torque about the centre of mass [N m].
+    """
+
+    body_q: wp.array
+    body_v: wp.array
+    body_w: wp.array
+    body_contact_force: wp.array
+    body_contact_torque: wp.array
+
+    def arrays(self) -> dict[str, wp.array]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    def assign(self, other: State) -> None:
+        """Copy ``other`` into this state (recorded on an active tape, so gradients flow)."""
+        for name, array in self.arrays().items():
+            wp.copy(array, getattr(other, name))
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        """Host copies of every array (for inspection and tests)."""
+        return {name: array.numpy() for name, array in self.arrays().items()}
+
+
+@dataclass
+class Control:
+    """What the user drives during one step. Arrays are ``(W, B)``.
+
+    Attributes:
+        body_force: external force at each centre of mass [N], world axes.
+        body_torque: external torque about each centre of mass [N m], world axes.
+    """
+
+    body_force: wp.array
+    body_torque: wp.array
+
+
+@dataclass
+class ControlSequence:
+    """Per-step controls for a rollout. Arrays are ``(T, W, B)`` for T steps.
+
+    ``at(t)`` returns step ``t`` as a :class:`Control` whose arrays are views: gradients that
+    reach them land in this sequence's ``.grad`` arrays.
+    """
+
+    body_force: wp.array
+    body_torque: wp.array
+
+    @property
+    def num_steps(self) -> int:
+        return self.body_force.shape[0]
+
+    def at(self, step: int) -> Control:
+        if not 0 <= step < self.num_steps:
+            raise IndexError(f"step {step} is outside this control sequence of {self.num_steps} steps")
+        return Control(body_force=self.body_force[step], body_torque=self.body_torque[step])
+
+
+@dataclass
+class Model:
+    """Static description of a batch of identical scenes (built by ``SceneBuilder.finalize``).
+
+    Parameters that may differ per world and that gradients can flow into (when the model was
+    finalized with ``requires_grad=True``): ``body_mass``, ``body_inertia``, ``shape_stiffness``,
+    ``shape_damping``, ``shape_friction`` and ``contact_softness``.
+
+    Attributes:
+        device: Warp device every array lives on.
+        precision: floating-point types (see :class:`simulator.precision.Precision`).
+        num_worlds: W, number of independent copies of the scene.
+        body_count: B, bodies per world.
+        shape_count: S, shapes in the scene (shared by every world).
+        gravity: gravitational acceleration [m/s^2], world axes (z is up).
+        body_mass: (W, B) mass [kg].
+        body_inertia: (W, B) 3x3 inertia about the centre of mass, body axes [kg m^2].
+        body_names: B names.
+        shape_body: (S,) body index of each shape, -1 for static shapes.
+        shape_type: (S,) one of ``simulator.kernels.rigid.SHAPE_*``.
+        shape_transform: (S,) shape frame relative to its body's COM frame (world frame if static).
+        shape_size: (S,) sphere (radius, 0, 0); box half extents [m]; capsule (radius,
+            half height of the core segment along local z, 0); unused for planes and meshes.
+        shape_stiffness: (W, S) contact stiffness ke [N/m] (a pair uses the mean of its two shapes).
+        shape_damping: (W, S) contact damping kd [N s/m].
+        shape_friction: (W, S) Coulomb friction coefficient mu [-].
+        shape_meshes: S entries, the ``trimesh.Trimesh`` of mesh shapes (in the shape frame), else None.
+        contact_softness: (W,) softening length [m] of the contact law (0 = hard penalty).
+        contact_mode: ``"soft"`` or ``"surrogate"`` (hard forward, softened derivatives backward).
+        friction_smoothing: velocity scale [m/s] of the regularised Coulomb friction.
+        candidate_*: (C,) contact candidates (see ``simulator.kernels.rigid``).
+        requires_grad: whether arrays are allocated with gradient buffers.
+    """
+
+    device: wp.context.Device
+    precision: Precision
+    num_worlds: int
+    body_count: int
+    shape_count: int
+    gravity: tuple[float, float, float]
+    body_mass: wp.array
+    body_inertia: wp.array
+    body_names: list[str]
+    shape_body: wp.array
+    shape_type: wp.array
+    shape_transform: wp.array
+    shape_size: wp.array
+    shape_stiffness: wp.array
+    shape_damping: wp.array
+    shape_friction: wp.array
+    shape_meshes: list
+    contact_softness: wp.array
+    contact_mode: str
+    friction_smoothing: float
+    candidate_source: wp.array
+    candidate_target: wp.array
+    candidate_kind: wp.array
+    candidate_point: wp.array
+    candidate_point2: wp.array
+    candidate_radius: wp.array
+    requires_grad: bool
+    initial_body_q: np.ndarray = field(repr=False)
+    initial_body_v: np.ndarray = field(repr=False)
+    initial_body_w: np.ndarray = field(repr=False)
+
+    @property
+    def candidate_count(self) -> int:
+        return self.candidate_source.shape[0]
+
+    def parameters(self) -> dict[str, wp.array]:
+        """The per-world physical parameters, by name (all differentiable)."""
+        return {
+            "body_mass": self.body_mass,
+            "body_inertia": self.body_inertia,
+            "shape_stiffness": self.shape_stiffness,
+            "shape_damping": self.shape_damping,
+            "shape_friction": self.shape_friction,
+            "contact_softness": self.contact_softness,
+        }
+
+    def _zeros(self, shape, dtype, requires_grad):
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        return wp.zeros(shape, dtype=dtype, device=self.device, requires_grad=grad)
+
+    def state(self, *, requires_grad: bool | None = None) -> State:
+        """A new State holding the initial conditions given to the builder.
+
+        ``requires_grad`` defaults to the model's setting.
+        """
+        p = self.precision
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        shape = (self.num_worlds, self.body_count)
+
+        def initial(values, dtype):
+            return wp.array(values, dtype=dtype, device=self.device, requires_grad=grad)
+
+        return State(
+            body_q=initial(self.initial_body_q, p.transform),
+            body_v=initial(self.initial_body_v, p.vec3),
+            body_w=initial(self.initial_body_w, p.vec3),
+            body_contact_force=self._zeros(shape, p.vec3, grad),
+            body_contact_torque=self._zeros(shape, p.vec3, grad),
+        )
+
+    def control(self, *, requires_grad: bool | None = None) -> Control:
+        """A zero Control for one step (arrays ``(W, B)``)."""
+        shape = (self.num_worlds, self.body_count)
+        return Control(
+            body_force=self._zeros(shape, self.precision.vec3, requires_grad),
+            body_torque=self._zeros(shape, self.precision.vec3, requires_grad),
+        )
+
+    def control_sequence(self, num_steps: int, *, requires_grad: bool | None = None) -> ControlSequence:
+        """Zero controls for ``num_steps`` steps (arrays ``(T, W, B)``)."""
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        shape = (int(num_steps), self.num_worlds, self.body_count)
+        return ControlSequence(
+            body_force=self._zeros(shape, self.precision.vec3, requires_grad),
+            body_torque=self._zeros(shape, self.precision.vec3, requires_grad),
+        )

@@ -1,0 +1,137 @@
+"""The rigid-body step: contact forces, then semi-implicit (symplectic) Euler.
+
+``step(model, state_in, state_out, control, dt)`` is the one signature every solver of the
+package follows. It reads ``state_in`` and writes every array of ``state_out``, so a rollout that
+steps into fresh State objects can be recorded on a ``wp.Tape`` and differentiated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import warp as wp
+
+from .errors import check_timestep, stable_timestep
+from .kernels.rigid import CONTACT_SOFT, CONTACT_SURROGATE, rigid_kernels
+from .model import Control, Model, State
+
+_MODE_CODES = {"soft": CONTACT_SOFT, "surrogate": CONTACT_SURROGATE}
+
+
+def step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
+    """Advance every world by one step of ``dt`` seconds from ``state_in`` into ``state_out``.
+
+    ``control`` may be None (no external forces). ``state_in`` and ``state_out`` must be
+    different objects.
+    """
+    if state_in is state_out:
+        raise ValueError("state_in and state_out must be different States (in-place steps corrupt gradients)")
+    kernels = rigid_kernels(model.precision.scalar)
+    scalar, vec3 = model.precision.scalar, model.precision.vec3
+    grid = (model.num_worlds, model.body_count)
+
+    state_out.body_contact_force.zero_()
+    state_out.body_contact_torque.zero_()
+    if model.candidate_count > 0:
+        wp.launch(
+            kernels.contact_forces,
+            dim=(model.num_worlds, model.candidate_count),
+            inputs=[
+                model.shape_body,
+                model.shape_type,
+                model.shape_transform,
+                model.shape_size,
+                model.shape_stiffness,
+                model.shape_damping,
+                model.shape_friction,
+                model.contact_softness,
+                _MODE_CODES[model.contact_mode],
+                scalar(model.friction_smoothing),
+                model.candidate_source,
+                model.candidate_target,
+                model.candidate_kind,
+                model.candidate_point,
+                model.candidate_point2,
+                model.candidate_radius,
+                state_in.body_q,
+                state_in.body_v,
+                state_in.body_w,
+            ],
+            outputs=[state_out.body_contact_force, state_out.body_contact_torque],
+            device=model.device,
+        )
+    if control is None:
+        control = _zero_control(model)
+    wp.launch(
+        kernels.integrate_bodies,
+        dim=grid,
+        inputs=[
+            model.body_mass,
+            model.body_inertia,
+            vec3(*model.gravity),
+            scalar(dt),
+            state_in.body_q,
+            state_in.body_v,
+            state_in.body_w,
+            state_out.body_contact_force,
+            state_out.body_contact_torque,
+            control.body_force,
+            control.body_torque,
+        ],
+        outputs=[state_out.body_q, state_out.body_v, state_out.body_w],
+        device=model.device,
+    )
+
+
+def _zero_control(model: Model) -> Control:
+    cached = getattr(model, "_zero_control_cache", None)
+    if cached is None:
+        cached = model.control(requires_grad=False)
+        model._zero_control_cache = cached
+    return cached
+
+
+def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array) -> None:
+    """Lower ``first_bad_step[w]`` to ``step_index`` for every world ``w`` whose state is non-finite."""
+    kernels = rigid_kernels(model.precision.scalar)
+    wp.launch(
+        kernels.record_first_nonfinite,
+        dim=(model.num_worlds, model.body_count),
+        inputs=[state.body_q, state.body_v, state.body_w, int(step_index)],
+        outputs=[first_bad_step],
+        device=model.device,
+    )
+
+
+def contact_time_scales(model: Model) -> dict[str, float]:
+    """Stability limits [s] of the explicit contact law for the lightest body and the stiffest,
+    most damped shape in any world: ``2*sqrt(m/ke)`` and ``2*m/kd``. Infinite if the scene has
+    no contacts."""
+    if model.candidate_count == 0:
+        return {"stiffness": math.inf, "damping": math.inf}
+    mass = float(np.min(model.body_mass.numpy()))
+    stiffness = float(np.max(model.shape_stiffness.numpy()))
+    damping = float(np.max(model.shape_damping.numpy()))
+    return {
+        "stiffness": stable_timestep(mass, stiffness),
+        "damping": 2.0 * mass / damping if damping > 0 else math.inf,
+    }
+
+
+def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
+    """Validate ``dt`` and ``substeps`` and refuse substeps too long for the contact stiffness.
+
+    Returns the substep length [s]. Raises ``ValueError`` naming dt, the limit and a fix.
+    """
+    dt = check_timestep(dt, substeps)
+    h = dt / substeps
+    limits = contact_time_scales(model)
+    for name, limit in limits.items():
+        if h >= limit:
+            raise ValueError(
+                f"dt={dt!r} with substeps={substeps} gives a substep of {h:.3g} s, too large for the contact "
+                f"{name} (explicit limit {limit:.3g} s for the lightest body); use substeps >= "
+                f"{math.ceil(5 * dt / limit)} or a smaller dt (see simulator.contact for choosing ke, kd, dt)"
+            )
+    return h
