@@ -34,7 +34,9 @@ Choosing stiffness, damping, dt and softness
   (``dt_sub ~ 0.4*sqrt(m/ke)``). Stiffer contact needs smaller substeps, not larger damping.
 * Damping: ``kd = 2*zeta*sqrt(ke*m)`` gives a damping ratio ``zeta`` (0.1-1 typical; the
   coefficient of restitution is about ``exp(-pi*zeta/sqrt(1 - zeta^2))``). Keep
-  ``dt_sub < 2*m/kd`` as well.
+  ``dt_sub < 2*m/kd`` as well. With no damping at all, the explicit step can exchange energy
+  of order ``omega*dt`` (``omega = sqrt(ke/m)``) at each impact, in either direction; any
+  damping ratio above about 0.002 makes the energy strictly non-increasing at ``omega*dt ~ 0.05``.
 * Friction is regularised below the slip speed ``v_smooth``: a body on a slope steeper than
   half the friction cone creeps at about ``v_smooth * r / sqrt(1 - r^2)`` with
   ``r = tan(slope)/mu``. Smaller ``v_smooth`` sticks better but the explicit friction needs
