@@ -1,7 +1,7 @@
 """Smooth scalar helpers shared by the kernel families, built per precision.
 
-``detach`` is an identity whose adjoint is zero (a stop-gradient): ``soft + detach(hard - soft)``
-evaluates to ``hard`` in the forward pass while its derivative is that of ``soft``.
+``detach`` is an identity whose adjoint is zero (a stop-gradient); ``straight_through(hard, soft)``
+= ``soft + detach(hard - soft)`` evaluates to ``hard`` while its derivative is that of ``soft``.
 """
 
 import functools
@@ -21,6 +21,21 @@ def math_functions(scalar):
     @wp.func_grad(detach)
     def adj_detach(x: scalar, adj_ret: scalar):
         pass  # the adjoint of a stop-gradient is zero
+
+    vec3 = wp.types.vector(3, scalar)
+
+    @wp.func
+    def detach_vec3(x: vec3):
+        return x
+
+    @wp.func_grad(detach_vec3)
+    def adj_detach_vec3(x: vec3, adj_ret: vec3):
+        pass
+
+    @wp.func
+    def straight_through(value: vec3, surrogate: vec3):
+        """Evaluates to ``value``; differentiates as ``surrogate``."""
+        return surrogate + detach_vec3(value - surrogate)
 
     @wp.func
     def softplus(x: scalar, length: scalar):
@@ -51,4 +66,4 @@ def math_functions(scalar):
         """|v| with a tiny floor inside the square root so its derivative stays finite at v = 0."""
         return wp.sqrt(wp.dot(v, v) + scalar(1.0e-30))
 
-    return SimpleNamespace(detach=detach, softplus=softplus, sigmoid=sigmoid, safe_length=safe_length)
+    return SimpleNamespace(detach=detach, straight_through=straight_through, softplus=softplus, sigmoid=sigmoid, safe_length=safe_length)

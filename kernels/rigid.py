@@ -135,6 +135,25 @@ def rigid_kernels(scalar):
         # SHAPE_PLANE: the half-space z <= 0 of the shape frame
         return p[2], vec3(zero, zero, scalar(1.0))
 
+    @wp.func
+    def contact_force(
+        depth: scalar,
+        vn: scalar,
+        vt: vec3,
+        normal: vec3,
+        ke: scalar,
+        kd: scalar,
+        mu: scalar,
+        softness: scalar,
+        friction_smoothing: scalar,
+    ):
+        """Contact force [N] on the source body: the softened normal law plus regularised Coulomb
+        friction (module docstring). ``softness = 0`` is the hard penalty."""
+        force_n = ke * fn.softplus(depth, softness) - kd * vn * fn.sigmoid(depth, softness)
+        load = wp.max(force_n, scalar(0.0))
+        slip = wp.sqrt(wp.dot(vt, vt) + friction_smoothing * friction_smoothing)
+        return force_n * normal - (mu * load / slip) * vt
+
     @wp.kernel
     def contact_forces(
         # Model:
@@ -202,24 +221,25 @@ def rigid_kernels(scalar):
         kd = scalar(0.5) * (shape_kd[world, source] + shape_kd[world, target])
         mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
         softness = contact_softness[world]
-
-        force_n = ke * fn.softplus(depth, softness) - kd * vn * fn.sigmoid(depth, softness)
+        force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
+        hard_force = force
         if contact_mode == CONTACT_SURROGATE:
-            hard_n = ke * wp.max(depth, zero) - kd * vn * fn.sigmoid(depth, zero)
-            force_n = force_n + fn.detach(hard_n - force_n)
+            hard_force = contact_force(depth, vn, vt, normal, ke, kd, mu, zero, friction_smoothing)
 
-        load = wp.max(force_n, zero)
-        slip = wp.sqrt(wp.dot(vt, vt) + friction_smoothing * friction_smoothing)
-        force = force_n * normal - (mu * load / slip) * vt
-
+        # the surrogate is applied to the whole wrench (force and torque), so that its adjoint is
+        # exactly the softened law's
         if body_a >= 0:
-            com_a = wp.transform_get_translation(pose_a)
-            wp.atomic_add(body_contact_force, world, body_a, force)
-            wp.atomic_add(body_contact_torque, world, body_a, wp.cross(contact_point - com_a, force))
+            arm_a = contact_point - wp.transform_get_translation(pose_a)
+            f_a = fn.straight_through(hard_force, force)
+            t_a = fn.straight_through(wp.cross(arm_a, hard_force), wp.cross(arm_a, force))
+            wp.atomic_add(body_contact_force, world, body_a, f_a)
+            wp.atomic_add(body_contact_torque, world, body_a, t_a)
         if body_b >= 0:
-            com_b = wp.transform_get_translation(body_q[world, body_b])
-            wp.atomic_sub(body_contact_force, world, body_b, force)
-            wp.atomic_sub(body_contact_torque, world, body_b, wp.cross(contact_point - com_b, force))
+            arm_b = contact_point - wp.transform_get_translation(body_q[world, body_b])
+            f_b = fn.straight_through(hard_force, force)
+            t_b = fn.straight_through(wp.cross(arm_b, hard_force), wp.cross(arm_b, force))
+            wp.atomic_sub(body_contact_force, world, body_b, f_b)
+            wp.atomic_sub(body_contact_torque, world, body_b, t_b)
 
     @wp.kernel
     def integrate_bodies(
