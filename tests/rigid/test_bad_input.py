@@ -1,0 +1,119 @@
+"""Bad input gets a ValueError naming the parameter and value; blow-ups name step and world."""
+
+import math
+
+import numpy as np
+import pytest
+import trimesh
+
+import simulator as sim
+
+
+def ball_builder(**body):
+    b = sim.SceneBuilder()
+    index = b.add_body(position=(0.0, 0.0, 1.0), **body)
+    return b, index
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda b, i: b.add_sphere(i, radius=-0.1), r"sphere radius must be > 0, got -0\.1"),
+        (lambda b, i: b.add_sphere(i, radius=0.0), r"sphere radius must be > 0"),
+        (lambda b, i: b.add_box(i, half_extents=(0.1, 0.0, 0.1)), r"box half_extents must be > 0"),
+        (lambda b, i: b.add_capsule(i, radius=0.1, half_height=-1.0), r"capsule half_height must be > 0, got -1\.0"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, density=-5.0), r"sphere density must be > 0, got -5\.0"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, density=0.0), r"sphere density must be > 0"),
+        (lambda b, i: b.add_sphere(i, radius=float("nan")), r"sphere radius must be finite, got nan"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, stiffness=float("inf")), r"sphere stiffness must be finite"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, friction=-0.2), r"sphere friction must be >= 0"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, position=(0.0, float("nan"), 0.0)), r"sphere position must be finite"),
+        (lambda b, i: b.add_sphere(7, radius=0.1), r"body must be an index in \[-1, 1\), got 7"),
+        (lambda b, i: b.add_body(mass=-1.0), r"mass of body1 must be > 0, got -1\.0"),
+        (lambda b, i: b.add_body(mass=0.0), r"mass of body1 must be > 0"),
+        (lambda b, i: b.add_body(velocity=(0.0, math.inf, 0.0)), r"velocity of body1 must be finite"),
+        (lambda b, i: b.add_body(rotation=(0.0, 0.0, 0.0, 0.0)), r"rotation of body1 must be a non-zero quaternion"),
+        (lambda b, i: b.add_body(mass=1.0, inertia=(1.0, -1.0, 1.0)), r"inertia of body1 \(principal moments\) must be > 0"),
+        (lambda b, i: b.add_ground_plane(normal=(0.0, 0.0, 0.0)), r"normal must be non-zero"),
+        (lambda b, i: b.add_box(i, half_extents=(0.1, 0.1)), r"half_extents must have 3 entries"),
+    ],
+)
+def test_builder_rejects_bad_values(call, match):
+    b, i = ball_builder()
+    with pytest.raises(ValueError, match=match):
+        call(b, i)
+
+
+def test_finalize_rejects_bad_arguments():
+    b, i = ball_builder()
+    b.add_sphere(i, radius=0.1)
+    with pytest.raises(ValueError, match=r"num_worlds must be a positive integer, got 0"):
+        b.finalize(num_worlds=0, device="cpu")
+    with pytest.raises(ValueError, match=r"precision must be one of .* got 'float16'"):
+        b.finalize(device="cpu", precision="float16")
+    with pytest.raises(ValueError, match=r"device 'tpu' is not available"):
+        b.finalize(device="tpu")
+    with pytest.raises(ValueError, match=r"softness must be >= 0, got -0\.001"):
+        sim.ContactSettings(softness=-1e-3)
+    with pytest.raises(ValueError, match=r"mode must be one of"):
+        sim.ContactSettings(mode="hard")
+    empty = sim.SceneBuilder()
+    massless = empty.add_body()
+    with pytest.raises(ValueError, match=r"body0 has no shape with mass: give it mass= and inertia="):
+        empty.finalize(device="cpu")
+    with pytest.raises(ValueError, match="the scene has no bodies"):
+        sim.SceneBuilder().finalize(device="cpu")
+    assert massless == 0
+
+
+def test_non_watertight_mesh_with_mass_is_rejected():
+    open_box = trimesh.creation.box(extents=(0.2, 0.2, 0.2))
+    open_box.faces = open_box.faces[:-2]  # remove one face: not watertight any more
+    b, i = ball_builder()
+    b.add_mesh(i, mesh=open_box)
+    with pytest.raises(ValueError, match=r"mesh of body0 is not watertight"):
+        b.finalize(device="cpu")
+    # with explicit mass and inertia the mesh is only a collision shape, which is fine
+    b2, j = ball_builder(mass=1.0, inertia=(0.01, 0.01, 0.01))
+    b2.add_mesh(j, mesh=open_box, density=1.0)
+    assert b2.bodies[j].mass == 1.0
+
+
+@pytest.mark.parametrize("dt,substeps,match", [
+    (0.0, 1, r"dt must be > 0 seconds, got 0\.0"),
+    (-1e-3, 1, r"dt must be > 0 seconds"),
+    (float("nan"), 1, r"dt must be finite"),
+    (1e-3, 0, r"substeps must be a positive integer, got 0"),
+    (0.5, 1, r"dt=0\.5 with substeps=1 gives a substep of 0\.5 s, too large for the contact stiffness"),
+])
+def test_rollout_rejects_bad_time_steps(dt, substeps, match):
+    from simulator.scenes import make
+
+    scene = make("bouncing_ball", device="cpu")
+    with pytest.raises(ValueError, match=match):
+        sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=dt, substeps=substeps)
+
+
+def test_blow_up_names_step_and_world():
+    """A NaN control force in world 2 at step 7 must raise, naming that step and world."""
+    from simulator.scenes import make
+
+    scene = make("bouncing_ball", num_worlds=4, device="cpu")
+    controls = scene.model.control_sequence(20)
+    forces = np.zeros((20, 4, 1, 3), dtype=np.float32)
+    forces[7, 2, 0, 0] = np.nan
+    forces[12, 1, 0, 1] = np.inf
+    controls.body_force.assign(forces)
+    with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 7 .* in world 2 \(2 of 4 worlds") as info:
+        sim.rollout(scene.model, scene.model.state(), controls, num_steps=20, dt=scene.dt, substeps=2)
+    assert (info.value.step, info.value.world) == (7, 2)
+    assert "dt < 2*sqrt(m/k)" in str(info.value)
+
+
+def test_state_in_must_differ_from_state_out():
+    from simulator.scenes import make
+
+    scene = make("bouncing_ball", device="cpu")
+    state = scene.model.state()
+    with pytest.raises(ValueError, match="must be different States"):
+        sim.step(scene.model, state, state, None, 1e-3)
