@@ -1,6 +1,7 @@
 """The command-line interface and the demos it runs."""
 
 import csv
+import os
 import subprocess
 import sys
 
@@ -8,11 +9,13 @@ import numpy as np
 
 from simulator.cli import main
 
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
+
 
 def test_demo_contact_softening_quick(tmp_path):
     """The quick demo writes its figure and numbers; the softened tape gradient is smooth and
     agrees with finite differences of its landscape, the hard one does not everywhere."""
-    assert main(["demo", "contact_softening", "--quick", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert main(["demo", "contact_softening", "--quick", "--out", str(tmp_path), "--device", DEVICE]) == 0
     assert (tmp_path / "contact_softening.png").stat().st_size > 10_000
     with (tmp_path / "contact_softening.csv").open() as handle:
         rows = list(csv.DictReader(handle))

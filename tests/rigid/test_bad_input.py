@@ -1,5 +1,6 @@
 """Bad input gets a ValueError naming the parameter and value; blow-ups name step and world."""
 
+import os
 import math
 
 import numpy as np
@@ -7,6 +8,8 @@ import pytest
 import trimesh
 
 import simulator as sim
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 
 def ball_builder(**body):
@@ -48,9 +51,9 @@ def test_finalize_rejects_bad_arguments():
     b, i = ball_builder()
     b.add_sphere(i, radius=0.1)
     with pytest.raises(ValueError, match=r"num_worlds must be a positive integer, got 0"):
-        b.finalize(num_worlds=0, device="cpu")
+        b.finalize(num_worlds=0, device=DEVICE)
     with pytest.raises(ValueError, match=r"precision must be one of .* got 'float16'"):
-        b.finalize(device="cpu", precision="float16")
+        b.finalize(device=DEVICE, precision="float16")
     with pytest.raises(ValueError, match=r"device 'tpu' is not available"):
         b.finalize(device="tpu")
     with pytest.raises(ValueError, match=r"softness must be >= 0, got -0\.001"):
@@ -60,9 +63,9 @@ def test_finalize_rejects_bad_arguments():
     empty = sim.SceneBuilder()
     massless = empty.add_body()
     with pytest.raises(ValueError, match=r"body0 has no shape with mass: give it mass= and inertia="):
-        empty.finalize(device="cpu")
+        empty.finalize(device=DEVICE)
     with pytest.raises(ValueError, match="the scene has no bodies"):
-        sim.SceneBuilder().finalize(device="cpu")
+        sim.SceneBuilder().finalize(device=DEVICE)
     assert massless == 0
 
 
@@ -72,7 +75,7 @@ def test_non_watertight_mesh_with_mass_is_rejected():
     b, i = ball_builder()
     b.add_mesh(i, mesh=open_box)
     with pytest.raises(ValueError, match=r"mesh of body0 is not watertight"):
-        b.finalize(device="cpu")
+        b.finalize(device=DEVICE)
     # with explicit mass and inertia the mesh is only a collision shape, which is fine
     b2, j = ball_builder(mass=1.0, inertia=(0.01, 0.01, 0.01))
     b2.add_mesh(j, mesh=open_box, density=1.0)
@@ -89,7 +92,7 @@ def test_non_watertight_mesh_with_mass_is_rejected():
 def test_rollout_rejects_bad_time_steps(dt, substeps, match):
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", device="cpu")
+    scene = make("bouncing_ball", device=DEVICE)
     with pytest.raises(ValueError, match=match):
         sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=dt, substeps=substeps)
 
@@ -98,7 +101,7 @@ def test_blow_up_names_step_and_world():
     """A NaN control force in world 2 at step 7 must raise, naming that step and world."""
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", num_worlds=4, device="cpu")
+    scene = make("bouncing_ball", num_worlds=4, device=DEVICE)
     controls = scene.model.control_sequence(20)
     forces = np.zeros((20, 4, 1, 3), dtype=np.float32)
     forces[7, 2, 0, 0] = np.nan
@@ -113,7 +116,7 @@ def test_blow_up_names_step_and_world():
 def test_state_in_must_differ_from_state_out():
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", device="cpu")
+    scene = make("bouncing_ball", device=DEVICE)
     state = scene.model.state()
     with pytest.raises(ValueError, match="must be different States"):
         sim.step(scene.model, state, state, None, 1e-3)

@@ -1,5 +1,6 @@
 """Gradients through rigid-body rollouts with contact vs central finite differences (float64)."""
 
+import os
 import math
 
 import numpy as np
@@ -8,6 +9,8 @@ import warp as wp
 
 import simulator as sim
 from simulator.scenes import make
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 Z = 2  # index of z in a transform (px, py, pz, qx, qy, qz, qw)
@@ -21,7 +24,7 @@ def final_position(axis, body=0):
 def test_bounce_height_wrt_initial_velocity(rollout_gradcheck, component):
     """Height 0.6 s after dropping a ball that bounces once, w.r.t. its initial velocity, with
     softened contact (softness 1 mm): smooth, so tape and central differences agree to 1e-4."""
-    scene = make("bouncing_ball", device="cpu", precision="float64", requires_grad=True, height=0.5,
+    scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.5,
                  velocity=(0.3, 0.0, -1.0), damping=10.0, contact=sim.ContactSettings(softness=1.0e-3))
     model = scene.model
     state0 = model.state()
@@ -42,7 +45,7 @@ def test_sliding_box_position_wrt_friction(rollout_gradcheck):
     box = b.add_body(position=(0.0, 0.0, 0.1 - 8.0 * G / 4.0e5), velocity=(2.0, 0.0, 0.0))
     b.add_box(box, half_extents=(0.1, 0.1, 0.1))
     b.add_ground_plane()
-    model = b.finalize(device="cpu", precision="float64", requires_grad=True)
+    model = b.finalize(device=DEVICE, precision="float64", requires_grad=True)
     state0 = model.state()
     steps, dt = 300, 1.0e-3
 
@@ -60,7 +63,7 @@ def test_sliding_box_position_wrt_friction(rollout_gradcheck):
 def test_sphere_collision_wrt_initial_velocity(rollout_gradcheck, component):
     """Oblique collision of two spheres with friction: the second sphere's final position
     w.r.t. the first sphere's initial velocity (hard contact, away from onset kinks)."""
-    scene = make("two_spheres", device="cpu", precision="float64", requires_grad=True)
+    scene = make("two_spheres", device=DEVICE, precision="float64", requires_grad=True)
     model = scene.model
     state0 = model.state()
 
@@ -81,7 +84,7 @@ PARAMETERS = [
 def test_gradient_wrt_model_parameters(rollout_gradcheck, name, index, axis):
     """Final position of a ball thrown onto the ground (it bounces and slides) w.r.t. each
     differentiable model parameter; each one must matter (non-zero gradient)."""
-    scene = make("bouncing_ball", device="cpu", precision="float64", requires_grad=True, height=0.3,
+    scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.3,
                  velocity=(1.0, 0.0, 0.0), damping=20.0, friction=0.4, contact=sim.ContactSettings(softness=2.0e-3))
     model = scene.model
     state0 = model.state()
@@ -95,7 +98,7 @@ def test_gradient_wrt_model_parameters(rollout_gradcheck, name, index, axis):
 
 def test_gradient_wrt_inertia_and_control(rollout_gradcheck):
     """A tumbling box: final x w.r.t. an inertia entry and w.r.t. a per-step control torque."""
-    scene = make("tumbling_box", device="cpu", precision="float64", requires_grad=True,
+    scene = make("tumbling_box", device=DEVICE, precision="float64", requires_grad=True,
                  contact=sim.ContactSettings(softness=2.0e-3))
     model = scene.model
     state0 = model.state()
@@ -116,7 +119,7 @@ def test_surrogate_mode_forward_is_hard_backward_is_soft():
     and exactly the softened contact's derivative backward."""
     results = {}
     for mode, softness in [("soft", 0.0), ("soft", 5.0e-3), ("surrogate", 5.0e-3)]:
-        scene = make("bouncing_ball", device="cpu", precision="float64", requires_grad=True, height=0.101,
+        scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.101,
                      velocity=(0.5, 0.0, -0.3), contact=sim.ContactSettings(softness=softness, mode=mode))
         model = scene.model
         state0 = model.state()
@@ -125,7 +128,7 @@ def test_surrogate_mode_forward_is_hard_backward_is_soft():
             traj = sim.rollout(model, state0, num_steps=1, dt=scene.dt)
         seed = np.zeros((1, 1, 3))
         seed[0, 0, 2] = 1.0
-        tape.backward(grads={traj.final.body_v: wp.array(seed, dtype=wp.vec3d)})
+        tape.backward(grads={traj.final.body_v: wp.array(seed, dtype=wp.vec3d, device=DEVICE)})
         results[(mode, softness)] = (traj.final.body_v.numpy()[0, 0].copy(), state0.body_q.grad.numpy()[0, 0, Z])
     hard, soft, surrogate = results[("soft", 0.0)], results[("soft", 5.0e-3)], results[("surrogate", 5.0e-3)]
     assert np.array_equal(surrogate[0], hard[0])
@@ -138,7 +141,7 @@ def test_softened_force_is_smooth_at_onset_and_recovers_hard_penalty():
     """softplus_s(d) -> max(d, 0) as s -> 0: the contact impulse of one step converges to the
     hard penalty's; and with s > 0 the force is continuous in d with a continuous derivative."""
     def impulse(height, softness):
-        scene = make("bouncing_ball", device="cpu", precision="float64", height=height,
+        scene = make("bouncing_ball", device=DEVICE, precision="float64", height=height,
                      damping=0.0, contact=sim.ContactSettings(softness=softness))
         traj = sim.rollout(scene.model, scene.model.state(), num_steps=1, dt=scene.dt)
         return traj.final.body_contact_force.numpy()[0, 0, Z]

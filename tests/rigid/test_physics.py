@@ -1,5 +1,6 @@
 """Rigid-body physics against known answers. Each test names the formula it checks."""
 
+import os
 import math
 
 import numpy as np
@@ -8,6 +9,8 @@ import pytest
 import simulator as sim
 from simulator import observables
 from simulator.scenes import make
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 
@@ -18,7 +21,7 @@ def test_free_fall_and_projectile():
     b = sim.SceneBuilder()
     body = b.add_body(position=(0.0, 0.0, 10.0), velocity=(2.0, -1.0, 3.0))
     b.add_sphere(body, radius=0.1)
-    model = b.finalize(device="cpu", precision="float64")
+    model = b.finalize(device=DEVICE, precision="float64")
     dt, n = 1.0e-3, 1000
     traj = sim.rollout(model, model.state(), num_steps=n, dt=dt)
     t = dt * n
@@ -33,7 +36,7 @@ def test_free_fall_and_projectile():
 @pytest.mark.parametrize("softness", [0.0, 1.0e-5])
 def test_ball_settles_with_penetration_mg_over_k(softness):
     """Static equilibrium on a penalty spring: k*d = m*g, so the penetration is d = m*g/k (5%)."""
-    scene = make("bouncing_ball", device="cpu", precision="float64", height=0.1, stiffness=1.0e4, damping=40.0,
+    scene = make("bouncing_ball", device=DEVICE, precision="float64", height=0.1, stiffness=1.0e4, damping=40.0,
                  contact=sim.ContactSettings(softness=softness))
     model = scene.model
     traj = sim.rollout(model, model.state(), num_steps=3000, dt=scene.dt, record=False)
@@ -49,7 +52,7 @@ def test_box_resting_on_plane_does_not_drift():
     box = b.add_body(position=(0.3, -0.2, 0.1))
     b.add_box(box, half_extents=(0.2, 0.1, 0.1))
     b.add_ground_plane()
-    model = b.finalize(device="cpu", precision="float32")
+    model = b.finalize(device=DEVICE, precision="float32")
     start = model.state().body_q.numpy()[0, 0, :2]
     traj = sim.rollout(model, model.state(), num_steps=5000, dt=1.0e-3, record=False)
     drift = np.linalg.norm(traj.final.body_q.numpy()[0, 0, :2] - start)
@@ -57,7 +60,7 @@ def test_box_resting_on_plane_does_not_drift():
 
 
 def _incline_run(angle, friction, seconds):
-    scene = make("box_on_incline", device="cpu", precision="float64", angle=angle, friction=friction)
+    scene = make("box_on_incline", device=DEVICE, precision="float64", angle=angle, friction=friction)
     steps_per_sample = 500
     samples = int(round(seconds / (scene.dt * steps_per_sample)))
     state = scene.model.state()
@@ -96,7 +99,7 @@ def test_box_on_incline_slides_with_coulomb_acceleration(angle_deg, friction):
 def test_two_spheres_conserve_momentum():
     """Newton's third law: the contact forces are equal and opposite, so the total linear and
     angular momentum of two colliding spheres (no gravity) are conserved (1e-6 relative)."""
-    scene = make("two_spheres", device="cpu", precision="float64")
+    scene = make("two_spheres", device=DEVICE, precision="float64")
     model = scene.model
     state0 = model.state()
     traj = sim.rollout(model, state0, num_steps=1200, dt=scene.dt, record=False)
@@ -113,7 +116,7 @@ def test_two_spheres_conserve_momentum():
 
 def _flight_energies(damping, softness):
     """Mechanical energy sampled every 10 ms while the ball is out of contact (spring unloaded)."""
-    scene = make("bouncing_ball", device="cpu", precision="float64", damping=damping,
+    scene = make("bouncing_ball", device=DEVICE, precision="float64", damping=damping,
                  contact=sim.ContactSettings(softness=softness))
     model, state = scene.model, scene.model.state()
     energies = []

@@ -1,12 +1,15 @@
 """Shapes: mass properties against trimesh (the reference), several shapes per body, and each
 contact pair type coming to rest where geometry says it should."""
 
+import os
 import numpy as np
 import pytest
 import trimesh
 
 import simulator as sim
 from simulator import shapes
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 
@@ -40,7 +43,7 @@ def test_composite_body_mass_properties_match_trimesh():
     body = b.add_body()
     b.add_box(body, half_extents=(0.2, 0.1, 0.05), position=(0.3, 0.0, 0.0), rotation=rotation, density=500.0)
     b.add_box(body, half_extents=(0.05, 0.05, 0.3), position=(-0.2, 0.1, 0.2), density=500.0)
-    model = b.finalize(device="cpu", precision="float64")
+    model = b.finalize(device=DEVICE, precision="float64")
 
     first = trimesh.creation.box(extents=(0.4, 0.2, 0.1))
     first.apply_transform(trimesh.transformations.rotation_matrix(0.6, [0, 0, 1]))
@@ -59,13 +62,13 @@ def test_mesh_shape_uses_trimesh_mass_and_scale():
     b = sim.SceneBuilder()
     body = b.add_body()
     b.add_mesh(body, mesh=mesh, scale=0.2, density=1000.0)
-    model = b.finalize(device="cpu", precision="float64")
+    model = b.finalize(device=DEVICE, precision="float64")
     assert model.body_mass.numpy()[0, 0] == pytest.approx(8.0, rel=1e-10)
     assert np.allclose(np.diag(model.body_inertia.numpy()[0, 0]), 8.0 / 12.0 * 0.08, rtol=1e-10)
 
 
 def _settle(builder, seconds=1.5, dt=5e-4, worlds=1):
-    model = builder.finalize(num_worlds=worlds, device="cpu", precision="float64")
+    model = builder.finalize(num_worlds=worlds, device=DEVICE, precision="float64")
     final = sim.rollout(model, model.state(), num_steps=int(seconds / dt), dt=dt, record=False).final
     return model, final
 
