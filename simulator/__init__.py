@@ -8,6 +8,10 @@ Public API (every name is listed here once)::
     step                one rigid-body step (the solver signature)
     rollout, Trajectory many steps, recorded for wp.Tape
     SimulationDivergedError
+    grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
+                        gradient estimators (analytic, truncated, es, hybrid, auto)
+    ControlObjective, OpenLoopForces, LinearFeedback, PositionLoss, VelocityLoss, EffortLoss
+                        control tasks on rigid scenes
 """
 
 from .builder import SceneBuilder
@@ -17,11 +21,24 @@ from .model import Control, ControlSequence, Model, State
 from .precision import Precision, get_precision
 from .rigid import check_stable_timestep, step
 from .rollout import Trajectory, rollout
+from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .tasks import ControlObjective, EffortLoss, LinearFeedback, OpenLoopForces, PositionLoss, VelocityLoss
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ContactSettings",
+    "ControlObjective",
+    "EffortLoss",
+    "GradientNotFiniteError",
+    "GradientResult",
+    "LinearFeedback",
+    "OpenLoopForces",
+    "PositionLoss",
+    "RolloutObjective",
+    "VelocityLoss",
+    "grad",
+    "register_estimator",
     "Control",
     "ControlSequence",
     "Model",

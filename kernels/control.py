@@ -1,0 +1,108 @@
+"""Kernels that map controller parameters to controls, and task losses (per precision)."""
+
+import functools
+from types import SimpleNamespace
+
+import warp as wp
+
+
+@functools.cache
+def control_kernels(scalar):
+    """Build the controller and loss kernels for one scalar type."""
+    vec3 = wp.types.vector(3, scalar)
+    transform = wp.types.transformation(scalar)
+
+    @wp.kernel
+    def open_loop_body_force(
+        # Parameters: (W, P) with P = steps * len(bodies) * 3, step-major
+        theta: wp.array2d(dtype=scalar),
+        step: int,
+        bodies: wp.array(dtype=int),
+        # Control out:
+        body_force: wp.array2d(dtype=vec3),
+    ):
+        world, k = wp.tid()
+        base = (step * bodies.shape[0] + k) * 3
+        body_force[world, bodies[k]] = vec3(theta[world, base], theta[world, base + 1], theta[world, base + 2])
+
+    @wp.func
+    def feedback_row(theta: wp.array2d(dtype=scalar), world: int, offset: int, error: vec3, velocity: vec3):
+        """One row of the 3x6 gain times the feature vector [error, velocity]."""
+        acc = scalar(0.0)
+        for j in range(3):
+            acc += theta[world, offset + j] * error[j] + theta[world, offset + 3 + j] * velocity[j]
+        return acc
+
+    @wp.kernel
+    def linear_feedback_body_force(
+        # Parameters: (W, P), P = len(bodies) * (18 + 3): a 3x6 gain and a 3-vector bias per body
+        theta: wp.array2d(dtype=scalar),
+        bodies: wp.array(dtype=int),
+        reference: wp.array(dtype=vec3),
+        # State in:
+        body_q: wp.array2d(dtype=transform),
+        body_v: wp.array2d(dtype=vec3),
+        # Control out:
+        body_force: wp.array2d(dtype=vec3),
+    ):
+        """force = G @ [p - p_ref, v] + b for each controlled body (world axes)."""
+        world, k = wp.tid()
+        body = bodies[k]
+        error = wp.transform_get_translation(body_q[world, body]) - reference[k]
+        velocity = body_v[world, body]
+        base = k * 21
+        force = vec3(
+            theta[world, base + 18] + feedback_row(theta, world, base, error, velocity),
+            theta[world, base + 19] + feedback_row(theta, world, base + 6, error, velocity),
+            theta[world, base + 20] + feedback_row(theta, world, base + 12, error, velocity),
+        )
+        body_force[world, body] = force
+
+    @wp.kernel
+    def body_position_loss(
+        body_q: wp.array2d(dtype=transform),
+        body: int,
+        target: vec3,
+        weight: scalar,
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += weight * |p[w, body] - target|^2 [m^2 * weight]."""
+        world = wp.tid()
+        d = wp.transform_get_translation(body_q[world, body]) - target
+        wp.atomic_add(loss, world, weight * wp.dot(d, d))
+
+    @wp.kernel
+    def body_velocity_loss(
+        body_v: wp.array2d(dtype=vec3),
+        body: int,
+        target: vec3,
+        weight: scalar,
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += weight * |v[w, body] - target|^2."""
+        world = wp.tid()
+        d = body_v[world, body] - target
+        wp.atomic_add(loss, world, weight * wp.dot(d, d))
+
+    @wp.kernel
+    def force_effort_loss(
+        body_force: wp.array2d(dtype=vec3),
+        weight: scalar,
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += weight * sum_b |f[w, b]|^2 (control effort of one step)."""
+        world, body = wp.tid()
+        f = body_force[world, body]
+        wp.atomic_add(loss, world, weight * wp.dot(f, f))
+
+    return SimpleNamespace(
+        open_loop_body_force=open_loop_body_force,
+        linear_feedback_body_force=linear_feedback_body_force,
+        body_position_loss=body_position_loss,
+        body_velocity_loss=body_velocity_loss,
+        force_effort_loss=force_effort_loss,
+    )
+
+
+for _scalar in (wp.float32, wp.float64):  # fixed module contents: both precisions up front
+    control_kernels(_scalar)

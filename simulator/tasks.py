@@ -1,0 +1,192 @@
+"""Control tasks on rigid scenes: controllers (parameters -> controls), losses, and the
+:class:`ControlObjective` that turns them into a rollout objective for any gradient estimator.
+
+Parameters theta are a flat vector (``(P,)``); in batched evaluation each world gets its own row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import warp as wp
+
+from . import rigid
+from .errors import check_finite, check_timestep
+from .gradients.objective import RolloutObjective
+from .kernels.control import control_kernels
+from .model import Control, Model, State
+
+
+def _body_indices(model: Model, bodies: Sequence[int]) -> wp.array:
+    bodies = [int(b) for b in bodies]
+    if not bodies or any(not 0 <= b < model.body_count for b in bodies):
+        raise ValueError(f"bodies must be indices in [0, {model.body_count}), got {bodies!r}")
+    return wp.array(bodies, dtype=wp.int32, device=model.device)
+
+
+class OpenLoopForces:
+    """An open-loop sequence of forces [N] on some bodies: theta holds one 3-vector per body per
+    step, step-major (``P = num_steps * len(bodies) * 3``)."""
+
+    def __init__(self, bodies: Sequence[int]):
+        self.bodies = list(bodies)
+
+    def num_parameters(self, num_steps: int) -> int:
+        return num_steps * len(self.bodies) * 3
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        per_step = len(self.bodies) * 3
+        return [slice(t * per_step, (t + 1) * per_step) for t in range(num_steps)]
+
+    def apply(self, model: Model, step: int, state: State, theta: wp.array, control: Control) -> None:
+        kernels = control_kernels(model.precision.scalar)
+        bodies = _body_indices(model, self.bodies)
+        wp.launch(kernels.open_loop_body_force, dim=(theta.shape[0], len(self.bodies)),
+                  inputs=[theta, step, bodies], outputs=[control.body_force], device=model.device)
+
+
+class LinearFeedback:
+    """Linear state feedback on some bodies: ``f = G @ [p - p_ref, v] + b`` with a 3x6 gain G and
+    a bias b per body (``P = len(bodies) * 21``). ``reference`` is one target position per body."""
+
+    def __init__(self, bodies: Sequence[int], reference):
+        self.bodies = list(bodies)
+        self.reference = check_finite("reference", reference).reshape(len(self.bodies), 3)
+
+    def num_parameters(self, num_steps: int) -> int:
+        return len(self.bodies) * 21
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        return [slice(k * 21, (k + 1) * 21) for k in range(len(self.bodies))]
+
+    def apply(self, model, step, state, theta, control) -> None:
+        kernels = control_kernels(model.precision.scalar)
+        reference = wp.array(self.reference, dtype=model.precision.vec3, device=model.device)
+        wp.launch(kernels.linear_feedback_body_force, dim=(theta.shape[0], len(self.bodies)),
+                  inputs=[theta, _body_indices(model, self.bodies), reference, state.body_q, state.body_v],
+                  outputs=[control.body_force], device=model.device)
+
+
+@dataclass
+class PositionLoss:
+    """``weight * |p_body - target|^2`` at the final step (or summed over every step)."""
+
+    body: int
+    target: tuple
+    weight: float = 1.0
+    every_step: bool = False
+
+    def add(self, model: Model, state: State, control: Control, loss: wp.array) -> None:
+        p = model.precision
+        wp.launch(control_kernels(p.scalar).body_position_loss, dim=loss.shape[0],
+                  inputs=[state.body_q, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
+                  outputs=[loss], device=model.device)
+
+
+@dataclass
+class VelocityLoss:
+    """``weight * |v_body - target|^2`` at the final step (or summed over every step)."""
+
+    body: int
+    target: tuple = (0.0, 0.0, 0.0)
+    weight: float = 1.0
+    every_step: bool = False
+
+    def add(self, model, state, control, loss) -> None:
+        p = model.precision
+        wp.launch(control_kernels(p.scalar).body_velocity_loss, dim=loss.shape[0],
+                  inputs=[state.body_v, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
+                  outputs=[loss], device=model.device)
+
+
+@dataclass
+class EffortLoss:
+    """``weight * sum_b |f_b|^2`` of the control forces, summed over every step."""
+
+    weight: float = 1.0e-3
+    every_step: bool = True
+
+    def add(self, model, state, control, loss) -> None:
+        wp.launch(control_kernels(model.precision.scalar).force_effort_loss, dim=(loss.shape[0], model.body_count),
+                  inputs=[control.body_force, model.precision.scalar(self.weight)], outputs=[loss], device=model.device)
+
+
+class ControlObjective(RolloutObjective):
+    """A controller driving a rigid scene for ``num_steps`` steps, scored by a sum of losses.
+
+    Args:
+        scene: ``scene(num_worlds) -> Scene`` (anything with ``.model``, ``.dt`` and optionally
+            ``.substeps``) or ``-> Model``; it must be finalized with ``requires_grad=True``.
+        controller: e.g. :class:`OpenLoopForces` or :class:`LinearFeedback`.
+        losses: loss terms (:class:`PositionLoss`, :class:`VelocityLoss`, :class:`EffortLoss`, ...).
+        num_steps: rollout length in steps.
+        dt, substeps: step length [s] and substeps; default to the scene's.
+        initial_state: optional ``initial_state(model, seed) -> State`` for random initial
+            conditions (default: the builder's initial state for every world).
+    """
+
+    def __init__(self, scene: Callable, controller, losses: Sequence, *, num_steps: int, dt: float | None = None,
+                 substeps: int | None = None, initial_state: Callable | None = None):
+        if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+        self.scene = scene
+        self.controller = controller
+        self.losses = list(losses)
+        self.num_steps = int(num_steps)
+        self._models: dict[int, tuple[Model, float, int]] = {}
+        model, self.dt, self.substeps = self._model(1)
+        if dt is not None:
+            self.dt = float(dt)
+        if substeps is not None:
+            self.substeps = int(substeps)
+        check_timestep(self.dt, self.substeps)
+        self.device, self.precision = model.device, model.precision
+        self.num_parameters = controller.num_parameters(self.num_steps)
+        self.parameter_blocks = controller.parameter_blocks(self.num_steps)
+        self._initial_state = initial_state
+
+    def _model(self, num_worlds: int):
+        if num_worlds not in self._models:
+            built = self.scene(num_worlds)
+            model = built if isinstance(built, Model) else built.model
+            if not model.requires_grad:
+                raise ValueError("the scene's model must be finalized with requires_grad=True")
+            if model.num_worlds != num_worlds:
+                raise ValueError(f"scene({num_worlds}) returned a model with {model.num_worlds} worlds")
+            dt = getattr(built, "dt", None)
+            substeps = getattr(built, "substeps", 1)
+            self._models[num_worlds] = (model, dt, substeps)
+        return self._models[num_worlds]
+
+    def model(self, num_worlds: int) -> Model:
+        return self._model(num_worlds)[0]
+
+    def initial_state(self, num_worlds, seed):
+        model = self.model(num_worlds)
+        if self._initial_state is None:
+            return model.state()
+        return self._initial_state(model, seed)
+
+    def advance(self, t, state, theta):
+        model = self.model(theta.shape[0])
+        control = model.control(requires_grad=True)
+        self.controller.apply(model, t, state, theta, control)
+        h = self.dt / self.substeps
+        for _ in range(self.substeps):
+            nxt = model.state()
+            rigid.step(model, state, nxt, control, h)
+            state = nxt
+        state.control = control  # the control that produced this state (for effort losses)
+        return state
+
+    def add_loss(self, t, state, theta, loss):
+        model = self.model(theta.shape[0])
+        last = t == self.num_steps - 1
+        for term in self.losses:
+            if term.every_step or last:
+                term.add(model, state, getattr(state, "control", None), loss)
+
+    def state_arrays(self, state):
+        return state.arrays()

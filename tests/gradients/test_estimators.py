@@ -1,0 +1,229 @@
+"""Gradient estimators: exactness of truncation and checkpointing, statistics of ES and hybrid."""
+
+import os
+
+import numpy as np
+import pytest
+import warp as wp
+
+import simulator as sim
+from simulator.gradients import GradientNotFiniteError, RolloutObjective, reverse_sweep
+from simulator.scenes import make
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
+
+
+def free_sphere(num_worlds):
+    """A 1 kg sphere in zero gravity: its final position is linear in the applied forces, so a
+    squared-distance loss is exactly quadratic in theta (ES is then exactly unbiased)."""
+    b = sim.SceneBuilder(gravity=(0.0, 0.0, 0.0))
+    body = b.add_body(mass=1.0, inertia=(0.01, 0.01, 0.01))
+    b.add_sphere(body, radius=0.1)
+    return b.finalize(num_worlds=num_worlds, device=DEVICE, precision="float64", requires_grad=True)
+
+
+def quadratic_objective(num_steps=5):
+    return sim.ControlObjective(free_sphere, sim.OpenLoopForces([0]), [sim.PositionLoss(0, (0.3, -0.2, 0.1))],
+                                num_steps=num_steps, dt=0.05)
+
+
+def collision_objective(num_steps=120, randomize=False):
+    """Forces on sphere a, which hits sphere b (contact, friction); loss on both final positions."""
+    def scene(num_worlds):
+        return make("two_spheres", num_worlds=num_worlds, device=DEVICE, precision="float64", requires_grad=True,
+                    contact=sim.ContactSettings(softness=2e-3))
+
+    def initial_state(model, seed):
+        state = model.state()
+        if randomize:
+            rng = np.random.default_rng(seed)
+            v = state.body_v.numpy()
+            v[:, 0, :2] += 0.1 * rng.standard_normal((model.num_worlds, 2))
+            state.body_v.assign(v)
+        return state
+
+    return sim.ControlObjective(scene, sim.OpenLoopForces([0]),
+                                [sim.PositionLoss(0, (0.0, 0.2, 0.0)), sim.PositionLoss(1, (0.6, 0.3, 0.0)), sim.EffortLoss(1e-3)],
+                                num_steps=num_steps, dt=2.5e-3, initial_state=initial_state)
+
+
+def test_truncated_with_full_window_equals_analytic():
+    objective = collision_objective()
+    theta = np.full(objective.num_parameters, 0.2)
+    analytic = sim.grad(objective, theta, estimator="analytic")
+    truncated = sim.grad(objective, theta, estimator="truncated", window=objective.num_steps)
+    assert np.array_equal(analytic.gradient, truncated.gradient)
+    assert np.linalg.norm(analytic.gradient) > 0
+
+
+def test_truncation_really_cuts_the_gradient_between_windows():
+    """Loss on the final state only: with windows of K steps, forces applied before the last
+    window get exactly zero gradient, and those inside it get the full backprop gradient."""
+    objective = sim.ControlObjective(lambda w: make("two_spheres", num_worlds=w, device=DEVICE, precision="float64",
+                                                    requires_grad=True, contact=sim.ContactSettings(softness=2e-3)),
+                                     sim.OpenLoopForces([0]), [sim.PositionLoss(1, (0.6, 0.3, 0.0))], num_steps=120, dt=2.5e-3)
+    theta = np.full(objective.num_parameters, 0.2)
+    full = sim.grad(objective, theta, estimator="analytic").gradient.reshape(120, 3)
+    window = 25  # windows start at 0, 25, ..., 100: the last one holds steps 100..119
+    cut = sim.grad(objective, theta, estimator="truncated", window=window).gradient.reshape(120, 3)
+    assert np.all(cut[:100] == 0.0)
+    assert np.any(full[:100] != 0.0)
+    assert np.allclose(cut[100:], full[100:], rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("every", [1, 7, 11, 120])
+def test_checkpointed_backprop_is_bitwise_identical_to_the_full_tape(every):
+    objective = collision_objective()
+    theta = np.full(objective.num_parameters, 0.2)
+    rows = theta[None, :]
+    full = reverse_sweep(objective, rows)
+    checkpointed = reverse_sweep(objective, rows, checkpoint_every=every)
+    assert np.array_equal(full.gradients, checkpointed.gradients)
+    assert np.array_equal(full.losses, checkpointed.losses)
+    if every == 11:  # memory ~ T/k + k states instead of T
+        assert checkpointed.peak_states < full.peak_states / 4
+
+
+def test_es_is_unbiased_against_analytic_within_standard_error():
+    """Antithetic ES on an exactly quadratic loss: E[g_ES] = grad L. The mean of 200 independent
+    estimates must agree with the analytic gradient within 4 standard errors per coordinate."""
+    objective = quadratic_objective()
+    theta = np.linspace(-0.5, 0.5, objective.num_parameters)
+    exact = sim.grad(objective, theta, estimator="analytic").gradient
+    estimates = np.array([sim.grad(objective, theta, estimator="es", sigma=0.2, population=16, seed=s).gradient
+                          for s in range(200)])
+    standard_error = estimates.std(axis=0, ddof=1) / np.sqrt(len(estimates))
+    assert np.all(np.abs(estimates.mean(axis=0) - exact) < 4.0 * standard_error)
+    assert np.linalg.norm(exact) > 10 * np.linalg.norm(standard_error)  # the test has power
+
+
+def test_es_variance_scales_like_one_over_population():
+    objective = quadratic_objective()
+    theta = np.linspace(-0.5, 0.5, objective.num_parameters)
+    spread = {}
+    for population in (8, 32):
+        results = [sim.grad(objective, theta, estimator="es", sigma=0.2, population=population, seed=s) for s in range(200)]
+        empirical = np.array([r.gradient for r in results]).var(axis=0, ddof=1).sum()
+        reported = np.mean([r.variance.sum() for r in results])
+        assert reported == pytest.approx(empirical, rel=0.3)  # the estimator's own variance estimate is honest
+        spread[population] = empirical
+    assert 3.0 < spread[8] / spread[32] < 5.3  # expected 4
+
+
+def test_hybrid_variance_is_no_larger_than_either_part():
+    """Random initial velocities make both estimators noisy; over 40 seeds the hybrid's empirical
+    variance is at most the smaller of analytic's and ES's (10% slack for sampling noise)."""
+    objective = collision_objective(num_steps=60, randomize=True)
+    theta = np.full(objective.num_parameters, 0.2)
+    options = {"samples": 4, "sigma": 0.05, "population": 16}
+    runs = {name: [] for name in ("hybrid", "analytic", "es")}
+    for seed in range(40):
+        result = sim.grad(objective, theta, estimator="hybrid", seed=seed, **options)
+        runs["hybrid"].append(result.gradient)
+        runs["analytic"].append(sim.grad(objective, theta, estimator="analytic", samples=4, seed=seed).gradient)
+        runs["es"].append(sim.grad(objective, theta, estimator="es", sigma=0.05, population=16, seed=seed).gradient)
+    variance = {name: np.array(v).var(axis=0, ddof=1).sum() for name, v in runs.items()}
+    assert variance["hybrid"] <= 1.1 * min(variance["analytic"], variance["es"])
+    assert variance["analytic"] > 0 and variance["es"] > 0
+
+
+def test_auto_picks_analytic_on_a_smooth_problem_and_logs_it(caplog):
+    objective = quadratic_objective(num_steps=20)
+    theta = np.zeros(objective.num_parameters)
+    with caplog.at_level("INFO", logger="simulator.gradients"):
+        result = sim.grad(objective, theta, estimator="auto")
+    assert result.diagnostics["choice"] == "analytic"
+    assert "auto estimator chose analytic" in caplog.text
+    exact = sim.grad(objective, theta, estimator="analytic").gradient
+    assert np.array_equal(result.gradient, exact)
+
+
+class SqrtChain(RolloutObjective):
+    """x_{t+1} = x_t - theta, except x_4 = sqrt(x_3). From x_0 = 3 and theta = 1, x_3 = 0: the
+    forward pass stays finite (sqrt(0) = 0) but d x_4 / d x_3 is infinite, so the adjoint of the
+    state entering step 3 is the first non-finite one in the backward pass."""
+
+    def __init__(self, device):
+        self.num_parameters, self.num_steps, self.device = 1, 6, device
+        self.precision = sim.get_precision("float64")
+
+        @wp.kernel
+        def step_kernel(x: wp.array(dtype=wp.float64), theta: wp.array2d(dtype=wp.float64), root: int,
+                        y: wp.array(dtype=wp.float64)):
+            w = wp.tid()
+            if root == 1:
+                y[w] = wp.sqrt(x[w])
+            else:
+                y[w] = x[w] - theta[w, 0]
+
+        @wp.kernel
+        def loss_kernel(x: wp.array(dtype=wp.float64), loss: wp.array(dtype=wp.float64)):
+            w = wp.tid()
+            wp.atomic_add(loss, w, x[w])
+
+        self.step_kernel, self.loss_kernel = step_kernel, loss_kernel
+
+    def _state(self, values):
+        return type("ScalarState", (), {"x": values})()
+
+    def initial_state(self, num_worlds, seed):
+        return self._state(wp.array(np.full(num_worlds, 3.0), dtype=wp.float64, device=self.device, requires_grad=True))
+
+    def advance(self, t, state, theta):
+        y = wp.empty_like(state.x, requires_grad=True)
+        wp.launch(self.step_kernel, dim=state.x.shape[0], inputs=[state.x, theta, int(t == 3)], outputs=[y], device=self.device)
+        return self._state(y)
+
+    def add_loss(self, t, state, theta, loss):
+        if t == self.num_steps - 1:
+            wp.launch(self.loss_kernel, dim=loss.shape[0], inputs=[state.x], outputs=[loss], device=self.device)
+
+    def state_arrays(self, state):
+        return {"x": state.x}
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 4])
+def test_non_finite_gradient_names_the_step(checkpoint_every):
+    objective = SqrtChain(DEVICE)
+    assert sim.gradients.evaluate(objective, np.ones((1, 1)))[0] == -2.0  # forward is finite
+    with pytest.raises(GradientNotFiniteError, match="non-finite in the backward pass at step 3") as info:
+        sim.grad(objective, np.array([1.0]), estimator="analytic", checkpoint_every=checkpoint_every)
+    assert info.value.step == 3
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda o, t: sim.grad(o, t * np.nan), r"theta must be finite"),
+    (lambda o, t: sim.grad(o, t[:-1]), r"theta must have 15 entries, got 14"),
+    (lambda o, t: sim.grad(o, t, estimator="es", sigma=0.0), r"sigma must be a finite number > 0, got 0\.0"),
+    (lambda o, t: sim.grad(o, t, estimator="es", sigma=-1.0), r"sigma must be a finite number > 0"),
+    (lambda o, t: sim.grad(o, t, estimator="es", population=15), r"population must be even for antithetic sampling"),
+    (lambda o, t: sim.grad(o, t, estimator="truncated", window=0), r"window must be a positive integer, got 0"),
+    (lambda o, t: sim.grad(o, t, estimator="analytic", checkpoint_every=-2), r"checkpoint_every must be a positive integer"),
+    (lambda o, t: sim.grad(o, t, estimator="truncated", clip=-1.0), r"clip must be a finite norm > 0"),
+    (lambda o, t: sim.grad(o, t, estimator="magic"), r"unknown estimator 'magic'; available: analytic, auto, es, hybrid, truncated"),
+    (lambda o, t: sim.grad(o, t, estimator="hybrid", samples=1), r"samples must be >= 2"),
+])
+def test_bad_estimator_input(call, match):
+    objective = quadratic_objective()
+    with pytest.raises(ValueError, match=match):
+        call(objective, np.zeros(objective.num_parameters))
+
+
+def test_objective_returning_nan_is_an_error():
+    objective = quadratic_objective()
+    objective.losses.append(sim.PositionLoss(0, (0.0, 0.0, 0.0), weight=float("nan")))
+    for estimator in ("analytic", "es"):
+        with pytest.raises(ValueError, match=r"the objective returned a non-finite loss \(nan\) in world 0"):
+            sim.grad(objective, np.zeros(objective.num_parameters), estimator=estimator)
+
+
+def test_clipping_bounds_the_state_adjoint_and_trace_records_it():
+    objective = collision_objective(num_steps=60)
+    rows = np.full((1, objective.num_parameters), 0.2)
+    traced = reverse_sweep(objective, rows, trace=True)
+    assert traced.adjoint_norms.shape == (60, 1) and np.all(traced.adjoint_norms > 0)
+    clipped = reverse_sweep(objective, rows, clip=0.5 * traced.adjoint_norms.max(), trace=True)
+    assert clipped.adjoint_norms.max() <= traced.adjoint_norms.max()
+    assert not np.allclose(clipped.gradients, traced.gradients)
+    unclipped = reverse_sweep(objective, rows, clip=10 * traced.adjoint_norms.max())
+    assert np.array_equal(unclipped.gradients, traced.gradients)
