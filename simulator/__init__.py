@@ -12,6 +12,8 @@ Public API (every name is listed here once)::
                         gradient estimators (analytic, truncated, es, hybrid, auto)
     ControlObjective, OpenLoopForces, LinearFeedback, PositionLoss, VelocityLoss, EffortLoss
                         control tasks on rigid scenes
+    optimize, OptimizationResult
+                        Adam with any estimator, progress bar, CSV log, checkpoint/resume
 """
 
 from .builder import SceneBuilder
@@ -22,6 +24,7 @@ from .precision import Precision, get_precision
 from .rigid import check_stable_timestep, step
 from .rollout import Trajectory, rollout
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .optimize import OptimizationResult, optimize
 from .tasks import ControlObjective, EffortLoss, LinearFeedback, OpenLoopForces, PositionLoss, VelocityLoss
 
 __version__ = "0.1.0"
@@ -36,7 +39,9 @@ __all__ = [
     "OpenLoopForces",
     "PositionLoss",
     "RolloutObjective",
+    "OptimizationResult",
     "VelocityLoss",
+    "optimize",
     "grad",
     "register_estimator",
     "Control",
