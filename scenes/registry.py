@@ -33,4 +33,9 @@ def make(name: str, *, num_worlds: int = 1, device=None, **options):
 
 
 def _load_builtin():
-    from . import contact_scenes  # noqa: F401  (registers on import)
+    from . import robots  # noqa: F401  (registers on import)
+
+    try:
+        from . import contact_scenes  # noqa: F401  (registers on import)
+    except ImportError:  # robots branch only: contact_scenes lives on main; drop this guard when merging
+        pass
