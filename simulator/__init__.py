@@ -36,3 +36,9 @@ __all__ = [
     "rollout",
     "step",
 ]
+
+# --- articulated robots (joints, actuators, MJCF import) ---
+from .articulation import ArticulationModel, eval_fk  # noqa: E402
+from .mjcf import MJCFWarning, load_mjcf  # noqa: E402
+
+__all__ += ["ArticulationModel", "MJCFWarning", "eval_fk", "load_mjcf"]
