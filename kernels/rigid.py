@@ -244,6 +244,7 @@ def rigid_kernels(scalar):
     @wp.kernel
     def integrate_bodies(
         # Model:
+        body_index: wp.array(dtype=int),  # bodies integrated here (articulated bodies are not)
         body_mass: wp.array2d(dtype=scalar),
         body_inertia: wp.array2d(dtype=mat33),
         gravity: vec3,
@@ -263,7 +264,8 @@ def rigid_kernels(scalar):
         body_w_out: wp.array2d(dtype=vec3),
     ):
         """Semi-implicit Euler: velocities first from the forces, then poses from the new velocities."""
-        world, body = wp.tid()
+        world, i = wp.tid()
+        body = body_index[i]
         mass = body_mass[world, body]
         pose = body_q_in[world, body]
         position = wp.transform_get_translation(pose)

@@ -33,4 +33,4 @@ def make(name: str, *, num_worlds: int = 1, device=None, **options):
 
 
 def _load_builtin():
-    from . import contact_scenes  # noqa: F401  (registers on import)
+    from . import contact_scenes, robots  # noqa: F401  (register on import)

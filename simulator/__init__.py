@@ -2,59 +2,69 @@
 
 Public API (every name is listed here once)::
 
-    SceneBuilder        build bodies, shapes and a ground; finalize() -> Model
-    Model, State, Control, ControlSequence
-    ContactSettings     contact softening, surrogate gradients, friction smoothing
-    step                one rigid-body step (the solver signature)
-    rollout, Trajectory many steps, recorded for wp.Tape
+    SceneBuilder            bodies, shapes, joints, actuators and a ground; finalize() -> Model
+    load_mjcf, MJCFWarning  MuJoCo MJCF (common subset) -> SceneBuilder
+    Model, State, Control, ControlSequence, ArticulationModel, eval_fk
+    ContactSettings         contact softening, surrogate gradients, friction smoothing
+    step                    one rigid-body step (the solver signature)
+    rollout, Trajectory     many steps, recorded for wp.Tape
     SimulationDivergedError
     grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
-                        gradient estimators (analytic, truncated, es, hybrid, auto)
+                            gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, OpenLoopForces, LinearFeedback, PositionLoss, VelocityLoss, EffortLoss
-                        control tasks on rigid scenes
+                            control tasks on rigid scenes
     optimize, OptimizationResult
-                        Adam with any estimator, progress bar, CSV log, checkpoint/resume
+                            Adam with any estimator, progress bar, CSV log, checkpoint/resume
+
+Subpackages: ``simulator.scenes`` (``make(name, ...)``), ``simulator.gradients``,
+``simulator.torch`` (needs the ``torch`` extra), ``simulator.demos``, ``simulator.bench``.
 """
 
+from .articulation import ArticulationModel, eval_fk
 from .builder import SceneBuilder
 from .contact import ContactSettings
 from .errors import SimulationDivergedError
+from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
+from .optimize import OptimizationResult, optimize
 from .precision import Precision, get_precision
 from .rigid import check_stable_timestep, step
 from .rollout import Trajectory, rollout
-from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
-from .optimize import OptimizationResult, optimize
 from .tasks import ControlObjective, EffortLoss, LinearFeedback, OpenLoopForces, PositionLoss, VelocityLoss
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArticulationModel",
     "ContactSettings",
+    "Control",
     "ControlObjective",
+    "ControlSequence",
     "EffortLoss",
     "GradientNotFiniteError",
     "GradientResult",
     "LinearFeedback",
-    "OpenLoopForces",
-    "PositionLoss",
-    "RolloutObjective",
-    "OptimizationResult",
-    "VelocityLoss",
-    "optimize",
-    "grad",
-    "register_estimator",
-    "Control",
-    "ControlSequence",
+    "MJCFWarning",
     "Model",
+    "OpenLoopForces",
+    "OptimizationResult",
+    "PositionLoss",
     "Precision",
+    "RolloutObjective",
     "SceneBuilder",
     "SimulationDivergedError",
     "State",
     "Trajectory",
+    "VelocityLoss",
     "__version__",
     "check_stable_timestep",
+    "eval_fk",
     "get_precision",
+    "grad",
+    "load_mjcf",
+    "optimize",
+    "register_estimator",
     "rollout",
     "step",
 ]

@@ -13,6 +13,7 @@ import numpy as np
 import warp as wp
 
 from . import shapes as shp
+from .articulation import ArticulationBuilderMixin
 from .contact import ContactSettings, build_candidates
 from .errors import check_nonnegative, check_positive, check_vector
 from .model import Model
@@ -33,7 +34,7 @@ class _Body:
     inertia: np.ndarray | None
 
 
-class SceneBuilder:
+class SceneBuilder(ArticulationBuilderMixin):
     """Build a scene of rigid bodies, collision shapes and a ground.
 
     Args:
@@ -311,7 +312,7 @@ class SceneBuilder:
             return wp.array(np.asarray(values, dtype=np.int32).reshape(-1), dtype=wp.int32, device=dev)
 
         material = {key: [getattr(s, key) for s in self.shapes] or [0.0] for key in ("stiffness", "damping", "friction")}
-        return Model(
+        model = Model(
             device=dev,
             precision=prec,
             num_worlds=W,
@@ -343,3 +344,6 @@ class SceneBuilder:
             initial_body_v=per_world([b.velocity for b in self.bodies]),
             initial_body_w=per_world([b.angular_velocity for b in self.bodies]),
         )
+        # joints and actuators (simulator.articulation): reduced coordinates
+        model.articulation = self._finalize_articulation(model, coms, requires_grad)
+        return model

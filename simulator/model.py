@@ -34,9 +34,16 @@ class State:
     body_w: wp.array
     body_contact_force: wp.array
     body_contact_torque: wp.array
+    # --- articulations (reduced coordinates, see simulator.articulation); None without joints ---
+    joint_q: wp.array | None = None  # (W, Q) joint coordinates [m, rad, quaternions]
+    joint_qd: wp.array | None = None  # (W, D) joint velocities [m/s, rad/s]
+    link_q: wp.array | None = field(default=None, repr=False)  # (W, L) link frames (derived)
+    link_v: wp.array | None = field(default=None, repr=False)  # (W, L) link twists (derived)
+    joint_work: object = field(default=None, repr=False)  # per-step intermediates
 
     def arrays(self) -> dict[str, wp.array]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        fields = (getattr(self, name) for name in self.__dataclass_fields__)
+        return {name: value for name, value in zip(self.__dataclass_fields__, fields) if isinstance(value, wp.array)}
 
     def assign(self, other: State) -> None:
         """Copy ``other`` into this state (recorded on an active tape, so gradients flow)."""
@@ -59,6 +66,7 @@ class Control:
 
     body_force: wp.array
     body_torque: wp.array
+    joint_act: wp.array | None = None  # (W, A) actuator controls (see simulator.articulation)
 
 
 @dataclass
@@ -71,6 +79,7 @@ class ControlSequence:
 
     body_force: wp.array
     body_torque: wp.array
+    joint_act: wp.array | None = None  # (T, W, A) actuator controls (see simulator.articulation)
 
     @property
     def num_steps(self) -> int:
@@ -79,7 +88,8 @@ class ControlSequence:
     def at(self, step: int) -> Control:
         if not 0 <= step < self.num_steps:
             raise IndexError(f"step {step} is outside this control sequence of {self.num_steps} steps")
-        return Control(body_force=self.body_force[step], body_torque=self.body_torque[step])
+        joint_act = None if self.joint_act is None else self.joint_act[step]
+        return Control(body_force=self.body_force[step], body_torque=self.body_torque[step], joint_act=joint_act)
 
 
 @dataclass
@@ -146,6 +156,7 @@ class Model:
     initial_body_q: np.ndarray = field(repr=False)
     initial_body_v: np.ndarray = field(repr=False)
     initial_body_w: np.ndarray = field(repr=False)
+    articulation: object = field(default=None, repr=False)  # simulator.articulation.ArticulationModel
 
     @property
     def candidate_count(self) -> int:
@@ -178,28 +189,39 @@ class Model:
         def initial(values, dtype):
             return wp.array(values, dtype=dtype, device=self.device, requires_grad=grad)
 
-        return State(
+        state = State(
             body_q=initial(self.initial_body_q, p.transform),
             body_v=initial(self.initial_body_v, p.vec3),
             body_w=initial(self.initial_body_w, p.vec3),
             body_contact_force=self._zeros(shape, p.vec3, grad),
             body_contact_torque=self._zeros(shape, p.vec3, grad),
         )
+        if self.articulation is not None:
+            self.articulation.init_state(self, state, grad)
+        return state
 
     def control(self, *, requires_grad: bool | None = None) -> Control:
         """A zero Control for one step (arrays ``(W, B)``)."""
         shape = (self.num_worlds, self.body_count)
-        return Control(
+        control = Control(
             body_force=self._zeros(shape, self.precision.vec3, requires_grad),
             body_torque=self._zeros(shape, self.precision.vec3, requires_grad),
         )
+        if self.articulation is not None:
+            grad = self.requires_grad if requires_grad is None else requires_grad
+            control.joint_act = self.articulation.control_array(self, (self.num_worlds,), grad)
+        return control
 
     def control_sequence(self, num_steps: int, *, requires_grad: bool | None = None) -> ControlSequence:
         """Zero controls for ``num_steps`` steps (arrays ``(T, W, B)``)."""
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         shape = (int(num_steps), self.num_worlds, self.body_count)
-        return ControlSequence(
+        sequence = ControlSequence(
             body_force=self._zeros(shape, self.precision.vec3, requires_grad),
             body_torque=self._zeros(shape, self.precision.vec3, requires_grad),
         )
+        if self.articulation is not None:
+            grad = self.requires_grad if requires_grad is None else requires_grad
+            sequence.joint_act = self.articulation.control_array(self, (int(num_steps), self.num_worlds), grad)
+        return sequence

@@ -14,6 +14,7 @@ import warp as wp
 
 from .errors import check_timestep, stable_timestep
 from .kernels.rigid import CONTACT_SOFT, CONTACT_SURROGATE, rigid_kernels
+from .articulation import step_articulations
 from .model import Control, Model, State
 
 _MODE_CODES = {"soft": CONTACT_SOFT, "surrogate": CONTACT_SURROGATE}
@@ -29,7 +30,7 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
         raise ValueError("state_in and state_out must be different States (in-place steps corrupt gradients)")
     kernels = rigid_kernels(model.precision.scalar)
     scalar, vec3 = model.precision.scalar, model.precision.vec3
-    grid = (model.num_worlds, model.body_count)
+    free_bodies = _free_bodies(model)
 
     state_out.body_contact_force.zero_()
     state_out.body_contact_torque.zero_()
@@ -63,25 +64,40 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
         )
     if control is None:
         control = _zero_control(model)
-    wp.launch(
-        kernels.integrate_bodies,
-        dim=grid,
-        inputs=[
-            model.body_mass,
-            model.body_inertia,
-            vec3(*model.gravity),
-            scalar(dt),
-            state_in.body_q,
-            state_in.body_v,
-            state_in.body_w,
-            state_out.body_contact_force,
-            state_out.body_contact_torque,
-            control.body_force,
-            control.body_torque,
-        ],
-        outputs=[state_out.body_q, state_out.body_v, state_out.body_w],
-        device=model.device,
-    )
+    if free_bodies.shape[0] > 0:
+        wp.launch(
+            kernels.integrate_bodies,
+            dim=(model.num_worlds, free_bodies.shape[0]),
+            inputs=[
+                free_bodies,
+                model.body_mass,
+                model.body_inertia,
+                vec3(*model.gravity),
+                scalar(dt),
+                state_in.body_q,
+                state_in.body_v,
+                state_in.body_w,
+                state_out.body_contact_force,
+                state_out.body_contact_torque,
+                control.body_force,
+                control.body_torque,
+            ],
+            outputs=[state_out.body_q, state_out.body_v, state_out.body_w],
+            device=model.device,
+        )
+    if model.articulation is not None:  # joints: reduced coordinates (simulator.articulation)
+        step_articulations(model, state_in, state_out, control, dt)
+
+
+def _free_bodies(model: Model) -> wp.array:
+    """Indices of the bodies integrated in maximal coordinates (all bodies without a joint)."""
+    if model.articulation is not None:
+        return model.articulation.free_bodies
+    cached = getattr(model, "_free_bodies_cache", None)
+    if cached is None:
+        cached = wp.array(np.arange(model.body_count, dtype=np.int32), dtype=wp.int32, device=model.device)
+        model._free_bodies_cache = cached
+    return cached
 
 
 def _zero_control(model: Model) -> Control:

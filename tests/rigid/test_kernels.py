@@ -91,22 +91,14 @@ def test_integrate_bodies_kernel_gradcheck():
     control = model.control(requires_grad=True)
     control.body_force.assign(rng.standard_normal(shape + (3,)))
     out = model.state()
-    wp.launch(
-        K.integrate_bodies, dim=shape,
-        inputs=[model.body_mass, model.body_inertia, wp.vec3d(0.0, 0.0, -9.81), wp.float64(1e-2),
-                state.body_q, state.body_v, state.body_w, contact_force, contact_torque,
-                control.body_force, control.body_torque],
-        outputs=[out.body_q, out.body_v, out.body_w],
-        device=DEVICE,
-    )
-    assert gradcheck(
-        K.integrate_bodies, dim=shape,
-        inputs=[model.body_mass, model.body_inertia, wp.vec3d(0.0, 0.0, -9.81), wp.float64(1e-2),
-                state.body_q, state.body_v, state.body_w, contact_force, contact_torque,
-                control.body_force, control.body_torque],
-        outputs=[out.body_q, out.body_v, out.body_w],
-        eps=1e-7, atol=1e-6, rtol=1e-5, device=DEVICE, show_summary=False,
-    )
+    every_body = wp.array(np.arange(model.body_count), dtype=wp.int32, device=DEVICE)
+    inputs = [every_body, model.body_mass, model.body_inertia, wp.vec3d(0.0, 0.0, -9.81), wp.float64(1e-2),
+              state.body_q, state.body_v, state.body_w, contact_force, contact_torque,
+              control.body_force, control.body_torque]
+    outputs = [out.body_q, out.body_v, out.body_w]
+    wp.launch(K.integrate_bodies, dim=shape, inputs=inputs, outputs=outputs, device=DEVICE)
+    assert gradcheck(K.integrate_bodies, dim=shape, inputs=inputs, outputs=outputs,
+                     eps=1e-7, atol=1e-6, rtol=1e-5, device=DEVICE, show_summary=False)
 
 
 def test_batched_worlds_match_independent_runs():

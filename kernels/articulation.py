@@ -1,0 +1,626 @@
+"""Articulation kernels: reduced-coordinate (Featherstone-style) dynamics, one thread per world.
+
+Conventions (see ``simulator.articulation`` for the user-facing description):
+
+* Links are numbered in topological order (a parent before its children). A link is either a
+  model body (``link_body >= 0``) or a massless *virtual* link that chains several joints of
+  one body (``link_body = -1``).
+* Spatial vectors are 6-vectors ``(angular, linear)`` in world axes, referred to the world
+  origin: a twist is ``(w, v_O)`` with ``v_O = v_com + c x w``; a wrench is ``(n_O, f)``.
+* A link's spatial inertia about the world origin is stored as ``(m, h = m c, J_O)`` with
+  ``J_O = I_c + m (|c|^2 1 - c c^T)``, so that ``I (w, v) = (J_O w + h x v, m v - h x w)``
+  and composite inertias are plain sums.
+* Generalised coordinates ``joint_q`` (W, Q) and velocities ``joint_qd`` (W, D): revolute and
+  prismatic 1/1, ball 4/3 (quaternion x, y, z, w / angular velocity in the parent joint frame),
+  free 7/6 (position, quaternion / linear then angular velocity, both in the parent joint
+  frame), fixed 0/0.
+
+Differentiability: Warp replays dynamic loops backwards without restoring loop-carried local
+variables, so the kernels below never mutate a local variable inside a loop. Every intermediate
+is written once to a per-step work array (allocated with each State), sums over a range live in
+``wp.func`` helpers (whose adjoints replay correctly), and only the composite-inertia pass
+accumulates with ``atomic_add`` into entries that are read after all additions.
+"""
+
+import functools
+from types import SimpleNamespace
+
+import warp as wp
+
+from .math import math_functions
+
+JOINT_FREE = wp.constant(0)
+JOINT_FIXED = wp.constant(1)
+JOINT_REVOLUTE = wp.constant(2)
+JOINT_PRISMATIC = wp.constant(3)
+JOINT_BALL = wp.constant(4)
+
+ACTUATOR_MOTOR = wp.constant(0)
+ACTUATOR_POSITION = wp.constant(1)
+
+
+@functools.cache
+def articulation_kernels(scalar):
+    """Build the articulation kernels for one scalar type (``wp.float32`` or ``wp.float64``)."""
+    vec3 = wp.types.vector(3, scalar)
+    vec6 = wp.types.vector(6, scalar)
+    mat33 = wp.types.matrix((3, 3), scalar)
+    quat = wp.types.quaternion(scalar)
+    transform = wp.types.transformation(scalar)
+    fn = math_functions(scalar)
+
+    @wp.func
+    def twist(w: vec3, v: vec3):
+        return vec6(w[0], w[1], w[2], v[0], v[1], v[2])
+
+    @wp.func
+    def top(s: vec6):
+        return vec3(s[0], s[1], s[2])
+
+    @wp.func
+    def bottom(s: vec6):
+        return vec3(s[3], s[4], s[5])
+
+    @wp.func
+    def cross_motion(a: vec6, b: vec6):
+        """Spatial motion cross product a x b."""
+        return twist(wp.cross(top(a), top(b)), wp.cross(top(a), bottom(b)) + wp.cross(bottom(a), top(b)))
+
+    @wp.func
+    def cross_force(a: vec6, f: vec6):
+        """Spatial force cross product a x* f."""
+        return twist(wp.cross(top(a), top(f)) + wp.cross(bottom(a), bottom(f)), wp.cross(top(a), bottom(f)))
+
+    @wp.func
+    def inertia_times(m: scalar, h: vec3, J: mat33, s: vec6):
+        return twist(J * top(s) + wp.cross(h, bottom(s)), m * bottom(s) - wp.cross(h, top(s)))
+
+    @wp.func
+    def unit(i: int):
+        one = scalar(1.0)
+        zero = scalar(0.0)
+        if i == 0:
+            return vec3(one, zero, zero)
+        if i == 1:
+            return vec3(zero, one, zero)
+        return vec3(zero, zero, one)
+
+    @wp.func
+    def parent_pose(link_q: wp.array2d(dtype=transform), world: int, parent: int):
+        if parent < 0:
+            return wp.transform_identity(dtype=scalar)
+        return link_q[world, parent]
+
+    @wp.func
+    def parent_twist(link_v: wp.array2d(dtype=vec6), world: int, parent: int):
+        if parent < 0:
+            return vec6()
+        return link_v[world, parent]
+
+    @wp.func
+    def parent_acceleration(work_acc: wp.array2d(dtype=vec6), world: int, parent: int, base: vec6):
+        if parent < 0:
+            return base
+        return work_acc[world, parent]
+
+    @wp.func
+    def external_wrench(
+        body_contact_force: wp.array2d(dtype=vec3),
+        body_contact_torque: wp.array2d(dtype=vec3),
+        control_force: wp.array2d(dtype=vec3),
+        control_torque: wp.array2d(dtype=vec3),
+        world: int,
+        body: int,
+        pose: transform,
+    ):
+        """Contact plus control wrench on a body, about the world origin (zero for virtual links)."""
+        if body < 0:
+            return vec6()
+        force = body_contact_force[world, body] + control_force[world, body]
+        torque = body_contact_torque[world, body] + control_torque[world, body]
+        return twist(torque + wp.cross(wp.transform_get_translation(pose), force), force)
+
+    @wp.func
+    def coordinate(joint_q: wp.array2d(dtype=scalar), world: int, coord: int):
+        if coord < 0:
+            return scalar(0.0)
+        return joint_q[world, coord]
+
+    @wp.func
+    def integrate_rotation(joint_q: wp.array2d(dtype=scalar), joint_qd: wp.array2d(dtype=scalar), world: int, qr: int, dr: int, dt: scalar):
+        rot = quat(joint_q[world, qr], joint_q[world, qr + 1], joint_q[world, qr + 2], joint_q[world, qr + 3])
+        w = vec3(joint_qd[world, dr], joint_qd[world, dr + 1], joint_qd[world, dr + 2])
+        return quat_integrate(rot, w, dt)
+
+    @wp.func
+    def link_inertia(
+        body_mass: wp.array2d(dtype=scalar),
+        body_inertia: wp.array2d(dtype=mat33),
+        world: int,
+        body: int,
+        pose: transform,
+    ):
+        """(m, h, J_O) of a link at ``pose`` (zero for virtual links)."""
+        if body < 0:
+            return scalar(0.0), vec3(), mat33()
+        m = body_mass[world, body]
+        c = wp.transform_get_translation(pose)
+        r = wp.quat_to_matrix(wp.transform_get_rotation(pose))
+        inertia_c = r * body_inertia[world, body] * wp.transpose(r)
+        eye = wp.identity(n=3, dtype=scalar)
+        return m, m * c, inertia_c + m * (wp.dot(c, c) * eye - wp.outer(c, c))
+
+    @wp.func
+    def dof_motion(jtype: int, axis: vec3, frame_parent: transform, frame_child: transform, i: int):
+        """Motion subspace column ``i`` of a joint (world twist per unit joint velocity)."""
+        r = wp.transform_get_rotation(frame_parent)
+        if jtype == JOINT_REVOLUTE:
+            a = wp.quat_rotate(r, axis)
+            return twist(a, wp.cross(wp.transform_get_translation(frame_child), a))
+        if jtype == JOINT_PRISMATIC:
+            return twist(vec3(), wp.quat_rotate(r, axis))
+        if jtype == JOINT_BALL:
+            a = wp.quat_rotate(r, unit(i))
+            return twist(a, wp.cross(wp.transform_get_translation(frame_parent), a))
+        # free: linear dofs 0-2, angular dofs 3-5 about the child joint origin
+        if i < 3:
+            return twist(vec3(), wp.quat_rotate(r, unit(i)))
+        a = wp.quat_rotate(r, unit(i - 3))
+        return twist(a, wp.cross(wp.transform_get_translation(frame_child), a))
+
+    @wp.func
+    def joint_local_transform(jtype: int, axis: vec3, joint_q: wp.array2d(dtype=scalar), world: int, qs: int):
+        """Transform of the child joint frame relative to the parent joint frame."""
+        zero = scalar(0.0)
+        if jtype == JOINT_REVOLUTE:
+            return wp.transformation(vec3(), wp.quat_from_axis_angle(axis, joint_q[world, qs]), dtype=scalar)
+        if jtype == JOINT_PRISMATIC:
+            return wp.transformation(axis * joint_q[world, qs], wp.quat_identity(dtype=scalar), dtype=scalar)
+        if jtype == JOINT_BALL:
+            rot = quat(joint_q[world, qs], joint_q[world, qs + 1], joint_q[world, qs + 2], joint_q[world, qs + 3])
+            return wp.transformation(vec3(zero, zero, zero), rot, dtype=scalar)
+        if jtype == JOINT_FREE:
+            pos = vec3(joint_q[world, qs], joint_q[world, qs + 1], joint_q[world, qs + 2])
+            rot = quat(joint_q[world, qs + 3], joint_q[world, qs + 4], joint_q[world, qs + 5], joint_q[world, qs + 6])
+            return wp.transformation(pos, rot, dtype=scalar)
+        return wp.transform_identity(dtype=scalar)
+
+    @wp.func
+    def joint_twist(
+        jtype: int, axis: vec3, frame_parent: transform, frame_child: transform, joint_qd: wp.array2d(dtype=scalar), world: int, ds: int
+    ):
+        """World twist of the child relative to the parent, ``S qd``."""
+        r = wp.transform_get_rotation(frame_parent)
+        p = wp.transform_get_translation(frame_child)
+        if jtype == JOINT_REVOLUTE:
+            a = wp.quat_rotate(r, axis) * joint_qd[world, ds]
+            return twist(a, wp.cross(p, a))
+        if jtype == JOINT_PRISMATIC:
+            return twist(vec3(), wp.quat_rotate(r, axis) * joint_qd[world, ds])
+        if jtype == JOINT_BALL:
+            w = wp.quat_rotate(r, vec3(joint_qd[world, ds], joint_qd[world, ds + 1], joint_qd[world, ds + 2]))
+            return twist(w, wp.cross(p, w))
+        if jtype == JOINT_FREE:
+            v = wp.quat_rotate(r, vec3(joint_qd[world, ds], joint_qd[world, ds + 1], joint_qd[world, ds + 2]))
+            w = wp.quat_rotate(r, vec3(joint_qd[world, ds + 3], joint_qd[world, ds + 4], joint_qd[world, ds + 5]))
+            return twist(w, v + wp.cross(p, w))
+        return vec6()
+
+    @wp.func
+    def joint_bias(
+        jtype: int, frame_parent: transform, v_parent: vec6, v_joint: vec6, joint_qd: wp.array2d(dtype=scalar), world: int, ds: int
+    ):
+        """Velocity-product acceleration ``dS/dt qd`` of a joint (world, about the origin)."""
+        bias = cross_motion(v_parent, v_joint)
+        if jtype == JOINT_FREE:
+            r = wp.transform_get_rotation(frame_parent)
+            v = wp.quat_rotate(r, vec3(joint_qd[world, ds], joint_qd[world, ds + 1], joint_qd[world, ds + 2]))
+            w = wp.quat_rotate(r, vec3(joint_qd[world, ds + 3], joint_qd[world, ds + 4], joint_qd[world, ds + 5]))
+            bias = bias + twist(vec3(), wp.cross(v, w))
+        return bias
+
+    @wp.func
+    def link_forward_kinematics(
+        jtype: int,
+        axis: vec3,
+        parent_xform: transform,
+        child_xform: transform,
+        pose_parent: transform,
+        v_parent: vec6,
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        world: int,
+        qs: int,
+        ds: int,
+    ):
+        """Pose and world twist of a link from its parent's and its joint's coordinates."""
+        frame_parent = pose_parent * parent_xform
+        frame_child = frame_parent * joint_local_transform(jtype, axis, joint_q, world, qs)
+        pose = frame_child * wp.transform_inverse(child_xform)
+        v = v_parent + joint_twist(jtype, axis, frame_parent, frame_child, joint_qd, world, ds)
+        return pose, v
+
+    @wp.func
+    def body_velocity(pose: transform, v: vec6):
+        """(COM velocity [m/s], angular velocity [rad/s]) of a link twist."""
+        c = wp.transform_get_translation(pose)
+        return bottom(v) + wp.cross(top(v), c), top(v)
+
+    @wp.func
+    def quat_integrate(rot: quat, w: vec3, dt: scalar):
+        spin = wp.quaternion(w[0], w[1], w[2], scalar(0.0))
+        return wp.normalize(rot + spin * rot * (scalar(0.5) * dt))
+
+    @wp.func
+    def actuator_terms(
+        act_dof: wp.array(dtype=int),
+        act_kind: wp.array(dtype=int),
+        act_gear: wp.array(dtype=scalar),
+        act_lower: wp.array(dtype=scalar),
+        act_upper: wp.array(dtype=scalar),
+        act_kp: wp.array(dtype=scalar),
+        act_kd: wp.array(dtype=scalar),
+        control: wp.array2d(dtype=scalar),
+        world: int,
+        dof: int,
+        q: scalar,
+        qd: scalar,
+    ):
+        """(torque, stiffness, damping) of every actuator on ``dof``."""
+        tau = scalar(0.0)
+        stiff = scalar(0.0)
+        damp = scalar(0.0)
+        for a in range(act_dof.shape[0]):
+            if act_dof[a] == dof:
+                u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
+                if act_kind[a] == ACTUATOR_MOTOR:
+                    tau = tau + act_gear[a] * u
+                else:
+                    tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
+                    stiff = stiff + act_kp[a]
+                    damp = damp + act_kd[a]
+        return tau, stiff, damp
+
+    @wp.func
+    def limit_terms(lower: scalar, upper: scalar, ke: scalar, kd: scalar, softness: scalar, q: scalar, qd: scalar):
+        """(torque, stiffness, damping) of a soft joint limit: the contact law on the violation."""
+        below = lower - q
+        above = q - upper
+        gate_below = fn.sigmoid(below, softness)
+        gate_above = fn.sigmoid(above, softness)
+        tau = ke * (fn.softplus(below, softness) - fn.softplus(above, softness)) - kd * qd * (gate_below + gate_above)
+        return tau, ke * (gate_below + gate_above), kd * (gate_below + gate_above)
+
+    @wp.func
+    def row_dot(m: wp.array2d(dtype=scalar), world: int, n: int, i: int, j: int, count: int):
+        """sum_{k < count} m[i, k] m[j, k] for a row-major n x n matrix."""
+        s = scalar(0.0)
+        for k in range(count):
+            s = s + m[world, i * n + k] * m[world, j * n + k]
+        return s
+
+    @wp.func
+    def lower_dot(m: wp.array2d(dtype=scalar), y: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+        s = scalar(0.0)
+        for k in range(i):
+            s = s + m[world, i * n + k] * y[world, k]
+        return s
+
+    @wp.func
+    def upper_dot(m: wp.array2d(dtype=scalar), x: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+        s = scalar(0.0)
+        for k in range(i + 1, n):
+            s = s + m[world, k * n + i] * x[world, k]
+        return s
+
+    @wp.kernel
+    def forward_kinematics(
+        # Model:
+        link_body: wp.array(dtype=int),
+        link_parent: wp.array(dtype=int),
+        joint_type: wp.array(dtype=int),
+        joint_axis: wp.array(dtype=vec3),
+        joint_parent_xform: wp.array(dtype=transform),
+        joint_child_xform: wp.array(dtype=transform),
+        joint_q_start: wp.array(dtype=int),
+        joint_qd_start: wp.array(dtype=int),
+        # State in:
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        # State out:
+        link_q: wp.array2d(dtype=transform),
+        link_v: wp.array2d(dtype=vec6),
+        body_q: wp.array2d(dtype=transform),
+        body_v: wp.array2d(dtype=vec3),
+        body_w: wp.array2d(dtype=vec3),
+    ):
+        """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
+        world = wp.tid()
+        for k in range(link_body.shape[0]):
+            parent = link_parent[k]
+            pose, v = link_forward_kinematics(
+                joint_type[k],
+                joint_axis[k],
+                joint_parent_xform[k],
+                joint_child_xform[k],
+                parent_pose(link_q, world, parent),
+                parent_twist(link_v, world, parent),
+                joint_q,
+                joint_qd,
+                world,
+                joint_q_start[k],
+                joint_qd_start[k],
+            )
+            link_q[world, k] = pose
+            link_v[world, k] = v
+            body = link_body[k]
+            if body >= 0:
+                v_com, w = body_velocity(pose, v)
+                body_q[world, body] = pose
+                body_v[world, body] = v_com
+                body_w[world, body] = w
+
+    @wp.kernel
+    def articulation_step(
+        # Model:
+        body_mass: wp.array2d(dtype=scalar),
+        body_inertia: wp.array2d(dtype=mat33),
+        link_body: wp.array(dtype=int),
+        link_parent: wp.array(dtype=int),
+        joint_type: wp.array(dtype=int),
+        joint_axis: wp.array(dtype=vec3),
+        joint_parent_xform: wp.array(dtype=transform),
+        joint_child_xform: wp.array(dtype=transform),
+        joint_q_start: wp.array(dtype=int),
+        joint_qd_start: wp.array(dtype=int),
+        joint_dof_count: wp.array(dtype=int),
+        dof_link: wp.array(dtype=int),
+        dof_coord: wp.array(dtype=int),
+        dof_armature: wp.array(dtype=scalar),
+        dof_damping: wp.array(dtype=scalar),
+        dof_limit_lower: wp.array(dtype=scalar),
+        dof_limit_upper: wp.array(dtype=scalar),
+        dof_limit_ke: wp.array(dtype=scalar),
+        dof_limit_kd: wp.array(dtype=scalar),
+        dof_limit_softness: wp.array(dtype=scalar),
+        pair_row: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        pair_link: wp.array(dtype=int),
+        act_dof: wp.array(dtype=int),
+        act_kind: wp.array(dtype=int),
+        act_gear: wp.array(dtype=scalar),
+        act_lower: wp.array(dtype=scalar),
+        act_upper: wp.array(dtype=scalar),
+        act_kp: wp.array(dtype=scalar),
+        act_kd: wp.array(dtype=scalar),
+        num_dofs: int,
+        gravity: vec3,
+        dt: scalar,
+        # State in:
+        joint_q_in: wp.array2d(dtype=scalar),
+        joint_qd_in: wp.array2d(dtype=scalar),
+        link_q_in: wp.array2d(dtype=transform),
+        link_v_in: wp.array2d(dtype=vec6),
+        body_contact_force: wp.array2d(dtype=vec3),
+        body_contact_torque: wp.array2d(dtype=vec3),
+        # Control:
+        control_force: wp.array2d(dtype=vec3),
+        control_torque: wp.array2d(dtype=vec3),
+        control_act: wp.array2d(dtype=scalar),
+        # Work (written once per step):
+        work_s: wp.array2d(dtype=vec6),
+        work_acc: wp.array2d(dtype=vec6),
+        work_force: wp.array2d(dtype=vec6),
+        work_mass: wp.array2d(dtype=scalar),
+        work_first_moment: wp.array2d(dtype=vec3),
+        work_rot_inertia: wp.array2d(dtype=mat33),
+        work_h: wp.array2d(dtype=scalar),
+        work_l: wp.array2d(dtype=scalar),
+        work_rhs: wp.array2d(dtype=scalar),
+        work_diag: wp.array2d(dtype=scalar),
+        work_y: wp.array2d(dtype=scalar),
+        work_qdd: wp.array2d(dtype=scalar),
+        # State out:
+        joint_q_out: wp.array2d(dtype=scalar),
+        joint_qd_out: wp.array2d(dtype=scalar),
+        link_q_out: wp.array2d(dtype=transform),
+        link_v_out: wp.array2d(dtype=vec6),
+        body_q_out: wp.array2d(dtype=transform),
+        body_v_out: wp.array2d(dtype=vec3),
+        body_w_out: wp.array2d(dtype=vec3),
+    ):
+        """One semi-implicit Euler step of every articulation of a world (one thread per world).
+
+        1. bias forces by recursive Newton-Euler with zero joint acceleration (gravity as a base
+           acceleration), minus contact and control wrenches;
+        2. joint-space mass matrix by the composite-rigid-body algorithm;
+        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by Cholesky;
+           joint damping, PD gains and limit springs are thus integrated implicitly;
+        4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
+        """
+        world = wp.tid()
+        num_links = link_body.shape[0]
+        n = num_dofs
+        base_acc = twist(vec3(), -gravity)
+
+        # 1. outward pass at the start-of-step configuration
+        for k in range(num_links):
+            parent = link_parent[k]
+            body = link_body[k]
+            pose = link_q_in[world, k]
+            v = link_v_in[world, k]
+            v_parent = parent_twist(link_v_in, world, parent)
+            frame_parent = parent_pose(link_q_in, world, parent) * joint_parent_xform[k]
+            frame_child = pose * joint_child_xform[k]
+            ds = joint_qd_start[k]
+            for i in range(joint_dof_count[k]):
+                work_s[world, ds + i] = dof_motion(joint_type[k], joint_axis[k], frame_parent, frame_child, i)
+            acc = parent_acceleration(work_acc, world, parent, base_acc) + joint_bias(
+                joint_type[k], frame_parent, v_parent, v - v_parent, joint_qd_in, world, ds
+            )
+            work_acc[world, k] = acc
+            m, h, J = link_inertia(body_mass, body_inertia, world, body, pose)
+            work_mass[world, k] = m
+            work_first_moment[world, k] = h
+            work_rot_inertia[world, k] = J
+            ext = external_wrench(body_contact_force, body_contact_torque, control_force, control_torque, world, body, pose)
+            work_force[world, k] = inertia_times(m, h, J, acc) + cross_force(v, inertia_times(m, h, J, v)) - ext
+
+        # 2. inward pass: composite inertias and forces
+        for kk in range(num_links):
+            k = num_links - 1 - kk
+            parent = link_parent[k]
+            if parent >= 0:
+                wp.atomic_add(work_force, world, parent, work_force[world, k])
+                wp.atomic_add(work_mass, world, parent, work_mass[world, k])
+                wp.atomic_add(work_first_moment, world, parent, work_first_moment[world, k])
+                wp.atomic_add(work_rot_inertia, world, parent, work_rot_inertia[world, k])
+
+        # 3. generalised forces and implicit diagonal
+        for d in range(n):
+            k = dof_link[d]
+            qd = joint_qd_in[world, d]
+            q = coordinate(joint_q_in, world, dof_coord[d])
+            tau_a, stiff_a, damp_a = actuator_terms(
+                act_dof, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
+            )
+            tau_l, stiff_l, damp_l = limit_terms(
+                dof_limit_lower[d], dof_limit_upper[d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
+            )
+            bias = wp.dot(work_s[world, d], work_force[world, k])
+            stiff = stiff_a + stiff_l
+            work_rhs[world, d] = tau_a + tau_l - dof_damping[d] * qd - bias - dt * stiff * qd
+            work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
+
+        # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i
+        for p in range(pair_row.shape[0]):
+            i = pair_row[p]
+            k = pair_link[p]
+            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], work_s[world, i])
+            work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
+
+        # 5. Cholesky factorisation and solve
+        for j in range(n):
+            ljj = wp.sqrt(work_h[world, j * n + j] + work_diag[world, j] - row_dot(work_l, world, n, j, j, j))
+            work_l[world, j * n + j] = ljj
+            for i in range(j + 1, n):
+                work_l[world, i * n + j] = (work_h[world, i * n + j] - row_dot(work_l, world, n, i, j, j)) / ljj
+        for i in range(n):
+            work_y[world, i] = (work_rhs[world, i] - lower_dot(work_l, work_y, world, n, i)) / work_l[world, i * n + i]
+        for ii in range(n):
+            i = n - 1 - ii
+            work_qdd[world, i] = (work_y[world, i] - upper_dot(work_l, work_qdd, world, n, i)) / work_l[world, i * n + i]
+
+        # 6. velocities, then positions from the new velocities
+        for d in range(n):
+            joint_qd_out[world, d] = joint_qd_in[world, d] + dt * work_qdd[world, d]
+        for k in range(num_links):
+            jtype = joint_type[k]
+            qs = joint_q_start[k]
+            ds = joint_qd_start[k]
+            if jtype == JOINT_REVOLUTE or jtype == JOINT_PRISMATIC:
+                joint_q_out[world, qs] = joint_q_in[world, qs] + dt * joint_qd_out[world, ds]
+            if jtype == JOINT_FREE:
+                for i in range(3):
+                    joint_q_out[world, qs + i] = joint_q_in[world, qs + i] + dt * joint_qd_out[world, ds + i]
+            if jtype == JOINT_BALL:
+                rot_ball = integrate_rotation(joint_q_in, joint_qd_out, world, qs, ds, dt)
+                for i in range(4):
+                    joint_q_out[world, qs + i] = rot_ball[i]
+            if jtype == JOINT_FREE:
+                rot_free = integrate_rotation(joint_q_in, joint_qd_out, world, qs + 3, ds + 3, dt)
+                for i in range(4):
+                    joint_q_out[world, qs + 3 + i] = rot_free[i]
+
+        # 7. forward kinematics at the new configuration
+        for k in range(num_links):
+            parent = link_parent[k]
+            pose, v = link_forward_kinematics(
+                joint_type[k],
+                joint_axis[k],
+                joint_parent_xform[k],
+                joint_child_xform[k],
+                parent_pose(link_q_out, world, parent),
+                parent_twist(link_v_out, world, parent),
+                joint_q_out,
+                joint_qd_out,
+                world,
+                joint_q_start[k],
+                joint_qd_start[k],
+            )
+            link_q_out[world, k] = pose
+            link_v_out[world, k] = v
+            body = link_body[k]
+            if body >= 0:
+                v_com, w = body_velocity(pose, v)
+                body_q_out[world, body] = pose
+                body_v_out[world, body] = v_com
+                body_w_out[world, body] = w
+
+    @wp.kernel
+    def joint_cost(
+        # Model:
+        term_coord: wp.array(dtype=int),
+        term_is_velocity: wp.array(dtype=int),
+        term_is_angle: wp.array(dtype=int),
+        term_target: wp.array(dtype=scalar),
+        term_weight: wp.array(dtype=scalar),
+        # State in:
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        # Out (accumulated):
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += weight * e^2 per term, e = x - target, or 2 sin(e/2) for angles (smooth, 2pi-periodic)."""
+        world, t = wp.tid()
+        coord = term_coord[t]
+        x = wp.where(term_is_velocity[t] == 0, joint_q[world, coord], joint_qd[world, coord])
+        e = x - term_target[t]
+        e = wp.where(term_is_angle[t] != 0, scalar(2.0) * wp.sin(scalar(0.5) * e), e)
+        wp.atomic_add(loss, world, term_weight[t] * e * e)
+
+    @wp.kernel
+    def body_progress(
+        body: int,
+        axis: vec3,
+        scale: scalar,
+        # State in:
+        body_q_start: wp.array2d(dtype=transform),
+        body_q_end: wp.array2d(dtype=transform),
+        # Out (accumulated):
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += scale * dot(axis, x_end - x_start) for one body's centre of mass."""
+        world = wp.tid()
+        dx = wp.transform_get_translation(body_q_end[world, body]) - wp.transform_get_translation(body_q_start[world, body])
+        wp.atomic_add(loss, world, scale * wp.dot(axis, dx))
+
+    @wp.kernel
+    def control_effort(
+        scale: scalar,
+        control_act: wp.array2d(dtype=scalar),
+        # Out (accumulated):
+        loss: wp.array(dtype=scalar),
+    ):
+        """loss[w] += scale * u^2 for every actuator control."""
+        world, a = wp.tid()
+        u = control_act[world, a]
+        wp.atomic_add(loss, world, scale * u * u)
+
+    return SimpleNamespace(
+        forward_kinematics=forward_kinematics,
+        articulation_step=articulation_step,
+        joint_cost=joint_cost,
+        body_progress=body_progress,
+        control_effort=control_effort,
+        vec6=vec6,
+    )
+
+
+def build_all():
+    """Instantiate both precisions up front so the module's contents (and its hash) never change."""
+    for scalar in (wp.float32, wp.float64):
+        articulation_kernels(scalar)
+
+
+build_all()

@@ -1,0 +1,1 @@
+"""Benchmarks with their peers (``python -m simulator bench NAME``)."""

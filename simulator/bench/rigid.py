@@ -1,0 +1,130 @@
+"""Rigid-body benchmark: the ant quadruped, forward and reverse, against MuJoCo as the peer.
+
+Rows (1 and 64 worlds): forward substeps per second, simulated seconds per wall second per
+world, the reverse pass of a recorded rollout as a multiple of its forward pass, and peak host
+memory (process max RSS [MB]). The peer is MuJoCo's ``mj_step`` on the gymnasium ant at its own
+timestep (one world, one core). ``python -m simulator.bench.rigid [--json] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json as json_module
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import warp as wp
+
+SUBSTEP = 0.0025  # [s] our ant substep (dt 0.01 s with 4 substeps)
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _ours(worlds: int, steps: int, reverse_steps: int, device) -> dict:
+    from simulator import rollout, scenes
+
+    scene = scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
+    model = scene.model
+    state = model.state(requires_grad=False)
+    rollout(model, state, None, num_steps=10, dt=SUBSTEP, record=False)  # warm-up (compile, caches)
+    wp.synchronize_device(model.device)
+    start = time.perf_counter()
+    rollout(model, state, None, num_steps=steps, dt=SUBSTEP, record=False, check_divergence=False)
+    wp.synchronize_device(model.device)
+    forward = time.perf_counter() - start
+    steps_per_s = steps / forward
+
+    controls = model.control_sequence(reverse_steps)
+    controls.joint_act.fill_(0.1)
+    tape = wp.Tape()
+    start = time.perf_counter()
+    with tape:
+        traj = rollout(model, model.state(), controls, num_steps=reverse_steps, dt=SUBSTEP, check_divergence=False)
+        loss = scene.loss(traj, None)
+    wp.synchronize_device(model.device)
+    recorded_forward = time.perf_counter() - start
+    start = time.perf_counter()
+    tape.backward(grads={loss: wp.ones_like(loss)})
+    wp.synchronize_device(model.device)
+    reverse = time.perf_counter() - start
+    peak = _peak_mb()
+    tape.reset()
+    return {
+        "case": "ant",
+        "worlds": worlds,
+        "steps_per_s": steps_per_s,
+        "sim_seconds_per_s_per_world": steps_per_s * SUBSTEP,
+        "reverse_over_forward": reverse / recorded_forward,
+        "peak_memory_mb": peak,
+    }
+
+
+def _mujoco(steps: int) -> dict | None:
+    try:
+        import gymnasium
+        import mujoco
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "ant.xml")
+    model = mujoco.MjModel.from_xml_path(path)
+    data = mujoco.MjData(model)
+    for _ in range(100):
+        mujoco.mj_step(model, data)
+    start = time.perf_counter()
+    for _ in range(steps):
+        mujoco.mj_step(model, data)
+    elapsed = time.perf_counter() - start
+    return {"peer": "mujoco", "steps_per_s": steps / elapsed, "sim_seconds_per_s_per_world": steps / elapsed * model.opt.timestep, "timestep": model.opt.timestep}
+
+
+def run(json: bool = False, quick: bool = False, device=None) -> dict:
+    """Run the benchmark; print a table (or one JSON object) and return the result dict."""
+    wp.config.quiet = True
+    wp.init()
+    dev = str(wp.get_device(device)) if device is not None else str(wp.get_preferred_device())
+    steps = 200 if quick else 2000
+    reverse_steps = 100 if quick else 1000
+    peer = _mujoco(2000 if quick else 20000)
+    rows = []
+    for worlds in (1, 64):
+        row = _ours(worlds, steps, reverse_steps, dev)
+        row["peer"] = peer["peer"] if peer else None
+        row["peer_sim_seconds_per_s_per_world"] = peer["sim_seconds_per_s_per_world"] if peer else None
+        row["ratio_vs_peer"] = row["sim_seconds_per_s_per_world"] / peer["sim_seconds_per_s_per_world"] if peer else None
+        rows.append(row)
+    result = {"benchmark": "rigid", "device": dev, "quick": quick, "substep_s": SUBSTEP, "rows": rows}
+    if peer:
+        result["peer_steps_per_s"] = peer["steps_per_s"]
+        result["peer_timestep_s"] = peer["timestep"]
+    if json:
+        print(json_module.dumps(result))
+    else:
+        print(f"rigid benchmark on {dev} ({'quick' if quick else 'full'}); ant substep {SUBSTEP} s")
+        if peer:
+            print(f"peer mujoco: {peer['steps_per_s']:.0f} steps/s at dt {peer['timestep']} s = {peer['sim_seconds_per_s_per_world']:.1f} sim s per s")
+        for r in rows:
+            ratio = f"{r['ratio_vs_peer']:.4f}" if r["ratio_vs_peer"] is not None else "n/a"
+            print(
+                f"  {r['worlds']:>3} worlds: {r['steps_per_s']:9.0f} steps/s, {r['sim_seconds_per_s_per_world']:8.2f} sim s/s/world, "
+                f"reverse/forward {r['reverse_over_forward']:.2f}, peak {r['peak_memory_mb']:.0f} MB, vs mujoco {ratio}"
+            )
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="simulator bench rigid", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="short runs (seconds) for a smoke check")
+    parser.add_argument("--device", default=None, help="Warp device, e.g. cpu or cuda:0")
+    args = parser.parse_args(argv)
+    run(json=args.json, quick=args.quick, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
