@@ -25,6 +25,17 @@ def control_kernels(scalar):
         base = (step * bodies.shape[0] + k) * 3
         body_force[world, bodies[k]] = vec3(theta[world, base], theta[world, base + 1], theta[world, base + 2])
 
+    @wp.kernel
+    def open_loop_rows(
+        # Parameters: (W, P) with P = steps * width, step-major
+        theta: wp.array2d(dtype=scalar),
+        step: int,
+        # Control out: (W, width)
+        action: wp.array2d(dtype=scalar),
+    ):
+        world, k = wp.tid()
+        action[world, k] = theta[world, step * action.shape[1] + k]
+
     @wp.func
     def feedback_row(theta: wp.array2d(dtype=scalar), world: int, offset: int, error: vec3, velocity: vec3):
         """One row of the 3x6 gain times the feature vector [error, velocity]."""
@@ -97,6 +108,7 @@ def control_kernels(scalar):
 
     return SimpleNamespace(
         open_loop_body_force=open_loop_body_force,
+        open_loop_rows=open_loop_rows,
         linear_feedback_body_force=linear_feedback_body_force,
         body_position_loss=body_position_loss,
         body_velocity_loss=body_velocity_loss,

@@ -18,6 +18,7 @@ import warp as wp
 
 from simulator.articulation import eval_fk
 from simulator.builder import SceneBuilder
+from simulator.contact import ContactSettings
 from simulator.kernels.articulation import articulation_kernels
 from simulator.model import ControlSequence, Model, State
 from simulator.rollout import Trajectory, rollout
@@ -286,10 +287,13 @@ def _capsule_fromto(builder, body, start, end, radius=0.08, density=5.0):
 @register("ant")
 def ant(*, num_worlds=1, device=None, precision="float32", requires_grad=False, contact=None, **options):
     """Ant quadruped on a ground plane (see :func:`build_ant`; options go there): 15 coordinates
-    (free root 7 + 8 hinges), 14 dofs, 8 motors; penalty contact ke 2e3 N/m, kd 20 N s/m, mu 1.
+    (free root 7 + 8 hinges), 14 dofs, 8 motors; penalty contact ke 2e3 N/m, kd 20 N s/m, mu 1,
+    friction smoothing 0.05 m/s (the explicit friction's stability limit is 2*v_smooth/(mu*g)).
     dt 0.01 s (4 substeps of 2.5 ms). Task (forward velocity, 100 steps = 1 s):
     loss = -(x_T - x_0)/T of the torso + 1e-3 mean u^2."""
     builder, torso = build_ant(**options)
+    # the explicit regularised friction needs dt_sub < 2*v_smooth/(mu*g): 5 cm/s allows 10 ms
+    contact = contact or ContactSettings(friction_smoothing=0.05)
     model = _finalize(builder, num_worlds, device, precision, requires_grad, contact)
     return RobotScene("ant", model, 0.01, 4, 100, "walk forward (+x)", _forward_progress(torso))
 

@@ -121,17 +121,21 @@ def record_divergence(model: Model, state: State, step_index: int, first_bad_ste
 
 
 def contact_time_scales(model: Model) -> dict[str, float]:
-    """Stability limits [s] of the explicit contact law for the lightest body and the stiffest,
-    most damped shape in any world: ``2*sqrt(m/ke)`` and ``2*m/kd``. Infinite if the scene has
-    no contacts."""
+    """Stability limits [s] of the explicit contact law, for the lightest body and the stiffest,
+    most damped, most frictional shape in any world: ``2*sqrt(m/ke)`` (stiffness), ``2*m/kd``
+    (damping) and ``2*v_smooth/(mu*g)`` (regularised friction under a resting load: its slope
+    mu*m*g/v_smooth acts as a damper on the sliding mode). Infinite if the scene has no contacts."""
     if model.candidate_count == 0:
-        return {"stiffness": math.inf, "damping": math.inf}
+        return {"stiffness": math.inf, "damping": math.inf, "friction": math.inf}
     mass = float(np.min(model.body_mass.numpy()))
     stiffness = float(np.max(model.shape_stiffness.numpy()))
     damping = float(np.max(model.shape_damping.numpy()))
+    friction = float(np.max(model.shape_friction.numpy()))
+    gravity = float(np.linalg.norm(model.gravity))
     return {
         "stiffness": stable_timestep(mass, stiffness),
         "damping": 2.0 * mass / damping if damping > 0 else math.inf,
+        "friction": 2.0 * model.friction_smoothing / (friction * gravity) if friction * gravity > 0 else math.inf,
     }
 
 
@@ -147,7 +151,8 @@ def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
         if h >= limit:
             raise ValueError(
                 f"dt={dt!r} with substeps={substeps} gives a substep of {h:.3g} s, too large for the contact "
-                f"{name} (explicit limit {limit:.3g} s for the lightest body); use substeps >= "
-                f"{math.ceil(5 * dt / limit)} or a smaller dt (see simulator.contact for choosing ke, kd, dt)"
+                f"{name} (explicit limit {limit:.3g} s); use substeps >= {math.ceil(1.25 * dt / limit)}, a smaller dt"
+                + (", or a larger ContactSettings.friction_smoothing" if name == "friction" else "")
+                + " (see simulator.contact for choosing ke, kd, v_smooth and dt)"
             )
     return h

@@ -13,7 +13,7 @@ import numpy as np
 import warp as wp
 
 from . import rigid
-from .errors import check_finite, check_timestep
+from .errors import check_finite
 from .gradients.objective import RolloutObjective
 from .kernels.control import control_kernels
 from .model import Control, Model, State
@@ -45,6 +45,29 @@ class OpenLoopForces:
         bodies = _body_indices(model, self.bodies)
         wp.launch(kernels.open_loop_body_force, dim=(theta.shape[0], len(self.bodies)),
                   inputs=[theta, step, bodies], outputs=[control.body_force], device=model.device)
+
+
+class OpenLoopActions:
+    """An open-loop sequence of actuator controls (robots): theta holds ``num_actuators`` values
+    per step, step-major (``P = num_steps * num_actuators``); actuators clip them to their
+    control range."""
+
+    def __init__(self, num_actuators: int):
+        if not isinstance(num_actuators, (int, np.integer)) or num_actuators < 1:
+            raise ValueError(f"num_actuators must be a positive integer, got {num_actuators!r}")
+        self.num_actuators = int(num_actuators)
+
+    def num_parameters(self, num_steps: int) -> int:
+        return num_steps * self.num_actuators
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        return [slice(t * self.num_actuators, (t + 1) * self.num_actuators) for t in range(num_steps)]
+
+    def apply(self, model, step, state, theta, control) -> None:
+        if control.joint_act is None or control.joint_act.shape[1] != self.num_actuators:
+            raise ValueError(f"the model has no {self.num_actuators} actuators to drive")
+        wp.launch(control_kernels(model.precision.scalar).open_loop_rows, dim=(theta.shape[0], self.num_actuators),
+                  inputs=[theta, step], outputs=[control.joint_act], device=model.device)
 
 
 class LinearFeedback:
@@ -141,7 +164,7 @@ class ControlObjective(RolloutObjective):
             self.dt = float(dt)
         if substeps is not None:
             self.substeps = int(substeps)
-        check_timestep(self.dt, self.substeps)
+        rigid.check_stable_timestep(model, self.dt, self.substeps)
         self.device, self.precision = model.device, model.precision
         self.num_parameters = controller.num_parameters(self.num_steps)
         self.parameter_blocks = controller.parameter_blocks(self.num_steps)
@@ -190,3 +213,46 @@ class ControlObjective(RolloutObjective):
 
     def state_arrays(self, state):
         return state.arrays()
+
+
+class SceneTaskObjective(ControlObjective):
+    """A robot scene's own task loss (``scenes.make(name).loss``) as a rollout objective.
+
+    Args:
+        name: registered scene name (``pendulum``, ``cartpole``, ``acrobot``, ``hopper``, ``ant``).
+        controller: defaults to :class:`OpenLoopActions` over the scene's actuators.
+        num_steps: defaults to the scene's task horizon.
+        initial_state: optional ``initial_state(model, seed) -> State``.
+        **scene_options: passed to ``scenes.make`` (``precision``, ``device``, ``contact``...);
+            ``requires_grad`` is always True.
+    """
+
+    def __init__(self, name: str, *, controller=None, num_steps: int | None = None, initial_state=None, **scene_options):
+        from .scenes import make
+
+        self._scenes = {}
+
+        def scene(num_worlds):
+            if num_worlds not in self._scenes:
+                self._scenes[num_worlds] = make(name, num_worlds=num_worlds, requires_grad=True, **scene_options)
+            return self._scenes[num_worlds]
+
+        probe = scene(1)
+        if controller is None:
+            controller = OpenLoopActions(probe.model.control().joint_act.shape[1])
+        self._starts = {}
+        super().__init__(scene, controller, [], num_steps=num_steps or probe.horizon, initial_state=initial_state)
+
+    def initial_state(self, num_worlds, seed):
+        state = super().initial_state(num_worlds, seed)
+        self._starts[num_worlds] = state  # the task loss compares the final state with it
+        return state
+
+    def add_loss(self, t, state, theta, loss):
+        if t != self.num_steps - 1:
+            return
+        scene = self._scenes[theta.shape[0]]
+        start = self._starts[theta.shape[0]]
+        from .rollout import Trajectory
+
+        scene.loss_fn(scene, Trajectory(states=[start, state], dt=self.dt, substeps=self.substeps), None, loss)

@@ -97,6 +97,18 @@ def test_rollout_rejects_bad_time_steps(dt, substeps, match):
         sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=dt, substeps=substeps)
 
 
+def test_rollout_refuses_substeps_too_long_for_the_regularised_friction():
+    """Explicit friction -mu*N*v/sqrt(v^2 + v_s^2) damps sliding at rate mu*g/v_s: a substep
+    longer than 2*v_s/(mu*g) makes the sliding mode oscillate and grow (and its gradient explode)."""
+    from simulator.scenes import make
+
+    scene = make("bouncing_ball", device=DEVICE, friction=1.0, contact=sim.ContactSettings(friction_smoothing=1e-3))
+    limit = 2 * 1e-3 / 9.81
+    with pytest.raises(ValueError, match=r"too large for the contact friction \(explicit limit 0\.000204 s\).*friction_smoothing"):
+        sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=1.1 * limit)
+    sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=0.9 * limit)
+
+
 def test_blow_up_names_step_and_world():
     """A NaN control force in world 2 at step 7 must raise, naming that step and world."""
     from simulator.scenes import make
