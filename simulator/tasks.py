@@ -13,6 +13,7 @@ import numpy as np
 import warp as wp
 
 from . import rigid
+from .articulation import eval_fk
 from .errors import check_finite
 from .gradients.objective import RolloutObjective
 from .kernels.control import control_kernels
@@ -213,6 +214,23 @@ class ControlObjective(RolloutObjective):
 
     def state_arrays(self, state):
         return state.arrays()
+
+    def dynamic_arrays(self, state):
+        """The independent coordinates of a state (used by the tangent-space diagnostics): joint
+        coordinates for a fully articulated model, body poses and velocities otherwise."""
+        model = self.model(state.body_q.shape[0])
+        if model.articulation is not None and model.articulation.free_bodies.shape[0] == 0:
+            return {"joint_q": state.joint_q, "joint_qd": state.joint_qd}
+        arrays = {"body_q": state.body_q, "body_v": state.body_v, "body_w": state.body_w}
+        if model.articulation is not None:
+            arrays.update(joint_q=state.joint_q, joint_qd=state.joint_qd)
+        return arrays
+
+    def refresh(self, state) -> None:
+        """Recompute derived arrays (forward kinematics) after the dynamic ones were edited."""
+        model = self.model(state.body_q.shape[0])
+        if model.articulation is not None:
+            eval_fk(model, state)
 
 
 class SceneTaskObjective(ControlObjective):

@@ -1,0 +1,227 @@
+"""Diagnostics: when do gradients stop being trustworthy, and why?
+
+* :func:`lyapunov_exponent` -- the largest Lyapunov exponent of a rollout, from tangent
+  propagation (a finite-difference Jacobian-vector product in float64) with periodic
+  renormalisation (Benettin et al. 1980). Backpropagated gradient variance grows about
+  ``exp(2*lambda*t)``: a positive exponent predicts the explosion.
+* :func:`jacobian_spectrum` -- for small systems, the singular values of the T-step Jacobian
+  product at every horizon (accumulated by QR, so they never overflow).
+* :func:`gradient_norm_trace` -- the state adjoint's norm at every step of the backward pass,
+  and the step where it first became non-finite.
+* :func:`variance_vs_horizon` -- gradient variance of each estimator against the horizon.
+* :func:`loss_slice` -- the loss along one parameter direction at several horizons.
+
+Every function works on a :class:`simulator.RolloutObjective`; the tangent-space functions use
+the objective's ``dynamic_arrays(state)`` (the independent coordinates) and ``refresh(state)``
+(recompute derived arrays, e.g. forward kinematics) when it has them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import warp as wp
+
+from .gradients import GradientNotFiniteError, grad, reverse_sweep
+from .gradients.objective import RolloutObjective, _clone_state, check_theta, evaluate
+
+
+def _dynamic(objective, state) -> dict[str, wp.array]:
+    chooser = getattr(objective, "dynamic_arrays", None)
+    return chooser(state) if chooser else objective.state_arrays(state)
+
+
+def _refresh(objective, state) -> None:
+    refresh = getattr(objective, "refresh", None)
+    if refresh:
+        refresh(state)
+
+
+def _flat(arrays: dict[str, wp.array], worlds: int) -> np.ndarray:
+    return np.concatenate([a.numpy().astype(np.float64).reshape(worlds, -1) for a in arrays.values()], axis=1)
+
+
+def _assign_flat(arrays: dict[str, wp.array], values: np.ndarray, worlds: int) -> None:
+    offset = 0
+    for array in arrays.values():
+        host = array.numpy()
+        size = host.reshape(worlds, -1).shape[1]
+        array.assign(values[:, offset : offset + size].reshape(host.shape).astype(host.dtype))
+        offset += size
+
+
+def _step_length(objective) -> float:
+    dt = getattr(objective, "dt", None)
+    if dt is None:
+        raise ValueError("the objective has no dt attribute: the exponent needs the step length [s]")
+    return float(dt)
+
+
+@dataclass
+class LyapunovResult:
+    """``exponent``: mean over worlds [1/s]; ``per_world``: ``(W,)``; ``log_growth``: ``(T, W)``
+    cumulative log stretch of the tangent vector after each step."""
+
+    exponent: float
+    per_world: np.ndarray
+    log_growth: np.ndarray
+
+
+def lyapunov_exponent(objective: RolloutObjective, theta, *, num_worlds: int = 4, seed: int = 0,
+                      perturbation: float = 1e-8, renormalize_every: int = 1, transient: int = 0) -> LyapunovResult:
+    """Largest Lyapunov exponent [1/s] of the rollout driven by ``theta``.
+
+    A reference and a perturbed trajectory are advanced together; every ``renormalize_every``
+    steps the separation is measured in the objective's dynamic coordinates, its log-stretch
+    accumulated, and the perturbed state pulled back to distance ``perturbation``. Worlds start
+    from the objective's initial states for ``seed`` with independent random tangent directions.
+    ``transient`` steps at the start are run but not counted. Use a float64 model.
+    """
+    theta = check_theta(objective, theta)
+    if not (perturbation > 0 and math.isfinite(perturbation)):
+        raise ValueError(f"perturbation must be a finite number > 0, got {perturbation!r}")
+    rows = objective.parameter_array(np.tile(theta, (num_worlds, 1)), requires_grad=False)
+    reference = objective.initial_state(num_worlds, seed)
+    perturbed = _clone_state(reference, requires_grad=False)
+    rng = np.random.default_rng(seed)
+    base = _flat(_dynamic(objective, reference), num_worlds)
+    direction = rng.standard_normal(base.shape)
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    _assign_flat(_dynamic(objective, perturbed), base + perturbation * direction, num_worlds)
+    _refresh(objective, perturbed)
+
+    T = objective.num_steps
+    log_growth = np.zeros((T, num_worlds))
+    total = np.zeros(num_worlds)
+    counted_steps = 0
+    for t in range(T):
+        reference = objective.advance(t, reference, rows)
+        perturbed = objective.advance(t, perturbed, rows)
+        if (t + 1) % renormalize_every == 0 or t == T - 1:
+            x = _flat(_dynamic(objective, reference), num_worlds)
+            y = _flat(_dynamic(objective, perturbed), num_worlds)
+            separation = np.linalg.norm(y - x, axis=1)
+            if not np.all(np.isfinite(separation)) or np.any(separation == 0.0):
+                raise ValueError(f"tangent propagation failed at step {t} (separation {separation}); use float64 or a larger perturbation")
+            if t >= transient:
+                total += np.log(separation / perturbation)
+                counted_steps = t + 1 - transient
+            _assign_flat(_dynamic(objective, perturbed), x + (y - x) * (perturbation / separation)[:, None], num_worlds)
+            _refresh(objective, perturbed)
+        log_growth[t] = total
+    per_world = total / (max(counted_steps, 1) * _step_length(objective))
+    return LyapunovResult(exponent=float(per_world.mean()), per_world=per_world, log_growth=log_growth)
+
+
+def jacobian_spectrum(objective: RolloutObjective, theta, *, seed: int = 0, eps: float = 1e-7) -> np.ndarray:
+    """Log singular values of the T-step Jacobian product, ``(T, n)`` for n dynamic coordinates.
+
+    Row t holds ``log(sigma_i)`` of ``J_t ... J_1 J_0`` (one world, central differences of each
+    step map in float64), accumulated as ``Q R`` products so that nothing overflows; the largest
+    entry grows like ``lambda * t * dt``. Meant for small systems (n up to a few dozen).
+    """
+    theta = check_theta(objective, theta)
+    rows = objective.parameter_array(theta[None, :], requires_grad=False)
+    state = objective.initial_state(1, seed)
+    n = _flat(_dynamic(objective, state), 1).shape[1]
+    q = np.eye(n)
+    log_r = np.zeros(n)
+    spectrum = np.zeros((objective.num_steps, n))
+    for t in range(objective.num_steps):
+        x = _flat(_dynamic(objective, state), 1)[0]
+        jac = np.zeros((n, n))
+        for i in range(n):
+            outputs = []
+            for sign in (1.0, -1.0):
+                probe = _clone_state(state, requires_grad=False)
+                shifted = x.copy()
+                shifted[i] += sign * eps
+                _assign_flat(_dynamic(objective, probe), shifted[None, :], 1)
+                _refresh(objective, probe)
+                outputs.append(_flat(_dynamic(objective, objective.advance(t, probe, rows)), 1)[0])
+            jac[:, i] = (outputs[0] - outputs[1]) / (2.0 * eps)
+        q, r = np.linalg.qr(jac @ q)
+        log_r += np.log(np.abs(np.diag(r)) + 1e-300)
+        spectrum[t] = np.sort(log_r)[::-1]
+        state = objective.advance(t, state, rows)
+    return spectrum
+
+
+def gradient_norm_trace(objective: RolloutObjective, theta, *, seed: int = 0) -> dict:
+    """Norm of the state adjoint entering every step of the backward pass (``(T,)``), and the
+    step where it first became non-finite (None if it stayed finite)."""
+    theta = check_theta(objective, theta)
+    try:
+        result = reverse_sweep(objective, theta[None, :], seed=seed, trace=True)
+    except GradientNotFiniteError as error:
+        return {"adjoint_norms": None, "first_nonfinite_step": error.step}
+    return {"adjoint_norms": result.adjoint_norms[:, 0], "first_nonfinite_step": None}
+
+
+def variance_vs_horizon(make_objective: Callable[[int], RolloutObjective], theta_for: Callable[[RolloutObjective], np.ndarray],
+                        horizons: Sequence[int], estimators: dict[str, dict], *, seed: int = 0, progress=None) -> list[dict]:
+    """Gradient mean norm and variance of each estimator at each horizon.
+
+    Args:
+        make_objective: ``horizon -> objective``.
+        theta_for: ``objective -> theta`` (parameters sized for that horizon).
+        estimators: ``{label: {"estimator": name, **options}}``; options must give the estimator
+            a variance (``samples >= 2`` for analytic and truncated).
+    Returns rows ``{horizon, estimator, grad_mean_norm, grad_variance, seconds}``;
+    ``grad_variance`` is the summed per-coordinate variance of one estimate, ``inf`` where the
+    backward pass was not finite.
+    """
+    rows = []
+    for horizon in horizons:
+        objective = make_objective(int(horizon))
+        theta = theta_for(objective)
+        for label, options in estimators.items():
+            options = dict(options)
+            name = options.pop("estimator")
+            start = time.perf_counter()
+            try:
+                result = grad(objective, theta, estimator=name, seed=seed, **options)
+                mean_norm = float(np.linalg.norm(result.gradient))
+                variance = float(np.sum(result.variance)) if result.variance is not None else math.nan
+            except GradientNotFiniteError:
+                mean_norm, variance = math.inf, math.inf
+            rows.append({"horizon": int(horizon), "estimator": label, "grad_mean_norm": mean_norm,
+                         "grad_variance": variance, "seconds": time.perf_counter() - start})
+            if progress:
+                progress(rows[-1])
+    return rows
+
+
+def loss_slice(make_objective: Callable[[int], RolloutObjective], theta_for: Callable[[RolloutObjective], np.ndarray],
+               direction_for: Callable[[RolloutObjective], np.ndarray], offsets, horizons: Sequence[int], *, seed: int = 0) -> np.ndarray:
+    """Loss at ``theta + offset * direction`` for every offset (batched as worlds, one rollout per
+    horizon) and horizon: ``(len(horizons), len(offsets))``. All randomness is fixed by ``seed``."""
+    offsets = np.asarray(offsets, dtype=np.float64)
+    table = np.zeros((len(horizons), offsets.size))
+    for i, horizon in enumerate(horizons):
+        objective = make_objective(int(horizon))
+        theta, direction = theta_for(objective), direction_for(objective)
+        table[i] = evaluate(objective, theta[None, :] + offsets[:, None] * direction[None, :], seed=seed)
+    return table
+
+
+def roughness(values: np.ndarray) -> float:
+    """Mean absolute second difference of a sampled curve relative to its range: ~0 for a smooth
+    curve, O(1) for a rugged one."""
+    values = np.asarray(values, dtype=np.float64)
+    span = np.ptp(values)
+    return float(np.mean(np.abs(np.diff(values, 2))) / span) if span > 0 else 0.0
+
+
+def growth_rate(horizons_seconds, variances) -> float:
+    """Least-squares slope of log(variance) against time [1/s] (finite points only)."""
+    x = np.asarray(horizons_seconds, dtype=np.float64)
+    y = np.log(np.asarray(variances, dtype=np.float64))
+    keep = np.isfinite(y)
+    if keep.sum() < 2:
+        return math.nan
+    return float(np.polyfit(x[keep], y[keep], 1)[0])
