@@ -1,0 +1,1 @@
+"""Benchmarks against peer implementations, run by ``python -m simulator bench NAME``."""
