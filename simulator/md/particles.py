@@ -274,7 +274,7 @@ class ParticleBuilder:
         types = np.concatenate(self._types)
         masses = np.concatenate(self._masses)
         diameters = np.concatenate(self._diameters)
-        type_count = int(types.max()) + 1
+        type_count = max(int(types.max()) + 1, potential.type_count())
         mats = potential.matrices(type_count)
         cutoff = potential.interaction_range(type_count, diameters)
         if self.box is not None:

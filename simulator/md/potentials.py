@@ -57,6 +57,11 @@ class PairPotential:
     def name(self) -> str:
         return {LENNARD_JONES: "lennard_jones", SOFT_SPHERE: "soft_sphere", MORSE: "morse"}[self.kind]
 
+    def type_count(self) -> int:
+        """Number of types the parameter matrices describe (1 if every parameter is a scalar)."""
+        sizes = [np.asarray(v).shape[0] for v in (self.epsilon, self.sigma, self.alpha) if np.ndim(v) == 2]
+        return max(sizes, default=1)
+
     def matrices(self, type_count: int) -> dict[str, np.ndarray]:
         """Per-type-pair ``(T, T)`` matrices of epsilon, sigma and alpha."""
         return {
