@@ -115,8 +115,14 @@ def rollout(
     return traj
 
 
+def _warp_runtime():
+    """Warp's runtime object, which holds the active tape (Warp exposes no public way to pause it)."""
+    src = getattr(wp, "_src", None)
+    return src.context.runtime if src is not None else wp.context.runtime
+
+
 def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTrajectory:
-    runtime = wp.context.runtime
+    runtime = _warp_runtime()
     outer_tape = runtime.tape
     runtime.tape = None  # the forward pass is not recorded: the backward re-simulates
     try:
