@@ -17,7 +17,7 @@ One system per model (no batched worlds).
 """
 
 from .integrators import FIRE, LangevinBAOAB, VelocityVerlet, check_forces
-from .neighbors import NeighborList
+from .neighbors import NeighborList, NonFinitePositionsError
 from .observables import (
     kinetic_energy,
     positions_from_fractional,
@@ -37,6 +37,7 @@ __all__ = [
     "MDTrajectory",
     "Morse",
     "NeighborList",
+    "NonFinitePositionsError",
     "PairPotential",
     "ParticleBuilder",
     "ParticleModel",

@@ -23,6 +23,14 @@ from ..kernels.md_neighbors import neighbor_kernels
 logger = logging.getLogger("simulator.md")
 
 
+class NonFinitePositionsError(ValueError):
+    """A neighbor-list build met NaN or infinite positions (``particle`` is the first such index)."""
+
+    def __init__(self, message: str, *, particle: int):
+        super().__init__(message)
+        self.particle = particle
+
+
 class NeighborList:
     """Half Verlet list (pairs i < j) for a :class:`simulator.md.ParticleModel`.
 
@@ -116,7 +124,9 @@ class NeighborList:
         positions_host = positions.numpy()
         if not np.all(np.isfinite(positions_host)):
             bad = int(np.flatnonzero(~np.all(np.isfinite(positions_host), axis=1))[0])
-            raise ValueError(f"positions must be finite; particle {bad} has {positions_host[bad].tolist()}")
+            raise NonFinitePositionsError(
+                f"positions must be finite; particle {bad} has {positions_host[bad].tolist()}", particle=bad
+            )
         origin, width, ncell, span = self._grid(positions_host)
         n_cells = int(np.prod(ncell))
         if self._cell_capacity is None:

@@ -18,6 +18,7 @@ import warp as wp
 
 from ..errors import SimulationDivergedError
 from ..kernels.md import NO_DIVERGENCE, md_kernels
+from .neighbors import NonFinitePositionsError
 from .particles import ParticleModel, ParticleState
 
 
@@ -101,7 +102,7 @@ def rollout(
                 nxt = model.state()
             else:
                 nxt = spare if spare is not None else model.state(requires_grad=False)
-            integrator.step(model, current, nxt, None, dt)
+            _guarded_step(integrator, model, current, nxt, dt, t)
             watch.record(nxt, t)
             if record:
                 states.append(nxt)
@@ -113,6 +114,15 @@ def rollout(
         traj = MDTrajectory(states=states, dt=float(dt))
     watch.raise_if_diverged(dt)
     return traj
+
+
+def _guarded_step(integrator, model, state_in, state_out, dt, t):
+    try:
+        integrator.step(model, state_in, state_out, None, dt)
+    except NonFinitePositionsError as exc:
+        raise SimulationDivergedError(
+            f"the particle simulation became non-finite at step {t} (dt={dt}; particle {exc.particle}); reduce dt "
+            f"or check for overlapping particles", step=t, world=0) from exc
 
 
 def _warp_runtime():
@@ -132,7 +142,7 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
         for t in range(num_steps):
             last_of_segment = (t + 1) % every == 0 or t + 1 == num_steps
             nxt = model.state() if last_of_segment else (a if current is not a else b)
-            integrator.step(model, current, nxt, None, dt)
+            _guarded_step(integrator, model, current, nxt, dt, t)
             watch.record(nxt, t)
             if last_of_segment:
                 checkpoints.append(nxt)
