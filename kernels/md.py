@@ -6,7 +6,7 @@ Conventions (shared with ``simulator.md``):
 * Positions, velocities and forces are ``vec3`` arrays of shape ``(N,)``; a 2D system keeps
   ``z = 0`` (its forces and noise have no z component) and its box has an unused z side.
 * ``box`` is a ``(1,)`` array holding the sides of the orthorhombic box; ``periodic`` is 0 or 1.
-* Pairs come from a half neighbor list (``neighbor_index[i, k] = j > i`` for ``k <
+* Pairs come from a half neighbor list (each pair once: ``neighbor_index[i, k] = j`` for ``k <
   neighbor_count[i]``) or, with ``all_pairs = 1``, from every ``j > i``.
 * Pair parameters are ``(T, T)`` matrices of which only the upper triangle ``[min(a, b),
   max(a, b)]`` is read, so a gradient lands on exactly one entry per type pair.
@@ -30,6 +30,7 @@ def md_kernels(scalar):
     vec3 = wp.types.vector(3, scalar)
     pot = potential_functions(scalar)
     min_image = neighbor_kernels(scalar).min_image
+    inverse = neighbor_kernels(scalar).inverse
 
     @wp.func
     def wrap(x: vec3, box: vec3, periodic: int):
@@ -64,13 +65,14 @@ def md_kernels(scalar):
         virial: wp.array(dtype=scalar),
     ):
         """Forces [energy/length]; with ``compute_energy``, per-particle energy (each pair counted
-        once, on its lower index) and virial ``r_ij . f_ij`` [energy]."""
+        once, on the particle that lists it) and virial ``r_ij . f_ij`` [energy]."""
         i = wp.tid()
         n_particles = positions.shape[0]
         xi = positions[i]
         ti = particle_type[i]
         di = particle_diameter[i]
         b = box[0]
+        inv_b = inverse(b)
         rc2 = cutoff * cutoff
         count = n_particles - 1 - i
         if all_pairs == 0:
@@ -79,22 +81,24 @@ def md_kernels(scalar):
             j = i + 1 + k
             if all_pairs == 0:
                 j = neighbor_index[i, k]
-            d = min_image(xi - positions[j], b, periodic)
+            d = min_image(xi - positions[j], b, inv_b, periodic)
             r2 = wp.dot(d, d)
-            if r2 < rc2:
-                tj = particle_type[j]
-                ta = wp.min(ti, tj)
-                tb = wp.max(ti, tj)
-                sig = pair_sigma[ta, tb]
-                if sigma_from_diameter != 0:
-                    sig = scalar(0.5) * (di + particle_diameter[j])
-                u, f_over_r = pot.pair_energy_force(kind, r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
-                f = f_over_r * d
-                wp.atomic_add(forces, i, f)
-                wp.atomic_sub(forces, j, f)
-                if compute_energy != 0:
-                    wp.atomic_add(energy, i, u)
-                    wp.atomic_add(virial, i, f_over_r * r2)
+            # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
+            inside = r2 < rc2
+            tj = particle_type[j]
+            ta = wp.min(ti, tj)
+            tb = wp.max(ti, tj)
+            sig = pair_sigma[ta, tb]
+            if sigma_from_diameter != 0:
+                sig = scalar(0.5) * (di + particle_diameter[j])
+            u, f_over_r = pot.pair_energy_force(kind, wp.min(r2, rc2), pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
+            f_over_r = wp.where(inside, f_over_r, scalar(0.0))
+            f = f_over_r * d
+            wp.atomic_add(forces, i, f)
+            wp.atomic_sub(forces, j, f)
+            if compute_energy != 0:
+                wp.atomic_add(energy, i, wp.where(inside, u, scalar(0.0)))
+                wp.atomic_add(virial, i, f_over_r * r2)
 
     @wp.kernel
     def verlet_drift(
@@ -318,9 +322,10 @@ def md_kernels(scalar):
         n = positions.shape[0]
         xi = positions[i]
         b = box[0]
+        inv_b = inverse(b)
         nbins = counts.shape[0]
         for j in range(i + 1, n):
-            d = min_image(xi - positions[j], b, periodic)
+            d = min_image(xi - positions[j], b, inv_b, periodic)
             r = wp.sqrt(wp.dot(d, d))
             if r < r_max:
                 k = wp.min(int(r / bin_width), nbins - 1)

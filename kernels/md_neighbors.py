@@ -1,7 +1,8 @@
 """Cell-list neighbor search for molecular dynamics (not differentiable: integer outputs).
 
-A *half* Verlet list: for each particle i, the indices j > i within ``cutoff + skin`` at build
-time, stored in ``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting
+A *half* Verlet list: every pair within ``cutoff + skin`` at build time appears once, under one
+of its two particles (j > i within a cell; between cells, under the particle whose cell comes
+first in a half stencil); particle i's partners are stored in ``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting
 past the capacity, so the caller can detect an overflow, resize and rebuild.
 
 Cells: the search region (the periodic box, or the bounding box of the particles in free space)
@@ -22,10 +23,15 @@ def neighbor_kernels(scalar):
     vec3 = wp.types.vector(3, scalar)
 
     @wp.func
-    def min_image(d: vec3, box: vec3, periodic: int):
+    def min_image(d: vec3, box: vec3, inv_box: vec3, periodic: int):
+        """Minimum-image displacement; ``inv_box`` holds 1 / box per axis (rint: one instruction)."""
         if periodic == 0:
             return d
-        return d - wp.cw_mul(box, vec3(wp.round(d[0] / box[0]), wp.round(d[1] / box[1]), wp.round(d[2] / box[2])))
+        return d - wp.cw_mul(box, vec3(wp.rint(d[0] * inv_box[0]), wp.rint(d[1] * inv_box[1]), wp.rint(d[2] * inv_box[2])))
+
+    @wp.func
+    def inverse(box: vec3):
+        return vec3(scalar(1.0) / box[0], scalar(1.0) / box[1], scalar(1.0) / box[2])
 
     @wp.func
     def cell_coord(x: scalar, origin: scalar, width: scalar, n: int):
@@ -86,30 +92,40 @@ def neighbor_kernels(scalar):
         i = wp.tid()
         xi = positions[i]
         b = box[0]
+        inv_b = inverse(b)
         ci = particle_cell[i]
         capacity = neighbor_index.shape[1]
         r2max = search_radius * search_radius
         count = int(0)
-        for ox in range(-span[0], span[0] + 1):
+        # half stencil: the own cell (pairs j > i) and the cell offsets after (0, 0, 0) in
+        # lexicographic order (every pair of particles in different cells is seen once)
+        for ox in range(0, span[0] + 1):
             cx = ci[0] + ox
             if periodic != 0:
-                cx = (cx + ncell[0]) % ncell[0]
-            if cx >= 0 and cx < ncell[0]:
-                for oy in range(-span[1], span[1] + 1):
+                cx = cx % ncell[0]
+            if cx < ncell[0]:
+                ylo = -span[1]
+                if ox == 0:
+                    ylo = 0
+                for oy in range(ylo, span[1] + 1):
                     cy = ci[1] + oy
                     if periodic != 0:
                         cy = (cy + ncell[1]) % ncell[1]
                     if cy >= 0 and cy < ncell[1]:
-                        for oz in range(-span[2], span[2] + 1):
+                        zlo = -span[2]
+                        if ox == 0 and oy == 0:
+                            zlo = 0
+                        for oz in range(zlo, span[2] + 1):
                             cz = ci[2] + oz
                             if periodic != 0:
                                 cz = (cz + ncell[2]) % ncell[2]
                             if cz >= 0 and cz < ncell[2]:
+                                own = ox == 0 and oy == 0 and oz == 0
                                 n = wp.min(cell_count[cx, cy, cz], cell_capacity)
                                 for k in range(n):
                                     j = cell_particles[cx, cy, cz, k]
-                                    if j > i:
-                                        d = min_image(xi - positions[j], b, periodic)
+                                    if j > i or not own:
+                                        d = min_image(xi - positions[j], b, inv_b, periodic)
                                         if wp.dot(d, d) < r2max:
                                             if count < capacity:
                                                 neighbor_index[i, count] = j
@@ -136,12 +152,12 @@ def neighbor_kernels(scalar):
         if i == 0:
             if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
                 flag[0] = 1
-        d = min_image(positions[i] - positions_ref[i], b, periodic)
+        d = min_image(positions[i] - positions_ref[i], b, inverse(b), periodic)
         if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
             flag[0] = 1
 
     return SimpleNamespace(
-        min_image=min_image, bin_particles=bin_particles, build_half_list=build_half_list, needs_rebuild=needs_rebuild
+        min_image=min_image, inverse=inverse, bin_particles=bin_particles, build_half_list=build_half_list, needs_rebuild=needs_rebuild
     )
 
 

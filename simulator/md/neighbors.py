@@ -32,7 +32,7 @@ class NonFinitePositionsError(ValueError):
 
 
 class NeighborList:
-    """Half Verlet list (pairs i < j) for a :class:`simulator.md.ParticleModel`.
+    """Half Verlet list (each pair once) for a :class:`simulator.md.ParticleModel`.
 
     Args:
         model: the particle system.
@@ -42,7 +42,7 @@ class NeighborList:
         cell_capacity: particles stored per cell (grown automatically); default from the density.
 
     Attributes:
-        neighbor_count: ``(N,)`` int32, number of listed neighbors j > i of each particle.
+        neighbor_count: ``(N,)`` int32, number of partners listed under each particle.
         neighbor_index: ``(N, capacity)`` int32, their indices.
         rebuild_count: how many times the list was built.
     """
