@@ -1,0 +1,170 @@
+"""Cell-list neighbor search for molecular dynamics (not differentiable: integer outputs).
+
+A *half* Verlet list: every pair within ``cutoff + skin`` at build time appears once, under one
+of its two particles (j > i within a cell; between cells, under the particle whose cell comes
+first in a half stencil); particle i's partners are stored in ``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting
+past the capacity, so the caller can detect an overflow, resize and rebuild.
+
+Cells: the search region (the periodic box, or the bounding box of the particles in free space)
+is cut into ``ncell[a]`` cells of width ``cell_width[a] >= cutoff + skin`` along each axis a.
+A periodic axis with fewer than 3 cells uses a single cell (no stencil wrap-around duplicates);
+the minimum-image convention then picks the right copy of each pair.
+"""
+
+import functools
+from types import SimpleNamespace
+
+import warp as wp
+
+
+@functools.cache
+def neighbor_kernels(scalar):
+    """Build the neighbor-search kernels for one scalar type."""
+    vec3 = wp.types.vector(3, scalar)
+
+    @wp.func
+    def min_image(d: vec3, box: vec3, inv_box: vec3, periodic: int):
+        """Minimum-image displacement; ``inv_box`` holds 1 / box per axis (rint: one instruction)."""
+        if periodic == 0:
+            return d
+        return d - wp.cw_mul(box, vec3(wp.rint(d[0] * inv_box[0]), wp.rint(d[1] * inv_box[1]), wp.rint(d[2] * inv_box[2])))
+
+    @wp.func
+    def inverse(box: vec3):
+        return vec3(scalar(1.0) / box[0], scalar(1.0) / box[1], scalar(1.0) / box[2])
+
+    @wp.func
+    def cell_coord(x: scalar, origin: scalar, width: scalar, n: int):
+        c = int(wp.floor((x - origin) / width))
+        return wp.clamp(c, 0, n - 1)
+
+    @wp.kernel(enable_backward=False)
+    def bin_particles(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        # Grid:
+        origin: vec3,
+        cell_width: vec3,
+        ncell: wp.vec3i,
+        cell_capacity: int,
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Out:
+        particle_cell: wp.array(dtype=wp.vec3i),
+        cell_count: wp.array3d(dtype=int),
+        cell_particles: wp.array4d(dtype=int),
+    ):
+        i = wp.tid()
+        x = positions[i]
+        if periodic != 0:
+            b = box[0]
+            x = x - wp.cw_mul(b, vec3(wp.floor(x[0] / b[0]), wp.floor(x[1] / b[1]), wp.floor(x[2] / b[2])))
+        c = wp.vec3i(
+            cell_coord(x[0], origin[0], cell_width[0], ncell[0]),
+            cell_coord(x[1], origin[1], cell_width[1], ncell[1]),
+            cell_coord(x[2], origin[2], cell_width[2], ncell[2]),
+        )
+        particle_cell[i] = c
+        slot = wp.atomic_add(cell_count, c[0], c[1], c[2], 1)
+        if slot < cell_capacity:
+            cell_particles[c[0], c[1], c[2], slot] = i
+
+    @wp.kernel(enable_backward=False)
+    def build_half_list(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        search_radius: scalar,
+        # Grid:
+        ncell: wp.vec3i,
+        span: wp.vec3i,
+        cell_capacity: int,
+        particle_cell: wp.array(dtype=wp.vec3i),
+        cell_count: wp.array3d(dtype=int),
+        cell_particles: wp.array4d(dtype=int),
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Out:
+        neighbor_count: wp.array(dtype=int),
+        neighbor_index: wp.array2d(dtype=int),
+    ):
+        i = wp.tid()
+        xi = positions[i]
+        b = box[0]
+        inv_b = inverse(b)
+        ci = particle_cell[i]
+        capacity = neighbor_index.shape[1]
+        r2max = search_radius * search_radius
+        count = int(0)
+        # half stencil: the own cell (pairs j > i) and the cell offsets after (0, 0, 0) in
+        # lexicographic order (every pair of particles in different cells is seen once)
+        for ox in range(0, span[0] + 1):
+            cx = ci[0] + ox
+            if periodic != 0:
+                cx = cx % ncell[0]
+            if cx < ncell[0]:
+                ylo = -span[1]
+                if ox == 0:
+                    ylo = 0
+                for oy in range(ylo, span[1] + 1):
+                    cy = ci[1] + oy
+                    if periodic != 0:
+                        cy = (cy + ncell[1]) % ncell[1]
+                    if cy >= 0 and cy < ncell[1]:
+                        zlo = -span[2]
+                        if ox == 0 and oy == 0:
+                            zlo = 0
+                        for oz in range(zlo, span[2] + 1):
+                            cz = ci[2] + oz
+                            if periodic != 0:
+                                cz = (cz + ncell[2]) % ncell[2]
+                            if cz >= 0 and cz < ncell[2]:
+                                own = ox == 0 and oy == 0 and oz == 0
+                                n = wp.min(cell_count[cx, cy, cz], cell_capacity)
+                                for k in range(n):
+                                    j = cell_particles[cx, cy, cz, k]
+                                    if j > i or not own:
+                                        d = min_image(xi - positions[j], b, inv_b, periodic)
+                                        if wp.dot(d, d) < r2max:
+                                            if count < capacity:
+                                                neighbor_index[i, count] = j
+                                            count += 1
+        neighbor_count[i] = count
+
+    @wp.kernel(enable_backward=False)
+    def needs_rebuild(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        half_skin: scalar,
+        # Reference (at the last build):
+        box_ref: wp.array(dtype=vec3),
+        positions_ref: wp.array(dtype=vec3),
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Out:
+        flag: wp.array(dtype=int),
+    ):
+        """Set ``flag[0] = 1`` if a particle moved more than half the skin or the box changed."""
+        i = wp.tid()
+        b = box[0]
+        if i == 0:
+            if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
+                flag[0] = 1
+        d = min_image(positions[i] - positions_ref[i], b, inverse(b), periodic)
+        if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
+            flag[0] = 1
+
+    return SimpleNamespace(
+        min_image=min_image, inverse=inverse, bin_particles=bin_particles, build_half_list=build_half_list, needs_rebuild=needs_rebuild
+    )
+
+
+def build_all():
+    """Instantiate both precisions up front so the module's contents (and its hash) never change."""
+    for scalar in (wp.float32, wp.float64):
+        neighbor_kernels(scalar)
+
+
+build_all()

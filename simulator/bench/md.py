@@ -1,0 +1,322 @@
+"""Molecular-dynamics benchmark against jax-md (``python -m simulator bench md [--json] [--quick]``).
+
+Cases (float32, reduced LJ units):
+
+* ``lj``: Lennard-Jones fluid, 3D periodic, density 0.8, cutoff 2.5, dt 0.005, N = 4096 and
+  32768; velocity Verlet with a Verlet list (skin 0.3). Forward particle-steps per second; the
+  gradient of the final potential energy w.r.t. the initial positions through 100 steps.
+* ``fire``: 2D bidisperse soft-sphere packing, N = 512, 1000 FIRE steps; gradient of the final
+  energy w.r.t. the initial positions.
+
+Columns: ``particle_steps_per_s`` (forward); ``reverse_over_forward`` = time of the backward pass
+alone (after a recorded forward) / time of a plain forward over the same steps;
+``gradient_over_forward`` = (recorded forward + backward) / plain forward; ``peak_memory_mb`` =
+peak resident memory during the gradient (sampled every 2 ms) minus the resident memory before it
+(CPU; on CUDA the Warp memory-pool high-water mark). Every measurement runs in its own subprocess so that peaks
+are not shared. The peer is jax-md on the CPU with its own neighbor list (``dr_threshold`` 0.3),
+its LJ with jax-md's default smooth cutoff (r_onset 2.0, r_cutoff 2.5); it is skipped when
+jax-md is not importable, and its gradient at N = 32768 is skipped (it would need ~40 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json as _json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+LJ_STEPS_GRAD = 100
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _PeakRSS:
+    """Samples the resident memory every 2 ms in a thread; ``peak_mb`` is the growth over the start."""
+
+    def __enter__(self):
+        self.base = _rss_mb()
+        self.peak = self.base
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mb())
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+        self.peak_mb = self.peak - self.base
+
+
+# ---------------------------------------------------------------------------------------------
+# workers (each runs in a fresh subprocess and prints one JSON line)
+
+
+def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
+    import warp as wp
+
+    wp.config.quiet = True
+    from simulator import md
+    from simulator.scenes.md_systems import bidisperse_packing, lj_fluid
+
+    if case == "lj":
+        model, state = lj_fluid(n, density=0.8, temperature=1.0, device=device, precision="float32", requires_grad=True)
+        nl = md.NeighborList(model, skin=0.3)
+        integrator = md.VelocityVerlet(neighbors=nl)
+        # warm up (compile, first list) and melt the lattice a little
+        state = md.rollout(model, state, integrator, num_steps=50, dt=0.005, record=False).final
+        state = model.state(positions=state.positions.numpy()[:, :3], velocities=state.velocities.numpy()[:, :3])
+        grad_array = state.positions
+    else:
+        model, state = bidisperse_packing(n, small_diameter=0.6, seed=0, device=device, precision="float32", requires_grad=True)
+        nl = md.NeighborList(model, skin=0.3)
+        integrator = md.FIRE(neighbors=nl)
+        md.rollout(model, state, integrator, num_steps=5, record=False)
+        grad_array = state.positions
+
+    def forward(num):
+        traj = md.rollout(model, state, integrator, num_steps=num, dt=0.005, record=False, check_divergence=False)
+        wp.synchronize_device(model.device)
+        return traj
+
+    t0 = time.perf_counter()
+    forward(steps)
+    fwd = time.perf_counter() - t0
+    grad_steps = LJ_STEPS_GRAD if case == "lj" else steps
+    if grad_steps != steps:
+        t0 = time.perf_counter()
+        forward(grad_steps)
+        fwd_grad = time.perf_counter() - t0
+    else:
+        fwd_grad = fwd
+
+    # warm up the backward pass (Warp builds small helper kernels on the first one)
+    warm = wp.Tape()
+    with warm:
+        e = md.potential_energy(model, md.rollout(model, state, integrator, num_steps=2, dt=0.005).final, nl)
+    warm.backward(loss=e)
+    warm.zero()
+    del warm, e
+
+    cuda = model.device.is_cuda
+    base_pool = wp.get_mempool_used_mem_current(model.device) if cuda else 0
+    tape = wp.Tape()
+    with _PeakRSS() as rss:
+        t0 = time.perf_counter()
+        with tape:
+            traj = md.rollout(model, state, integrator, num_steps=grad_steps, dt=0.005, check_divergence=False)
+            energy = md.potential_energy(model, traj.final, nl)
+        wp.synchronize_device(model.device)
+        t1 = time.perf_counter()
+        tape.backward(loss=energy)
+        grad = grad_array.grad.numpy()
+        t2 = time.perf_counter()
+    if cuda:
+        peak = (wp.get_mempool_used_mem_high(model.device) - base_pool) / 2**20
+    else:
+        peak = rss.peak_mb
+    return {
+        "particle_steps_per_s": n * steps / fwd,
+        "reverse_over_forward": (t2 - t1) / fwd_grad,
+        "gradient_over_forward": (t2 - t0) / fwd_grad,
+        "peak_memory_mb": peak,
+        "grad_finite": bool(np.all(np.isfinite(grad))),
+        "device": str(model.device),
+        "rebuilds": nl.rebuild_count,
+    }
+
+
+def _peer(case: str, n: int, steps: int, with_grad: bool) -> dict:
+    import jax
+
+    jax.config.update("jax_enable_x64", False)
+    import jax.numpy as jnp
+    from jax_md import energy, minimize, simulate, space
+
+    from simulator.scenes.md_systems import lattice_positions, packing_box_side
+
+    if case == "lj":
+        box = (n / 0.8) ** (1 / 3)
+        disp, shift = space.periodic(box)
+        neighbor_fn, energy_fn = energy.lennard_jones_neighbor_list(disp, box, r_onset=2.0, r_cutoff=2.5, dr_threshold=0.3)
+        pos0 = jnp.asarray(lattice_positions(n, box, 3), dtype=jnp.float32)
+        init, apply = simulate.nve(energy_fn, shift, 0.005)
+        nbrs = neighbor_fn.allocate(pos0)
+        state0 = init(jax.random.PRNGKey(0), pos0, kT=1.0, neighbor=nbrs)
+        grad_steps = LJ_STEPS_GRAD
+    else:
+        box = packing_box_side(n, 0.6)
+        disp, shift = space.periodic(box)
+        diam = jnp.asarray(np.r_[np.ones(n // 2), np.full(n // 2, 0.6)], dtype=jnp.float32)
+        rng = np.random.default_rng(0)
+        pos0 = jnp.asarray(rng.uniform(0.0, box, (n, 2)), dtype=jnp.float32)
+        neighbor_fn, energy_fn = energy.soft_sphere_neighbor_list(disp, box, sigma=diam, dr_threshold=0.3)
+        init, apply = minimize.fire_descent(energy_fn, shift)
+        nbrs = neighbor_fn.allocate(pos0)
+        state0 = init(pos0, neighbor=nbrs)
+        grad_steps = steps
+
+    def run(state, nbrs, num):
+        def body(_, carry):
+            s, nb = carry
+            s = apply(s, neighbor=nb)
+            return s, nb.update(s.position)
+
+        return jax.lax.fori_loop(0, num, body, (state, nbrs))
+
+    run_jit = jax.jit(run, static_argnums=2)
+    jax.block_until_ready(run_jit(state0, nbrs, steps))  # compile
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(run_jit(state0, nbrs, steps))
+    fwd = time.perf_counter() - t0
+    result = {"peer_particle_steps_per_s": n * steps / fwd, "peer_overflow": bool(out[1].did_buffer_overflow)}
+    if not with_grad:
+        return result
+
+    def loss(x):
+        s = state0.set(position=x) if case == "lj" else init(x, neighbor=nbrs)
+        s, nb = run(s, nbrs, grad_steps)
+        return energy_fn(s.position, neighbor=nb)
+
+    x0 = pos0
+    if case == "lj":
+        fwd_grad_fn = jax.jit(lambda x: run(state0.set(position=x), nbrs, grad_steps)[0].position)
+        jax.block_until_ready(fwd_grad_fn(x0))
+        t0 = time.perf_counter()
+        jax.block_until_ready(fwd_grad_fn(x0))
+        fwd_grad = time.perf_counter() - t0
+    else:
+        fwd_grad = fwd
+    grad_fn = jax.jit(jax.grad(loss))
+    with _PeakRSS() as rss:
+        jax.block_until_ready(grad_fn(x0))  # compiles, and its first run sets the peak
+    peak = rss.peak_mb
+    t0 = time.perf_counter()
+    jax.block_until_ready(grad_fn(x0))
+    grad_time = time.perf_counter() - t0
+    result.update({"peer_gradient_over_forward": grad_time / fwd_grad, "peer_peak_memory_mb": peak})
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+
+
+def _spawn(args: list[str], timeout: float = 1800) -> dict:
+    cmd = [sys.executable, "-m", "simulator.bench.md", "--worker", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
+    return _json.loads(lines[-1])
+
+
+def _peer_available() -> bool:
+    try:
+        import jax_md  # noqa: F401
+
+        return True
+    except Exception:
+        return False
+
+
+def run(json: bool = False, quick: bool = False, device: str | None = None) -> dict:
+    """Run the benchmark; print a table (or one JSON object with ``json=True``) and return it.
+
+    ``quick`` runs N = 4096 LJ and a shorter FIRE case only (a few minutes on 2 CPU cores)."""
+    cases = [("lj", 4096, 200), ("fire", 512, 200 if quick else 1000)]
+    if not quick:
+        cases.insert(1, ("lj", 32768, 50))
+    peer_ok = _peer_available()
+    rows = []
+    dev = None
+    for case, n, steps in cases:
+        ours = _spawn([case, str(n), str(steps), device or ""])
+        dev = dev or ours.get("device")
+        row = {"case": "lj_fluid_3d" if case == "lj" else "soft_sphere_fire_2d", "n": n, "steps": steps}
+        row.update({k: ours.get(k) for k in ("particle_steps_per_s", "reverse_over_forward", "gradient_over_forward", "peak_memory_mb")})
+        if "error" in ours:
+            row["error"] = ours["error"]
+        if peer_ok:
+            with_grad = not (case == "lj" and n > 4096)
+            peer = _spawn(["peer", case, str(n), str(steps), str(int(with_grad))])
+            row["peer"] = "jax-md"
+            row["peer_particle_steps_per_s"] = peer.get("peer_particle_steps_per_s")
+            row["peer_gradient_over_forward"] = peer.get("peer_gradient_over_forward")
+            row["peer_peak_memory_mb"] = peer.get("peer_peak_memory_mb")
+            if "error" in peer:
+                row["peer_error"] = peer["error"]
+            if row["peer_particle_steps_per_s"] and row["particle_steps_per_s"]:
+                row["ratio_vs_peer"] = row["particle_steps_per_s"] / row["peer_particle_steps_per_s"]
+            else:
+                row["ratio_vs_peer"] = None
+        else:
+            row.update({"peer": None, "peer_particle_steps_per_s": None, "peer_peak_memory_mb": None, "ratio_vs_peer": None})
+        rows.append(row)
+    result = {"benchmark": "md", "device": dev, "quick": quick, "rows": rows}
+    if json:
+        print(_json.dumps(result))
+    else:
+        _print_table(result, peer_ok)
+    return result
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def _print_table(result: dict, peer_ok: bool) -> None:
+    print(f"MD benchmark on {result['device']} (float32){' [quick]' if result['quick'] else ''}")
+    if not peer_ok:
+        print("peer missing: jax-md is not importable (pip install jax-md) - no peer columns")
+    header = f"{'case':<22}{'N':>7}{'p-steps/s':>13}{'rev/fwd':>9}{'grad/fwd':>9}{'peak MB':>9}"
+    if peer_ok:
+        header += f"{'jax-md p-s/s':>14}{'x peer':>8}{'jax grad/fwd':>13}{'jax MB':>9}"
+    print(header)
+    for r in result["rows"]:
+        line = (f"{r['case']:<22}{r['n']:>7}{_fmt(r['particle_steps_per_s'], ',.0f'):>13}"
+                f"{_fmt(r['reverse_over_forward'], '.2f'):>9}{_fmt(r['gradient_over_forward'], '.2f'):>9}"
+                f"{_fmt(r['peak_memory_mb'], '.0f'):>9}")
+        if peer_ok:
+            line += (f"{_fmt(r['peer_particle_steps_per_s'], ',.0f'):>14}{_fmt(r['ratio_vs_peer'], '.2f'):>8}"
+                     f"{_fmt(r.get('peer_gradient_over_forward'), '.2f'):>13}{_fmt(r['peer_peak_memory_mb'], '.0f'):>9}")
+        print(line)
+        for key in ("error", "peer_error"):
+            if r.get(key):
+                print(f"  {key}: {r[key]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--worker":
+        rest = argv[1:]
+        if rest[0] == "peer":
+            out = _peer(rest[1], int(rest[2]), int(rest[3]), bool(int(rest[4])))
+        else:
+            out = _ours(rest[0], int(rest[1]), int(rest[2]), rest[3] if len(rest) > 3 and rest[3] else None)
+        print(_json.dumps(out))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m simulator bench md", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--quick", action="store_true", help="N = 4096 LJ and a short FIRE run only")
+    parser.add_argument("--device", default=None, help="Warp device (default: Warp's preferred device)")
+    args = parser.parse_args(argv)
+    run(json=args.json, quick=args.quick, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Integrators: velocity Verlet (NVE), Langevin BAOAB (NVT) and FIRE energy minimization.
+
+All share the solver signature ``step(model, state_in, state_out, control, dt)``: it reads
+``state_in`` (whose ``forces`` must be the forces at its positions) and writes every array it
+uses in ``state_out``, so rollouts into fresh states can be recorded on a ``wp.Tape``.
+``prepare(model, state)`` returns a new state with those forces (a recorded copy, so gradients
+reach the given state). ``control`` is accepted for the common signature and must be None.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import warp as wp
+
+from ..errors import check_nonnegative, check_positive, check_timestep
+from ..kernels.md import md_kernels
+from .particles import ParticleModel, ParticleState
+from .potentials import compute_forces
+
+
+def _seed(seed: int, step_index: int) -> int:
+    """A well-mixed int32 seed for one step of one noise stream."""
+    return int(np.random.SeedSequence([int(seed), int(step_index)]).generate_state(1, dtype=np.uint32)[0] >> 1)
+
+
+class _Integrator:
+    """Common part: a neighbor list (None = all pairs), preparation and force evaluation."""
+
+    def __init__(self, neighbors=None):
+        self.neighbors = neighbors
+
+    def _forces(self, model: ParticleModel, state: ParticleState) -> None:
+        state.forces.zero_()
+        compute_forces(model, state.positions, state.forces, self.neighbors)
+
+    def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
+        """A new state with ``state``'s positions and velocities and the forces at those positions.
+
+        Raises ``ValueError`` for non-finite positions or when overlapping particles give
+        non-finite forces (naming the closest pair)."""
+        out = model.state()
+        wp.copy(out.positions, state.positions)
+        wp.copy(out.velocities, state.velocities)
+        out.step_index = state.step_index
+        self._forces(model, out)
+        check_forces(model, out, self.neighbors)
+        return out
+
+    @staticmethod
+    def _check(state_in, state_out, control):
+        if state_in is state_out:
+            raise ValueError("state_in and state_out must be different states (in-place steps corrupt gradients)")
+        if control is not None:
+            raise ValueError("molecular-dynamics integrators take no control; pass control=None")
+
+
+class VelocityVerlet(_Integrator):
+    """Velocity Verlet (NVE): ``v += F dt/2m; x += v dt; F = F(x); v += F dt/2m``.
+
+    Args:
+        neighbors: a :class:`simulator.md.NeighborList`, or None for the all-pairs sum.
+    """
+
+    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
+        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
+        self._check(state_in, state_out, control)
+        k = md_kernels(model.precision.scalar)
+        h = model.precision.scalar(dt)
+        n = model.particle_count
+        wp.launch(
+            k.verlet_drift,
+            dim=n,
+            inputs=[model.particle_mass, model.box, int(model.periodic), h, state_in.positions, state_in.velocities, state_in.forces],
+            outputs=[state_out.half_velocities, state_out.positions],
+            device=model.device,
+        )
+        self._forces(model, state_out)
+        wp.launch(
+            k.verlet_kick,
+            dim=n,
+            inputs=[model.particle_mass, h, state_out.half_velocities, state_out.forces],
+            outputs=[state_out.velocities],
+            device=model.device,
+        )
+        state_out.step_index = state_in.step_index + 1
+
+
+class LangevinBAOAB(_Integrator):
+    """Langevin dynamics (NVT) with the BAOAB splitting (Leimkuhler and Matthews 2013).
+
+    Args:
+        temperature: target temperature kT [energy] (k_B = 1).
+        friction: collision rate gamma [1/time]; the O step multiplies velocities by exp(-gamma dt).
+        seed: noise seed; the noise of step t depends only on (seed, t, particle), so a rollout
+            is reproducible and its replay on a tape sees the same numbers.
+        neighbors: a :class:`simulator.md.NeighborList`, or None for the all-pairs sum.
+    """
+
+    def __init__(self, temperature: float, friction: float = 1.0, *, seed: int = 0, neighbors=None):
+        super().__init__(neighbors)
+        self.temperature = float(check_nonnegative("temperature", temperature))
+        self.friction = float(check_nonnegative("friction", friction))
+        self.seed = int(seed)
+
+    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
+        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
+        self._check(state_in, state_out, control)
+        dt = check_timestep(dt)
+        k = md_kernels(model.precision.scalar)
+        s = model.precision.scalar
+        n = model.particle_count
+        wp.launch(
+            k.baoab_drift,
+            dim=n,
+            inputs=[
+                model.particle_mass,
+                model.box,
+                int(model.periodic),
+                model.dim,
+                s(dt),
+                s(math.exp(-self.friction * dt)),
+                s(self.temperature),
+                _seed(self.seed, state_in.step_index),
+                state_in.positions,
+                state_in.velocities,
+                state_in.forces,
+            ],
+            outputs=[state_out.half_velocities, state_out.positions],
+            device=model.device,
+        )
+        self._forces(model, state_out)
+        wp.launch(
+            k.verlet_kick,
+            dim=n,
+            inputs=[model.particle_mass, s(dt), state_out.half_velocities, state_out.forces],
+            outputs=[state_out.velocities],
+            device=model.device,
+        )
+        state_out.step_index = state_in.step_index + 1
+
+
+class FIRE(_Integrator):
+    """FIRE energy minimization (Bitzek et al., PRL 97, 170201, 2006) on velocity-Verlet steps.
+
+    Each step: a velocity-Verlet step of the adaptive length ``fire_dt``, then with the power
+    ``P = F.v`` (sums over all particles): ``v <- (1 - a) v + a |v| F / sqrt(|F|^2 + eps)``;
+    after more than ``n_min`` steps with ``P > 0``: ``dt <- min(f_inc dt, dt_max)``,
+    ``a <- f_alpha a``; if ``P < 0``: ``v <- 0``, ``dt <- f_dec dt``, ``a <- alpha_start``.
+    Defaults are those of Bitzek et al. as used by jax-md. The ``dt`` argument of ``step`` is
+    ignored: the time step is adaptive, starting at ``dt_start`` [time].
+    """
+
+    def __init__(
+        self,
+        *,
+        dt_start: float = 0.1,
+        dt_max: float = 0.4,
+        n_min: int = 5,
+        f_inc: float = 1.1,
+        f_dec: float = 0.5,
+        alpha_start: float = 0.1,
+        f_alpha: float = 0.99,
+        force_norm_eps: float = 1e-6,
+        neighbors=None,
+    ):
+        super().__init__(neighbors)
+        for name, value in (("dt_start", dt_start), ("dt_max", dt_max), ("f_inc", f_inc), ("f_dec", f_dec),
+                            ("alpha_start", alpha_start), ("f_alpha", f_alpha)):
+            check_positive(name, value)
+        self.dt_start, self.dt_max, self.n_min = float(dt_start), float(dt_max), int(n_min)
+        self.f_inc, self.f_dec = float(f_inc), float(f_dec)
+        self.alpha_start, self.f_alpha = float(alpha_start), float(f_alpha)
+        self.force_norm_eps = float(check_nonnegative("force_norm_eps", force_norm_eps))
+
+    def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
+        """A new state at ``state``'s positions with zero velocities, forces, and the FIRE
+        time step and mixing factor at their start values."""
+        out = model.state()
+        wp.copy(out.positions, state.positions)
+        out.step_index = state.step_index
+        out.fire_dt.fill_(self.dt_start)
+        out.fire_alpha.fill_(self.alpha_start)
+        self._forces(model, out)
+        check_forces(model, out, self.neighbors)
+        return out
+
+    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float = 0.0) -> None:
+        """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored)."""
+        self._check(state_in, state_out, control)
+        k = md_kernels(model.precision.scalar)
+        s = model.precision.scalar
+        n = model.particle_count
+        wp.launch(
+            k.fire_drift,
+            dim=n,
+            inputs=[model.particle_mass, model.box, int(model.periodic), state_in.fire_dt, state_in.positions,
+                    state_in.velocities, state_in.forces],
+            outputs=[state_out.half_velocities, state_out.positions],
+            device=model.device,
+        )
+        self._forces(model, state_out)
+        md_velocities = state_out.fire_velocities
+        state_out.fire_sums.zero_()
+        wp.launch(
+            k.fire_kick,
+            dim=n,
+            inputs=[model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces],
+            outputs=[md_velocities, state_out.fire_sums],
+            device=model.device,
+        )
+        wp.launch(
+            k.fire_mix,
+            dim=n,
+            inputs=[
+                s(self.dt_max), self.n_min, s(self.f_inc), s(self.f_dec), s(self.alpha_start), s(self.f_alpha),
+                s(self.force_norm_eps), state_out.fire_sums, state_in.fire_dt, state_in.fire_alpha, state_in.fire_count,
+                md_velocities, state_out.forces,
+            ],
+            outputs=[state_out.velocities, state_out.fire_dt, state_out.fire_alpha, state_out.fire_count],
+            device=model.device,
+        )
+        state_out.step_index = state_in.step_index + 1
+
+
+def check_forces(model: ParticleModel, state: ParticleState, neighbors=None) -> None:
+    """Raise ``ValueError`` naming the closest pair if the forces of ``state`` are not finite."""
+    forces = state.forces.numpy()
+    if np.all(np.isfinite(forces)):
+        return
+    pos = state.positions.numpy()[:, : model.dim].astype(np.float64)
+    sides = model.box_sides()
+    best = (math.inf, -1, -1)
+    for i in range(model.particle_count - 1):
+        d = pos[i] - pos[i + 1 :]
+        if model.periodic:
+            d -= sides * np.round(d / sides)
+        r = np.sqrt(np.sum(d * d, axis=1))
+        j = int(np.argmin(r))
+        if r[j] < best[0]:
+            best = (float(r[j]), i, i + 1 + j)
+    r, i, j = best
+    raise ValueError(
+        f"positions: particles {i} and {j} overlap (distance {r:.3g}), giving a non-finite {model.potential.name} "
+        f"energy/force; move them apart (for a random start, minimize with a soft potential first)"
+    )

@@ -1,0 +1,186 @@
+"""Verlet neighbor lists built from a cell list, with a skin and automatic rebuild.
+
+The list holds every pair within ``cutoff + skin`` at build time. It stays exact (it contains
+every pair within ``cutoff``) while no particle has moved more than ``skin / 2`` and the box is
+unchanged; :meth:`NeighborList.update` checks that on the device and rebuilds when needed.
+
+Each rebuild writes *new* arrays, never the ones a recorded force launch already read, so a
+``wp.Tape`` replays every step's adjoint with the list that step used. Capacities (neighbors per
+particle, particles per cell) grow automatically, with a log message, when a build overflows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import warp as wp
+
+from ..errors import check_nonnegative
+from ..kernels.md_neighbors import neighbor_kernels
+
+logger = logging.getLogger("simulator.md")
+
+
+class NonFinitePositionsError(ValueError):
+    """A neighbor-list build met NaN or infinite positions (``particle`` is the first such index)."""
+
+    def __init__(self, message: str, *, particle: int):
+        super().__init__(message)
+        self.particle = particle
+
+
+class NeighborList:
+    """Half Verlet list (each pair once) for a :class:`simulator.md.ParticleModel`.
+
+    Args:
+        model: the particle system.
+        skin: extra search distance [length] beyond the model's cutoff; larger skins rebuild
+            less often but hold more pairs.
+        capacity: neighbors stored per particle (grown automatically); default from the density.
+        cell_capacity: particles stored per cell (grown automatically); default from the density.
+
+    Attributes:
+        neighbor_count: ``(N,)`` int32, number of partners listed under each particle.
+        neighbor_index: ``(N, capacity)`` int32, their indices.
+        rebuild_count: how many times the list was built.
+    """
+
+    def __init__(self, model, *, skin: float = 0.3, capacity: int | None = None, cell_capacity: int | None = None):
+        self.model = model
+        self.skin = float(check_nonnegative("skin", skin))
+        self.search_radius = model.cutoff + self.skin
+        self._kernels = neighbor_kernels(model.precision.scalar)
+        n = model.particle_count
+        density = n / max(model.volume(), 1e-30)
+        if model.dim == 3:
+            expected = density * 4.0 / 3.0 * math.pi * self.search_radius**3 / 2.0
+        else:
+            expected = density * math.pi * self.search_radius**2 / 2.0
+        self.capacity = int(capacity) if capacity is not None else max(8, int(1.5 * expected) + 8)
+        self._cell_capacity = cell_capacity
+        self.neighbor_count = None
+        self.neighbor_index = None
+        self.rebuild_count = 0
+        self._positions_ref = None
+        self._box_ref = None
+        self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+
+    def update(self, positions: wp.array) -> tuple[wp.array, wp.array]:
+        """Return ``(neighbor_count, neighbor_index)`` valid for ``positions``, rebuilding if needed."""
+        if self.neighbor_count is None or self._needs_rebuild(positions):
+            self.build(positions)
+        return self.neighbor_count, self.neighbor_index
+
+    def _needs_rebuild(self, positions: wp.array) -> bool:
+        m = self.model
+        self._flag.zero_()
+        wp.launch(
+            self._kernels.needs_rebuild,
+            dim=m.particle_count,
+            inputs=[m.box, int(m.periodic), m.precision.scalar(0.5 * self.skin), self._box_ref, self._positions_ref, positions],
+            outputs=[self._flag],
+            device=m.device,
+            record_tape=False,
+        )
+        return bool(self._flag.numpy()[0])
+
+    def _grid(self, positions_host: np.ndarray):
+        """Cell grid: origin, cell widths and counts per axis, stencil half-width per axis."""
+        m = self.model
+        r = max(self.search_radius, 1e-12)
+        origin = np.zeros(3)
+        width = np.ones(3)
+        ncell = np.ones(3, dtype=np.int64)
+        span = np.zeros(3, dtype=np.int64)
+        if m.periodic:
+            sides = m.box.numpy()[0].astype(np.float64)
+            for a in range(m.dim):
+                nc = int(math.floor(sides[a] / r))
+                if nc >= 3:
+                    ncell[a], span[a] = nc, 1
+                width[a] = sides[a] / ncell[a]
+        else:
+            lo = positions_host[:, : m.dim].min(axis=0)
+            hi = positions_host[:, : m.dim].max(axis=0)
+            # keep the grid at most ~2N cells
+            limit = max(1, int(round((2.0 * m.particle_count) ** (1.0 / m.dim))))
+            for a in range(m.dim):
+                extent = float(hi[a] - lo[a])
+                nc = max(1, min(int(math.floor(extent / r)), limit))
+                ncell[a], span[a] = nc, 1
+                origin[a] = lo[a]
+                width[a] = max(extent / nc, r)
+        return origin, width, ncell, span
+
+    def build(self, positions: wp.array) -> None:
+        """Build the list for ``positions`` now (into new arrays), growing capacities on overflow."""
+        m = self.model
+        p = m.precision
+        self.model.check_box()
+        positions_host = positions.numpy()
+        if not np.all(np.isfinite(positions_host)):
+            bad = int(np.flatnonzero(~np.all(np.isfinite(positions_host), axis=1))[0])
+            raise NonFinitePositionsError(
+                f"positions must be finite; particle {bad} has {positions_host[bad].tolist()}", particle=bad
+            )
+        origin, width, ncell, span = self._grid(positions_host)
+        n_cells = int(np.prod(ncell))
+        if self._cell_capacity is None:
+            self._cell_capacity = max(8, int(2.0 * m.particle_count / n_cells) + 8)
+        while True:
+            cell_count = wp.zeros(tuple(int(c) for c in ncell), dtype=wp.int32, device=m.device)
+            cell_particles = wp.zeros((*(int(c) for c in ncell), self._cell_capacity), dtype=wp.int32, device=m.device)
+            particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
+            wp.launch(
+                self._kernels.bin_particles,
+                dim=m.particle_count,
+                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, positions],
+                outputs=[particle_cell, cell_count, cell_particles],
+                device=m.device,
+                record_tape=False,
+            )
+            most = int(cell_count.numpy().max())
+            if most <= self._cell_capacity:
+                break
+            logger.info("neighbor list: a cell holds %d particles, growing cell capacity from %d", most, self._cell_capacity)
+            self._cell_capacity = int(most * 1.25) + 1
+        while True:
+            count = wp.zeros(m.particle_count, dtype=wp.int32, device=m.device)
+            index = wp.zeros((m.particle_count, self.capacity), dtype=wp.int32, device=m.device)
+            wp.launch(
+                self._kernels.build_half_list,
+                dim=m.particle_count,
+                inputs=[
+                    m.box,
+                    int(m.periodic),
+                    p.scalar(self.search_radius),
+                    wp.vec3i(*ncell),
+                    wp.vec3i(*span),
+                    self._cell_capacity,
+                    particle_cell,
+                    cell_count,
+                    cell_particles,
+                    positions,
+                ],
+                outputs=[count, index],
+                device=m.device,
+                record_tape=False,
+            )
+            most = int(count.numpy().max())
+            if most <= self.capacity:
+                break
+            new_capacity = int(most * 1.25) + 1
+            logger.info("neighbor list overflow: a particle has %d neighbors, growing capacity from %d to %d", most, self.capacity, new_capacity)
+            self.capacity = new_capacity
+        self.neighbor_count, self.neighbor_index = count, index
+        self._positions_ref = wp.array(positions_host, dtype=p.vec3, device=m.device)
+        self._box_ref = wp.array(m.box.numpy(), dtype=p.vec3, device=m.device)
+        self.rebuild_count += 1
+
+    def pair_count(self) -> int:
+        """Number of listed pairs (within cutoff + skin at the last build)."""
+        return int(self.neighbor_count.numpy().sum()) if self.neighbor_count is not None else 0

@@ -1,0 +1,311 @@
+"""Particle systems: a builder, the static :class:`ParticleModel` and the per-step :class:`ParticleState`.
+
+Shapes use N = number of particles and T = number of particle types. Positions and velocities
+are ``vec3`` in both 2D and 3D (a 2D system keeps z = 0). Units are reduced Lennard-Jones units
+(see :mod:`simulator.md.potentials`). One system per model (no batched worlds).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import warp as wp
+
+from ..errors import check_finite, check_positive
+from ..precision import Precision, get_precision, resolve_device
+from .potentials import PairPotential
+
+logger = logging.getLogger("simulator.md")
+
+
+@dataclass
+class ParticleState:
+    """What changes every step. Every array is ``(N,)`` unless noted.
+
+    Attributes:
+        positions: positions [length] (``vec3``; z = 0 in 2D), wrapped into the box if periodic.
+        velocities: velocities [length/time].
+        forces: pair forces at ``positions`` [energy/length]; an integrator's ``step`` needs them
+            valid in its input state (``integrator.prepare`` computes them).
+        half_velocities: the integrator's intermediate velocities (internal scratch).
+        fire_velocities: FIRE's velocities before mixing (internal scratch).
+        fire_dt: ``(1,)`` current FIRE time step [time].
+        fire_alpha: ``(1,)`` current FIRE mixing factor [-].
+        fire_count: ``(1,)`` int32, FIRE steps since the power F.v was last negative.
+        fire_sums: ``(3,)`` FIRE scratch (F.v, |F|^2, |v|^2).
+        step_index: number of steps taken to reach this state (seeds the Langevin noise).
+    """
+
+    positions: wp.array
+    velocities: wp.array
+    forces: wp.array
+    half_velocities: wp.array
+    fire_velocities: wp.array
+    fire_dt: wp.array
+    fire_alpha: wp.array
+    fire_count: wp.array
+    fire_sums: wp.array
+    step_index: int = 0
+
+    def arrays(self) -> dict[str, wp.array]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "step_index"}
+
+    def assign(self, other: ParticleState) -> None:
+        """Copy ``other`` into this state (recorded on an active tape, so gradients flow)."""
+        for name, array in self.arrays().items():
+            wp.copy(array, getattr(other, name))
+        self.step_index = other.step_index
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        """Host copies of every array (for inspection and tests)."""
+        return {name: array.numpy() for name, array in self.arrays().items()}
+
+
+@dataclass
+class ParticleModel:
+    """Static description of a particle system (built by :meth:`ParticleBuilder.finalize`).
+
+    Differentiable parameters (with ``requires_grad=True``): ``particle_mass``,
+    ``particle_diameter``, ``pair_epsilon``, ``pair_sigma``, ``pair_alpha`` and ``box``.
+
+    Attributes:
+        device, precision: where and in which floating-point type every array lives.
+        dim: 2 or 3.
+        periodic: whether the box is periodic (minimum image, positions wrapped).
+        particle_count: N. type_count: T.
+        particle_type: (N,) int32 type index.
+        particle_mass: (N,) mass [mass].
+        particle_diameter: (N,) diameter [length].
+        box: (1,) ``vec3`` box sides [length] (z unused in 2D); in free space it only sets the
+            scale of the initial neighbor grid.
+        potential: the :class:`PairPotential` (functional form and its parameters).
+        pair_epsilon, pair_sigma, pair_alpha: (T, T) pair parameters (upper triangle read).
+        cutoff: largest interaction distance [length] (the soft sphere: the largest sigma_ij).
+        requires_grad: whether arrays carry gradient buffers.
+    """
+
+    device: wp.context.Device
+    precision: Precision
+    dim: int
+    periodic: bool
+    particle_count: int
+    type_count: int
+    particle_type: wp.array
+    particle_mass: wp.array
+    particle_diameter: wp.array
+    box: wp.array
+    potential: PairPotential
+    pair_epsilon: wp.array
+    pair_sigma: wp.array
+    pair_alpha: wp.array
+    cutoff: float
+    requires_grad: bool
+    initial_positions: np.ndarray = field(repr=False)
+    initial_velocities: np.ndarray = field(repr=False)
+    _scratch_arrays: dict = field(default_factory=dict, repr=False)
+
+    def parameters(self) -> dict[str, wp.array]:
+        """The differentiable parameters, by name."""
+        return {
+            "particle_mass": self.particle_mass,
+            "particle_diameter": self.particle_diameter,
+            "pair_epsilon": self.pair_epsilon,
+            "pair_sigma": self.pair_sigma,
+            "pair_alpha": self.pair_alpha,
+            "box": self.box,
+        }
+
+    def box_sides(self) -> np.ndarray:
+        """Current box sides [length], ``(dim,)``."""
+        return self.box.numpy()[0][: self.dim].astype(np.float64)
+
+    def volume(self) -> float:
+        """Box area (2D) or volume (3D) [length^dim]."""
+        return float(np.prod(self.box_sides()))
+
+    def check_box(self) -> None:
+        """Raise ``ValueError`` unless the cutoff fits in half the (periodic) box."""
+        if not self.periodic:
+            return
+        sides = self.box_sides()
+        if not np.all(np.isfinite(sides)) or np.any(sides <= 0):
+            raise ValueError(f"box must have finite sides > 0, got {sides.tolist()}")
+        if self.cutoff > 0.5 * float(np.min(sides)):
+            raise ValueError(
+                f"cutoff={self.cutoff:g} is larger than half the periodic box (box={sides.tolist()}); the minimum-image "
+                f"convention needs cutoff <= {0.5 * float(np.min(sides)):g}: enlarge the box or shorten the cutoff"
+            )
+
+    def _array(self, values, dtype, requires_grad):
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        return wp.array(values, dtype=dtype, device=self.device, requires_grad=grad)
+
+    def state(self, *, requires_grad: bool | None = None, positions=None, velocities=None) -> ParticleState:
+        """A new state with the builder's initial conditions (or the given ``(N, dim)`` arrays).
+
+        Forces are zero: call the integrator's ``prepare`` (or :func:`simulator.md.rollout`,
+        which does) before stepping.
+        """
+        p = self.precision
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        pos = self.initial_positions if positions is None else _pad3("positions", positions, self.particle_count, self.dim)
+        vel = self.initial_velocities if velocities is None else _pad3("velocities", velocities, self.particle_count, self.dim)
+        n = self.particle_count
+        return ParticleState(
+            positions=self._array(pos.astype(p.numpy), p.vec3, grad),
+            velocities=self._array(vel.astype(p.numpy), p.vec3, grad),
+            forces=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
+            half_velocities=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
+            fire_velocities=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
+            fire_dt=wp.zeros(1, dtype=p.scalar, device=self.device, requires_grad=grad),
+            fire_alpha=wp.zeros(1, dtype=p.scalar, device=self.device, requires_grad=grad),
+            fire_count=wp.zeros(1, dtype=wp.int32, device=self.device),
+            fire_sums=wp.zeros(3, dtype=p.scalar, device=self.device, requires_grad=grad),
+        )
+
+    def _scratch(self, name: str) -> wp.array:
+        """Arrays without gradients that kernels need as placeholders (never read back)."""
+        if name not in self._scratch_arrays:
+            p, n = self.precision, self.particle_count
+            make = {
+                "energy": lambda: wp.zeros(n, dtype=p.scalar, device=self.device),
+                "virial": lambda: wp.zeros(n, dtype=p.scalar, device=self.device),
+                "empty": lambda: wp.zeros(0, dtype=p.scalar, device=self.device),
+                "count": lambda: wp.zeros(0, dtype=wp.int32, device=self.device),
+                "index": lambda: wp.zeros((0, 0), dtype=wp.int32, device=self.device),
+            }
+            self._scratch_arrays[name] = make[name]()
+        array = self._scratch_arrays[name]
+        if name in ("energy", "virial"):
+            array.zero_()
+        return array
+
+
+def _pad3(name: str, values, n: int, dim: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n, dim):
+        raise ValueError(f"{name} must have shape ({n}, {dim}), got {arr.shape}")
+    bad = np.flatnonzero(~np.all(np.isfinite(arr), axis=1))
+    if bad.size:
+        raise ValueError(f"{name} must be finite; particle {int(bad[0])} has {arr[bad[0]].tolist()}")
+    out = np.zeros((n, 3))
+    out[:, :dim] = arr
+    return out
+
+
+class ParticleBuilder:
+    """Collects particles, then :meth:`finalize` makes a :class:`ParticleModel`.
+
+    Args:
+        dim: 2 or 3.
+        box: box sides [length] (``dim`` entries or one number for a cube/square); required
+            when ``periodic``.
+        periodic: periodic orthorhombic box (default True when a box is given).
+    """
+
+    def __init__(self, *, dim: int = 3, box=None, periodic: bool | None = None):
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+        self.dim = dim
+        self.periodic = (box is not None) if periodic is None else bool(periodic)
+        if self.periodic and box is None:
+            raise ValueError("box must be given for a periodic system")
+        if box is not None:
+            sides = check_positive("box", box)
+            sides = np.full(dim, float(sides)) if sides.ndim == 0 else sides
+            if sides.shape != (dim,):
+                raise ValueError(f"box must have {dim} sides, got {box!r}")
+            self.box = sides
+        else:
+            self.box = None
+        self._positions, self._velocities, self._types, self._masses, self._diameters = [], [], [], [], []
+
+    @property
+    def particle_count(self) -> int:
+        return sum(len(p) for p in self._positions)
+
+    def add_particles(self, positions, *, velocities=None, type: int = 0, mass=1.0, diameter=1.0) -> range:
+        """Add particles at ``positions`` ``(n, dim)`` [length]; ``velocities`` ``(n, dim)``
+        [length/time] default to zero; ``type`` (int >= 0), ``mass`` [mass] and ``diameter``
+        [length] are scalars or ``(n,)``. Returns the new particles' indices."""
+        pos = check_finite("positions", positions)
+        if pos.ndim != 2 or pos.shape[1] != self.dim:
+            raise ValueError(f"positions must have shape (n, {self.dim}), got {pos.shape}")
+        n = pos.shape[0]
+        vel = np.zeros_like(pos) if velocities is None else check_finite("velocities", velocities)
+        if vel.shape != pos.shape:
+            raise ValueError(f"velocities must have shape {pos.shape}, got {vel.shape}")
+        types = np.broadcast_to(np.asarray(type), (n,)).astype(np.int64)
+        if np.any(types < 0):
+            raise ValueError(f"type must be >= 0, got {type!r}")
+        masses = np.broadcast_to(check_positive("mass", mass), (n,)).astype(np.float64)
+        diameters = np.broadcast_to(check_positive("diameter", diameter), (n,)).astype(np.float64)
+        start = self.particle_count
+        self._positions.append(pos)
+        self._velocities.append(vel)
+        self._types.append(types)
+        self._masses.append(masses)
+        self._diameters.append(diameters)
+        return range(start, start + n)
+
+    def finalize(
+        self,
+        potential: PairPotential,
+        *,
+        device=None,
+        precision: str | Precision = "float64",
+        requires_grad: bool = False,
+    ) -> ParticleModel:
+        """Make the model: arrays on ``device`` in ``precision``, with gradient buffers if asked."""
+        if not isinstance(potential, PairPotential):
+            raise TypeError(f"potential must be a PairPotential (LennardJones, SoftSphere, Morse), got {potential!r}")
+        device = resolve_device(device)
+        p = get_precision(precision)
+        n = self.particle_count
+        if n == 0:
+            raise ValueError("add at least one particle before finalize()")
+        dim = self.dim
+        pos = np.zeros((n, 3))
+        vel = np.zeros((n, 3))
+        pos[:, :dim] = np.concatenate(self._positions)
+        vel[:, :dim] = np.concatenate(self._velocities)
+        types = np.concatenate(self._types)
+        masses = np.concatenate(self._masses)
+        diameters = np.concatenate(self._diameters)
+        type_count = max(int(types.max()) + 1, potential.type_count())
+        mats = potential.matrices(type_count)
+        cutoff = potential.interaction_range(type_count, diameters)
+        if self.box is not None:
+            box = np.ones(3)
+            box[:dim] = self.box
+        else:  # free space: the box only seeds the neighbor grid
+            box = np.ones(3)
+            box[:dim] = np.maximum(pos[:, :dim].max(axis=0) - pos[:, :dim].min(axis=0), 1.0)
+
+        def arr(values, dtype, grad=requires_grad):
+            return wp.array(values, dtype=dtype, device=device, requires_grad=grad)
+
+        model = ParticleModel(
+            device=device,
+            precision=p,
+            dim=dim,
+            periodic=self.periodic,
+            particle_count=n,
+            type_count=type_count,
+            particle_type=arr(types.astype(np.int32), wp.int32, False),
+            particle_mass=arr(masses.astype(p.numpy), p.scalar),
+            particle_diameter=arr(diameters.astype(p.numpy), p.scalar),
+            box=arr(box[None, :].astype(p.numpy), p.vec3),
+            potential=potential,
+            pair_epsilon=arr(mats["epsilon"].astype(p.numpy), p.scalar),
+            pair_sigma=arr(mats["sigma"].astype(p.numpy), p.scalar),
+            pair_alpha=arr(mats["alpha"].astype(p.numpy), p.scalar),
+            cutoff=cutoff,
+            requires_grad=requires_grad,
+            initial_positions=pos,
+            initial_velocities=vel,
+        )
+        model.check_box()
+        return model

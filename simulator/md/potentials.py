@@ -1,0 +1,149 @@
+"""Pair potentials (Lennard-Jones, soft sphere, Morse) and the force/energy evaluation.
+
+Units are reduced (Lennard-Jones) units: lengths in sigma, energies in epsilon, masses in the
+particle mass, Boltzmann's constant k_B = 1. Parameters are per type pair: a scalar applies to
+every pair, a ``(T, T)`` matrix gives each pair its own value (it must be symmetric; only the
+upper triangle is read by the kernels, so gradients land there).
+
+With ``sigma_from_diameters=True`` the pair length scale is ``sigma_ij = (d_i + d_j) / 2`` from
+the per-particle diameters (polydisperse packings), and ``sigma`` is ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import warp as wp
+
+from ..errors import check_positive
+from ..kernels.md import md_kernels
+from ..kernels.md_potentials import LENNARD_JONES, MORSE, SOFT_SPHERE
+
+
+def _pair_matrix(name: str, value, type_count: int, *, positive: bool = True) -> np.ndarray:
+    arr = check_positive(name, value) if positive else np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full((type_count, type_count), float(arr))
+    if arr.shape != (type_count, type_count):
+        raise ValueError(f"{name} must be a scalar or a ({type_count}, {type_count}) matrix, got shape {arr.shape}")
+    if not np.allclose(arr, arr.T):
+        raise ValueError(f"{name} must be symmetric (a parameter per unordered type pair), got {value!r}")
+    return arr.copy()
+
+
+@dataclass(frozen=True)
+class PairPotential:
+    """A pair potential with per-type-pair parameters (see the module docstring for units).
+
+    Attributes:
+        kind: kernel code of the functional form.
+        epsilon: energy scale, scalar or ``(T, T)``.
+        sigma: length scale, scalar or ``(T, T)`` (unused with ``sigma_from_diameters``).
+        alpha: third parameter: soft-sphere exponent, Morse range [1/length]; unused for LJ.
+        cutoff: interaction cutoff [length] with a shifted force (LJ, Morse); for the soft sphere
+            the cutoff is sigma_ij itself and this field is ignored.
+        sigma_from_diameters: take ``sigma_ij = (d_i + d_j)/2`` from the particle diameters.
+    """
+
+    kind: int
+    epsilon: object = 1.0
+    sigma: object = 1.0
+    alpha: object = 1.0
+    cutoff: float | None = None
+    sigma_from_diameters: bool = False
+
+    @property
+    def name(self) -> str:
+        return {LENNARD_JONES: "lennard_jones", SOFT_SPHERE: "soft_sphere", MORSE: "morse"}[self.kind]
+
+    def type_count(self) -> int:
+        """Number of types the parameter matrices describe (1 if every parameter is a scalar)."""
+        sizes = [np.asarray(v).shape[0] for v in (self.epsilon, self.sigma, self.alpha) if np.ndim(v) == 2]
+        return max(sizes, default=1)
+
+    def matrices(self, type_count: int) -> dict[str, np.ndarray]:
+        """Per-type-pair ``(T, T)`` matrices of epsilon, sigma and alpha."""
+        return {
+            "epsilon": _pair_matrix("epsilon", self.epsilon, type_count),
+            "sigma": _pair_matrix("sigma", self.sigma, type_count),
+            "alpha": _pair_matrix("alpha", self.alpha, type_count),
+        }
+
+    def interaction_range(self, type_count: int, diameters: np.ndarray) -> float:
+        """Largest distance [length] at which two particles interact."""
+        if self.kind == SOFT_SPHERE:
+            if self.sigma_from_diameters:
+                return float(np.max(diameters)) if diameters.size else 0.0
+            return float(np.max(self.matrices(type_count)["sigma"]))
+        if self.cutoff is None:
+            raise ValueError(f"{self.name}: cutoff must be given")
+        return float(check_positive("cutoff", self.cutoff))
+
+
+def LennardJones(*, epsilon=1.0, sigma=1.0, cutoff: float = 2.5, sigma_from_diameters: bool = False) -> PairPotential:
+    """Lennard-Jones ``4 eps ((s/r)^12 - (s/r)^6)``, shifted-force cut at ``cutoff`` [length]."""
+    return PairPotential(LENNARD_JONES, epsilon, sigma, 1.0, float(cutoff), sigma_from_diameters)
+
+
+def SoftSphere(*, epsilon=1.0, sigma=1.0, alpha=2.0, sigma_from_diameters: bool = False) -> PairPotential:
+    """Soft sphere ``eps/alpha (1 - r/s)^alpha`` for ``r < s`` (O'Hern et al. 2003; alpha > 1)."""
+    a = check_positive("alpha", alpha)
+    if np.any(a <= 1.0):
+        raise ValueError(f"alpha must be > 1 so the soft-sphere force vanishes at contact, got {alpha!r}")
+    return PairPotential(SOFT_SPHERE, epsilon, sigma, alpha, None, sigma_from_diameters)
+
+
+def Morse(*, epsilon=5.0, sigma=1.0, alpha=5.0, cutoff: float = 2.5, sigma_from_diameters: bool = False) -> PairPotential:
+    """Morse ``eps ((1 - exp(-alpha (r - s)))^2 - 1)``, minimum ``-eps`` at ``r = s``, shifted-force
+    cut at ``cutoff`` [length]."""
+    return PairPotential(MORSE, epsilon, sigma, alpha, float(cutoff), sigma_from_diameters)
+
+
+def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=None, *, energy_out=None, virial_out=None):
+    """Accumulate pair forces at ``positions`` into the zeroed ``forces_out`` ``(N,)`` [energy/length].
+
+    Args:
+        model: a :class:`simulator.md.ParticleModel`.
+        neighbors: a :class:`simulator.md.NeighborList` (updated and rebuilt here if needed),
+            or None for the exact all-pairs sum (O(N^2)).
+        energy_out, virial_out: optional zeroed ``(N,)`` arrays that receive each particle's share
+            of the potential energy [energy] and of the virial ``sum r_ij . f_ij`` [energy].
+    """
+    kernels = md_kernels(model.precision.scalar)
+    compute_energy = energy_out is not None or virial_out is not None
+    if compute_energy:
+        energy_out = energy_out if energy_out is not None else model._scratch("energy")
+        virial_out = virial_out if virial_out is not None else model._scratch("virial")
+    else:
+        energy_out = virial_out = model._scratch("empty")
+    if neighbors is None:
+        all_pairs, count, index = 1, model._scratch("count"), model._scratch("index")
+    else:
+        all_pairs = 0
+        count, index = neighbors.update(positions)
+    if model.particle_count == 0:
+        return
+    wp.launch(
+        kernels.pair_forces,
+        dim=model.particle_count,
+        inputs=[
+            model.particle_type,
+            model.particle_diameter,
+            model.pair_epsilon,
+            model.pair_sigma,
+            model.pair_alpha,
+            model.potential.kind,
+            int(model.potential.sigma_from_diameters),
+            model.precision.scalar(model.cutoff),
+            model.box,
+            int(model.periodic),
+            all_pairs,
+            count,
+            index,
+            positions,
+            int(compute_energy),
+        ],
+        outputs=[forces_out, energy_out, virial_out],
+        device=model.device,
+    )

@@ -1,0 +1,176 @@
+"""Molecular-dynamics rollouts, recorded for ``wp.Tape`` in full or with checkpoints.
+
+* ``record=True``: every step writes a fresh :class:`ParticleState`; a surrounding tape holds
+  them all (memory grows with the number of steps).
+* ``checkpoint_every=k``: the forward pass keeps one state every ``k`` steps (not recorded); the
+  tape gets one custom backward entry that re-simulates each segment on a local tape and
+  back-propagates through it, newest segment first. Memory: ``num_steps / k + k`` states.
+  Gradients reach the initial state, the model's parameters and the *final* state (a loss that
+  reads intermediate states needs ``record=True``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import warp as wp
+
+from ..errors import SimulationDivergedError
+from ..kernels.md import NO_DIVERGENCE, md_kernels
+from .neighbors import NonFinitePositionsError
+from .particles import ParticleModel, ParticleState
+
+
+@dataclass
+class MDTrajectory:
+    """The result of :func:`rollout`.
+
+    Attributes:
+        states: the prepared initial state (forces computed) and then, with ``record=True``,
+            every step's state (``num_steps + 1`` entries); otherwise the checkpoints (or the
+            initial and final state without checkpoints).
+        dt: step length [time].
+    """
+
+    states: list[ParticleState]
+    dt: float
+    _keep: list = field(default_factory=list, repr=False)
+
+    @property
+    def final(self) -> ParticleState:
+        return self.states[-1]
+
+    def positions(self) -> np.ndarray:
+        """Positions at the stored states, ``(len(states), N, 3)`` [length]."""
+        return np.stack([s.positions.numpy() for s in self.states])
+
+
+class _DivergenceWatch:
+    def __init__(self, model: ParticleModel, enabled: bool):
+        self.model = model
+        self.first_bad = wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device) if enabled else None
+
+    def record(self, state: ParticleState, step: int) -> None:
+        if self.first_bad is None:
+            return
+        wp.launch(md_kernels(self.model.precision.scalar).record_first_nonfinite, dim=self.model.particle_count,
+                  inputs=[state.positions, state.velocities, int(step)], outputs=[self.first_bad],
+                  device=self.model.device, record_tape=False)
+
+    def raise_if_diverged(self, dt: float) -> None:
+        if self.first_bad is None:
+            return
+        bad = int(self.first_bad.numpy()[0])
+        if bad != NO_DIVERGENCE:
+            raise SimulationDivergedError(
+                f"the particle simulation became non-finite at step {bad} (dt={dt}); reduce dt or check for "
+                f"overlapping particles", step=bad, world=0)
+
+
+def rollout(
+    model: ParticleModel,
+    initial_state: ParticleState,
+    integrator,
+    *,
+    num_steps: int,
+    dt: float = 0.005,
+    record: bool = True,
+    checkpoint_every: int | None = None,
+    check_divergence: bool = True,
+) -> MDTrajectory:
+    """Run ``num_steps`` steps of ``integrator`` (e.g. :class:`VelocityVerlet`) of ``dt`` [time].
+
+    ``initial_state`` is not modified: ``integrator.prepare`` copies it (recorded, so gradients
+    reach it) and computes its forces. See the module docstring for ``record`` and
+    ``checkpoint_every``. Raises :class:`SimulationDivergedError` if a state becomes non-finite.
+    """
+    if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
+        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    watch = _DivergenceWatch(model, check_divergence)
+    start = integrator.prepare(model, initial_state)
+    if checkpoint_every is not None:
+        traj = _checkpointed(model, start, integrator, int(num_steps), float(dt), int(checkpoint_every), watch)
+    else:
+        states = [start]
+        current = start
+        spare = None
+        for t in range(num_steps):
+            if record:
+                nxt = model.state()
+            else:
+                nxt = spare if spare is not None else model.state(requires_grad=False)
+            _guarded_step(integrator, model, current, nxt, dt, t)
+            watch.record(nxt, t)
+            if record:
+                states.append(nxt)
+            else:
+                spare = current if current is not start else None
+            current = nxt
+        if not record and num_steps > 0:
+            states.append(current)
+        traj = MDTrajectory(states=states, dt=float(dt))
+    watch.raise_if_diverged(dt)
+    return traj
+
+
+def _guarded_step(integrator, model, state_in, state_out, dt, t):
+    try:
+        integrator.step(model, state_in, state_out, None, dt)
+    except NonFinitePositionsError as exc:
+        raise SimulationDivergedError(
+            f"the particle simulation became non-finite at step {t} (dt={dt}; particle {exc.particle}); reduce dt "
+            f"or check for overlapping particles", step=t, world=0) from exc
+
+
+def _warp_runtime():
+    """Warp's runtime object, which holds the active tape (Warp exposes no public way to pause it)."""
+    src = getattr(wp, "_src", None)
+    return src.context.runtime if src is not None else wp.context.runtime
+
+
+def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTrajectory:
+    runtime = _warp_runtime()
+    outer_tape = runtime.tape
+    runtime.tape = None  # the forward pass is not recorded: the backward re-simulates
+    try:
+        checkpoints = [start]
+        current = start
+        a, b = model.state(), model.state()
+        for t in range(num_steps):
+            last_of_segment = (t + 1) % every == 0 or t + 1 == num_steps
+            nxt = model.state() if last_of_segment else (a if current is not a else b)
+            _guarded_step(integrator, model, current, nxt, dt, t)
+            watch.record(nxt, t)
+            if last_of_segment:
+                checkpoints.append(nxt)
+            current = nxt
+    finally:
+        runtime.tape = outer_tape
+
+    def backward():
+        for seg in range(len(checkpoints) - 2, -1, -1):
+            seg_start, seg_end = checkpoints[seg], checkpoints[seg + 1]
+            steps = seg_end.step_index - seg_start.step_index
+            local = wp.Tape()
+            with local:
+                cur = seg_start
+                for _ in range(steps - 1):
+                    nxt = model.state()
+                    integrator.step(model, cur, nxt, None, dt)
+                    cur = nxt
+                integrator.step(model, cur, seg_end, None, dt)  # rewrites the same values
+            local.backward()
+            # the adjoint now sits in seg_start's gradients; clear seg_end's (checkpoints only)
+            if seg + 1 < len(checkpoints) - 1:
+                for array in seg_end.arrays().values():
+                    if array.grad is not None:
+                        array.grad.zero_()
+
+    if outer_tape is not None and model.requires_grad and len(checkpoints) > 1:
+        final = checkpoints[-1]
+        arrays = [x for s in (start, final) for x in s.arrays().values() if x.requires_grad]
+        outer_tape.record_func(backward, arrays)
+    return MDTrajectory(states=checkpoints, dt=dt)

@@ -1,0 +1,194 @@
+"""Physics checks: NVE energy conservation, Langevin thermostat, FIRE convergence, neighbor lists,
+observables and bad input."""
+
+import logging
+import math
+
+import numpy as np
+import pytest
+import warp as wp
+
+from simulator import md
+from simulator.errors import SimulationDivergedError
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
+
+
+def total_energy(model, state, nl):
+    return float(md.potential_energy(model, state, nl).numpy()[0] + md.kinetic_energy(model, state).numpy()[0])
+
+
+@pytest.mark.slow
+def test_nve_energy_drift_lj_fluid():
+    """LJ fluid, N = 500, density 0.8, T = 1.0, dt = 0.005, 10,000 velocity-Verlet steps in float64
+    (shifted-force cutoff 2.5, Verlet list with skin 0.3): max |E(t) - E(0)| / |E(0)| < 1e-4."""
+    model, state = lj_fluid(500, density=0.8, temperature=1.0, device="cpu", precision="float64")
+    nl = md.NeighborList(model, skin=0.3)
+    integrator = md.VelocityVerlet(neighbors=nl)
+    current = integrator.prepare(model, state)
+    e0 = total_energy(model, current, nl)
+    worst = 0.0
+    for _ in range(20):
+        current = md.rollout(model, current, integrator, num_steps=500, dt=0.005, record=False).final
+        worst = max(worst, abs(total_energy(model, current, nl) - e0) / abs(e0))
+    assert nl.rebuild_count > 50  # the list was rebuilt along the way
+    assert worst < 1e-4
+
+
+def test_langevin_equilibrates_to_target_temperature():
+    """BAOAB at kT = 1.5 from a cold LJ lattice (N = 256, density 0.6, gamma = 2): the kinetic
+    temperature averaged over the second half of 4,000 steps is within 3% of the target."""
+    model, state = lj_fluid(256, density=0.6, temperature=0.1, device="cpu")
+    nl = md.NeighborList(model)
+    integrator = md.LangevinBAOAB(temperature=1.5, friction=2.0, seed=7, neighbors=nl)
+    current = integrator.prepare(model, state)
+    temps = []
+    for block in range(40):
+        current = md.rollout(model, current, integrator, num_steps=100, dt=0.005, record=False).final
+        if block >= 20:
+            temps.append(float(md.temperature(model, current).numpy()[0]))
+    assert abs(np.mean(temps) - 1.5) < 0.03 * 1.5
+
+
+def test_langevin_is_reproducible_and_seeded():
+    model, state = lj_fluid(108, density=0.5, device="cpu")
+    run = lambda seed: md.rollout(  # noqa: E731
+        model, state, md.LangevinBAOAB(1.0, seed=seed, neighbors=md.NeighborList(model)), num_steps=50, record=False
+    ).final.positions.numpy()
+    a, b, c = run(1), run(1), run(2)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+
+
+def test_langevin_2d_has_no_z_motion():
+    model, state = bidisperse_packing(32, packing_fraction=0.5, device="cpu")
+    traj = md.rollout(model, state, md.LangevinBAOAB(1.0, seed=0), num_steps=20, record=False)
+    assert np.all(traj.final.positions.numpy()[:, 2] == 0.0)
+    assert np.all(traj.final.velocities.numpy()[:, 2] == 0.0)
+
+
+def test_fire_converges_on_bidisperse_packing():
+    """FIRE on the paper's packing (N = 128, D = 0.6, phi = 0.98): energy drops by an order of
+    magnitude to a jammed minimum (positive energy) where the largest residual force vanishes."""
+    model, state = bidisperse_packing(128, small_diameter=0.6, seed=0, device="cpu")
+    nl = md.NeighborList(model)
+    traj = md.rollout(model, state, md.FIRE(neighbors=nl), num_steps=1000, record=False)
+    e0 = float(md.potential_energy(model, traj.states[0], nl).numpy()[0])
+    e1 = float(md.potential_energy(model, traj.final, nl).numpy()[0])
+    fmax = np.abs(traj.final.forces.numpy()).max()
+    assert 0.0 < e1 < 0.1 * e0
+    assert fmax < 1e-8 * np.abs(traj.states[0].forces.numpy()).max()
+
+
+@pytest.mark.parametrize("case", ["periodic3d", "periodic2d", "free3d", "small_box", "poly2d"])
+def test_neighbor_list_energy_equals_all_pairs(case):
+    """The neighbor-list energy equals the all-pairs sum (same pairs; rounding only), also in a
+    box too small for a 3x3x3 cell stencil and after moves that force rebuilds."""
+    rng = np.random.default_rng(0)
+    if case == "poly2d":
+        model, state = bidisperse_packing(200, small_diameter=0.5, packing_fraction=0.9, seed=3, device="cpu")
+    else:
+        dim = 2 if case == "periodic2d" else 3
+        n = {"small_box": 60, "periodic2d": 300}.get(case, 400)
+        density = 0.8
+        box = (n / density) ** (1 / dim)
+        pos = lattice_positions(n, box, dim) + rng.uniform(-0.1, 0.1, (n, dim))
+        builder = md.ParticleBuilder(dim=dim, box=None if case == "free3d" else box)
+        builder.add_particles(pos)
+        cutoff = 2.0 if case == "small_box" else 2.5
+        model = builder.finalize(md.LennardJones(cutoff=cutoff), device="cpu")
+        state = model.state()
+    nl = md.NeighborList(model, skin=0.3)
+    integrator = md.LangevinBAOAB(2.0, seed=1, neighbors=nl)
+    current = integrator.prepare(model, state)
+    for _ in range(3):
+        e_list = float(md.potential_energy(model, current, nl).numpy()[0])
+        e_all = float(md.potential_energy(model, current, None).numpy()[0])
+        assert abs(e_all) > 1e-3
+        assert e_list == pytest.approx(e_all, rel=1e-12, abs=1e-12)
+        current = md.rollout(model, current, integrator, num_steps=40, dt=0.005, record=False).final
+    assert nl.rebuild_count >= 2
+
+
+def test_neighbor_list_overflow_resizes_and_logs(caplog):
+    model, state = lj_fluid(256, density=0.8, device="cpu")
+    nl = md.NeighborList(model, capacity=2, cell_capacity=1)
+    with caplog.at_level(logging.INFO, logger="simulator.md"):
+        e_list = float(md.potential_energy(model, state, nl).numpy()[0])
+    assert "growing capacity" in caplog.text and "cell capacity" in caplog.text
+    assert nl.capacity > 2
+    assert e_list == pytest.approx(float(md.potential_energy(model, state, None).numpy()[0]), rel=1e-12)
+
+
+def test_temperature_kinetic_energy_and_rdf():
+    model, state = lj_fluid(256, density=0.8, temperature=1.3, device="cpu")
+    v = state.velocities.numpy()
+    assert float(md.kinetic_energy(model, state).numpy()[0]) == pytest.approx(0.5 * np.sum(v * v), rel=1e-12)
+    assert float(md.temperature(model, state).numpy()[0]) == pytest.approx(1.3, rel=1e-12)  # lj_fluid rescales to T
+
+    # an ideal gas (uniform random points) has g(r) = 1
+    rng = np.random.default_rng(0)
+    n, box = 2000, 12.0
+    builder = md.ParticleBuilder(dim=3, box=box)
+    builder.add_particles(rng.uniform(0, box, (n, 3)))
+    gas = builder.finalize(md.SoftSphere(sigma=0.01), device="cpu")
+    r, g = md.radial_distribution(gas, gas.state(), r_max=5.0, bins=10)
+    assert r[0] == pytest.approx(0.25) and r.shape == g.shape == (10,)
+    np.testing.assert_allclose(g[2:], 1.0, atol=0.06)
+
+    # a liquid has an excluded core and its first peak near r = 1.1 sigma
+    nl = md.NeighborList(model)
+    liquid = md.rollout(model, state, md.LangevinBAOAB(1.0, seed=0, neighbors=nl), num_steps=300, record=False).final
+    r, g = md.radial_distribution(model, liquid, bins=60)
+    assert np.all(g[r < 0.8] == 0.0)
+    assert 1.0 < r[np.argmax(g)] < 1.25 and g.max() > 2.0
+
+
+def test_bad_input_raises_named_errors():
+    # overlapping particles: infinite LJ energy
+    builder = md.ParticleBuilder(dim=3, box=6.0)
+    builder.add_particles([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+    with pytest.raises(ValueError, match="particles 0 and 2 overlap"):
+        md.rollout(model, model.state(), md.VelocityVerlet(neighbors=md.NeighborList(model)), num_steps=1)
+    # cutoff larger than half the box
+    builder = md.ParticleBuilder(dim=3, box=4.0)
+    builder.add_particles([[1.0, 1.0, 1.0]])
+    with pytest.raises(ValueError, match="cutoff=2.5 is larger than half the periodic box"):
+        builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+    # ... also when the box shrinks later
+    builder = md.ParticleBuilder(dim=3, box=6.0)
+    builder.add_particles([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+    model.box.assign(np.array([[4.0, 4.0, 4.0]]))
+    with pytest.raises(ValueError, match="cutoff=2.5"):
+        md.potential_energy(model, model.state(), md.NeighborList(model))
+    # non-positive diameters, masses, box
+    builder = md.ParticleBuilder(dim=2, box=5.0)
+    with pytest.raises(ValueError, match="diameter must be > 0"):
+        builder.add_particles([[0.0, 0.0]], diameter=0.0)
+    with pytest.raises(ValueError, match="mass must be > 0"):
+        builder.add_particles([[0.0, 0.0]], mass=-1.0)
+    with pytest.raises(ValueError, match="box must be > 0"):
+        md.ParticleBuilder(dim=2, box=[5.0, -1.0])
+    # NaN positions: at the builder, in a given state, and in the neighbor list
+    with pytest.raises(ValueError, match="positions must be finite"):
+        builder.add_particles([[math.nan, 0.0]])
+    builder.add_particles([[1.0, 1.0], [2.0, 2.0]])
+    model = builder.finalize(md.SoftSphere(), device="cpu")
+    with pytest.raises(ValueError, match="positions must be finite; particle 1"):
+        model.state(positions=[[1.0, 1.0], [math.nan, 2.0]])
+    state = model.state()
+    state.positions.assign(np.array([[1.0, 1.0, 0.0], [np.nan, 2.0, 0.0]]))
+    with pytest.raises(ValueError, match="positions must be finite; particle 1"):
+        md.potential_energy(model, state, md.NeighborList(model))
+    with pytest.raises(ValueError, match="alpha must be > 1"):
+        md.SoftSphere(alpha=1.0)
+    with pytest.raises(ValueError, match="sigma must be symmetric"):
+        md.LennardJones(sigma=[[1.0, 1.2], [1.1, 1.0]]).matrices(2)
+
+
+def test_divergence_is_reported():
+    model, state = lj_fluid(108, density=0.8, device="cpu")
+    for neighbors in (md.NeighborList(model), None):
+        with pytest.raises(SimulationDivergedError, match="non-finite at step"):
+            md.rollout(model, state, md.VelocityVerlet(neighbors=neighbors), num_steps=50, dt=0.5, record=False)
