@@ -1,7 +1,8 @@
-"""Demos reproducing the package's claims; each module has ``run(out_dir, *, quick, device)``.
+"""Demos reproducing the paper's findings; each module has ``run(out_dir, *, quick, device)``.
 
-Installed as ``simulator.demos`` and run with ``python -m simulator demo NAME``; each file also
-runs as a script (``python demos/NAME.py --out DIR``). Demos call only the public API.
+Installed as ``simulator.demos`` and run with ``python -m simulator demo NAME [--quick]``; each
+file also runs as a script (``python demos/NAME.py --out DIR``). Each writes ``NAME.png`` and
+``NAME.csv``. Demos call only the public API.
 """
 
-DEMOS = ("contact_softening",)
+DEMOS = ("contact_softening", "landscape", "variance", "packing", "control", "lyapunov")

@@ -37,6 +37,38 @@ def control_kernels(scalar):
         action[world, k] = theta[world, step * action.shape[1] + k]
 
     @wp.func
+    def joint_feedback_row(
+        theta: wp.array2d(dtype=scalar),
+        world: int,
+        offset: int,
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+    ):
+        """sum_j K[j] q[j] + sum_j K'[j] qd[j] + b for one actuator (row starting at ``offset``)."""
+        nq = joint_q.shape[1]
+        nqd = joint_qd.shape[1]
+        acc = theta[world, offset + nq + nqd]
+        for j in range(nq):
+            acc += theta[world, offset + j] * joint_q[world, j]
+        for j in range(nqd):
+            acc += theta[world, offset + nq + j] * joint_qd[world, j]
+        return acc
+
+    @wp.kernel
+    def linear_joint_feedback(
+        # Parameters: (W, P), P = A * (nq + nqd + 1): a gain row and a bias per actuator
+        theta: wp.array2d(dtype=scalar),
+        # State in:
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        # Control out: (W, A)
+        action: wp.array2d(dtype=scalar),
+    ):
+        world, a = wp.tid()
+        row = joint_q.shape[1] + joint_qd.shape[1] + 1
+        action[world, a] = joint_feedback_row(theta, world, a * row, joint_q, joint_qd)
+
+    @wp.func
     def feedback_row(theta: wp.array2d(dtype=scalar), world: int, offset: int, error: vec3, velocity: vec3):
         """One row of the 3x6 gain times the feature vector [error, velocity]."""
         acc = scalar(0.0)
@@ -109,6 +141,7 @@ def control_kernels(scalar):
     return SimpleNamespace(
         open_loop_body_force=open_loop_body_force,
         open_loop_rows=open_loop_rows,
+        linear_joint_feedback=linear_joint_feedback,
         linear_feedback_body_force=linear_feedback_body_force,
         body_position_loss=body_position_loss,
         body_velocity_loss=body_velocity_loss,

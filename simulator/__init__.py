@@ -11,12 +11,14 @@ Public API (every name is listed here once)::
     SimulationDivergedError
     grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
                             gradient estimators: analytic, truncated, es, hybrid, auto
-    ControlObjective, OpenLoopForces, LinearFeedback, PositionLoss, VelocityLoss, EffortLoss
-                            control tasks on rigid scenes
-    optimize, OptimizationResult
+    ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
+    LinearJointFeedback, PositionLoss, VelocityLoss, EffortLoss
+                            control tasks (controllers, losses) as rollout objectives
+    optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
 
 Subpackages: ``simulator.scenes`` (``make(name, ...)``), ``simulator.gradients``,
+``simulator.diagnostics``, ``simulator.md`` (molecular dynamics),
 ``simulator.torch`` (needs the ``torch`` extra), ``simulator.demos``, ``simulator.bench``.
 """
 
@@ -27,15 +29,26 @@ from .errors import SimulationDivergedError
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
-from .optimize import OptimizationResult, optimize
+from .optimize import Adam, OptimizationResult, optimize
 from .precision import Precision, get_precision
 from .rigid import check_stable_timestep, step
 from .rollout import Trajectory, rollout
-from .tasks import ControlObjective, EffortLoss, LinearFeedback, OpenLoopForces, PositionLoss, VelocityLoss
+from .tasks import (
+    ControlObjective,
+    EffortLoss,
+    LinearFeedback,
+    LinearJointFeedback,
+    OpenLoopActions,
+    OpenLoopForces,
+    PositionLoss,
+    SceneTaskObjective,
+    VelocityLoss,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
     "ArticulationModel",
     "ContactSettings",
     "Control",
@@ -45,14 +58,17 @@ __all__ = [
     "GradientNotFiniteError",
     "GradientResult",
     "LinearFeedback",
+    "LinearJointFeedback",
     "MJCFWarning",
     "Model",
+    "OpenLoopActions",
     "OpenLoopForces",
     "OptimizationResult",
     "PositionLoss",
     "Precision",
     "RolloutObjective",
     "SceneBuilder",
+    "SceneTaskObjective",
     "SimulationDivergedError",
     "State",
     "Trajectory",

@@ -71,6 +71,33 @@ class OpenLoopActions:
                   inputs=[theta, step], outputs=[control.joint_act], device=model.device)
 
 
+class LinearJointFeedback:
+    """Linear feedback on joint coordinates (robots): ``u_a = K_a . [q, qd] + b_a`` for each of
+    ``num_actuators`` actuators; ``P = num_actuators * (nq + nqd + 1)``, independent of the horizon
+    (so gradient statistics at different horizons compare like with like)."""
+
+    def __init__(self, num_actuators: int, num_coords: int, num_dofs: int):
+        self.num_actuators, self.num_coords, self.num_dofs = int(num_actuators), int(num_coords), int(num_dofs)
+
+    @classmethod
+    def for_model(cls, model: Model) -> LinearJointFeedback:
+        state, control = model.state(requires_grad=False), model.control(requires_grad=False)
+        if control.joint_act is None:
+            raise ValueError("the model has no actuators")
+        return cls(control.joint_act.shape[1], state.joint_q.shape[1], state.joint_qd.shape[1])
+
+    def num_parameters(self, num_steps: int) -> int:
+        return self.num_actuators * (self.num_coords + self.num_dofs + 1)
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        row = self.num_coords + self.num_dofs + 1
+        return [slice(a * row, (a + 1) * row) for a in range(self.num_actuators)]
+
+    def apply(self, model, step, state, theta, control) -> None:
+        wp.launch(control_kernels(model.precision.scalar).linear_joint_feedback, dim=(theta.shape[0], self.num_actuators),
+                  inputs=[theta, state.joint_q, state.joint_qd], outputs=[control.joint_act], device=model.device)
+
+
 class LinearFeedback:
     """Linear state feedback on some bodies: ``f = G @ [p - p_ref, v] + b`` with a 3x6 gain G and
     a bias b per body (``P = len(bodies) * 21``). ``reference`` is one target position per body."""

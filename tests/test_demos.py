@@ -1,0 +1,74 @@
+"""Every demo in --quick mode: it writes a readable figure and finite numbers, and the
+qualitative claim it illustrates holds."""
+
+import csv
+import math
+import os
+
+import numpy as np
+import pytest
+
+from simulator.cli import main
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
+
+
+def run_demo(name, tmp_path):
+    assert main(["demo", name, "--quick", "--out", str(tmp_path), "--device", DEVICE]) == 0
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    with (tmp_path / f"{name}.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_landscape_gets_rugged_with_horizon(tmp_path):
+    from simulator.diagnostics import roughness
+
+    rows = run_demo("landscape", tmp_path)
+    horizons = sorted({int(r["horizon"]) for r in rows})
+    rough = [roughness([float(r["loss"]) for r in rows if int(r["horizon"]) == h]) for h in horizons]
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    assert rough[0] < 0.01 and rough[-1] > 10 * rough[0]
+
+
+def test_variance_of_backprop_explodes_but_not_es(tmp_path):
+    rows = run_demo("variance", tmp_path)
+    assert list(rows[0]) == ["horizon", "estimator", "grad_mean_norm", "grad_variance", "seconds"]
+    variance = {(r["estimator"], int(r["horizon"])): float(r["grad_variance"]) for r in rows}
+    horizons = sorted({int(r["horizon"]) for r in rows})
+    first, last = horizons[0], horizons[-1]
+    assert variance[("analytic", last)] > 1e4 * variance[("analytic", first)]
+    assert variance[("es", last)] < 1e3 * variance[("es", first)]
+    assert variance[("es", last)] < variance[("analytic", last)]
+
+
+def test_packing_gradient_variance_grows_with_minimisation_steps(tmp_path):
+    rows = run_demo("packing", tmp_path)
+    assert all(math.isfinite(float(r["dE_dD"])) for r in rows)
+    smallest = min(float(r["diameter"]) for r in rows)
+    steps = sorted({int(r["steps"]) for r in rows})
+    var = [np.var([float(r["dE_dD"]) for r in rows if float(r["diameter"]) == smallest and int(r["steps"]) == s], ddof=1)
+           for s in steps]
+    assert var[-1] > 100 * var[0]
+
+
+def test_control_demo_trains_every_estimator_at_equal_budget(tmp_path):
+    rows = run_demo("control", tmp_path)
+    assert list(rows[0]) == ["estimator", "iteration", "sim_steps", "loss"]
+    by = {}
+    for r in rows:
+        by.setdefault(r["estimator"], []).append((int(r["sim_steps"]), float(r["loss"])))
+    assert set(by) == {"analytic", "truncated", "es", "hybrid"}
+    budgets = {name: points[-1][0] for name, points in by.items()}
+    assert max(budgets.values()) < 1.2 * min(budgets.values())  # equal simulation budget
+    analytic = [loss for _, loss in by["analytic"]]
+    assert min(analytic) < 0.5 * analytic[0]
+
+
+def test_lyapunov_exponent_predicts_the_explosion(tmp_path):
+    rows = run_demo("lyapunov", tmp_path)
+    rows = sorted(rows, key=lambda r: float(r["damping"]))
+    chaotic, damped = rows[0], rows[-1]
+    assert float(chaotic["two_lambda"]) > 0.5 and float(chaotic["variance_growth_rate"]) > 0.5
+    assert float(damped["two_lambda"]) < 0 and float(damped["variance_growth_rate"]) < 0
+    rates = [float(r["variance_growth_rate"]) for r in rows]
+    assert rates[0] == max(rates)
