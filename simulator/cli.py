@@ -1,4 +1,5 @@
-"""Command-line interface: ``python -m simulator {info,demo,bench} ...`` (also the ``gradsim`` script)."""
+"""Command-line interface: ``python -m simulator {info,demo,bench,optimize} ...`` (also the
+``gradsim`` console script). User mistakes print one ``error:`` line and exit with status 2."""
 
 from __future__ import annotations
 
@@ -43,6 +44,33 @@ def _bench(args) -> int:
     return module.main(forwarded) or 0
 
 
+def _optimize(args) -> int:
+    import numpy as np
+
+    import simulator as sim
+    from simulator.scenes import list_scenes, make
+
+    robots = ("pendulum", "cartpole", "acrobot", "hopper", "ant")
+    if args.scene not in robots:
+        raise ValueError(f"optimize needs a robot scene with a task: one of {', '.join(robots)} (scenes: {', '.join(list_scenes())})")
+    options = {"precision": args.precision, "device": args.device}
+    controller = None
+    if args.controller == "linear":
+        controller = sim.LinearJointFeedback.for_model(make(args.scene, **options).model)
+    objective = sim.SceneTaskObjective(args.scene, controller=controller, num_steps=args.horizon, **options)
+    estimator_options = {}
+    if args.estimator in ("es", "hybrid", "auto"):
+        estimator_options.update(sigma=args.sigma, population=args.population)
+    if args.estimator == "truncated":
+        estimator_options.update(window=args.window)
+    result = sim.optimize(objective, np.zeros(objective.num_parameters), estimator=args.estimator,
+                          iterations=args.iterations, learning_rate=args.lr, out_dir=args.out, **estimator_options)
+    if result.history:
+        last = result.history[-1]
+        print(f"iteration {int(last['iteration'])}: loss {float(last['loss']):.6g}; log and checkpoint in {args.out}")
+    return 130 if result.interrupted else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulator",
@@ -66,6 +94,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller sizes")
     bench.add_argument("--device", default=None, help="cpu, cuda, ... (default: Warp's preferred)")
     bench.set_defaults(handler=_bench)
+
+    opt = commands.add_parser(
+        "optimize",
+        help="train a controller on a robot scene's task with any gradient estimator",
+        description="Adam on the scene's task loss. Writes log.csv and checkpoint.npz into --out; "
+        "running the same command again resumes from the checkpoint.",
+    )
+    opt.add_argument("scene", help="pendulum, cartpole, acrobot, hopper or ant")
+    opt.add_argument("--estimator", default="analytic", help="analytic, truncated, es, hybrid or auto (default analytic)")
+    opt.add_argument("--iterations", type=int, default=100, help="total iterations (default 100)")
+    opt.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
+    opt.add_argument("--controller", choices=("open_loop", "linear"), default="open_loop",
+                     help="open-loop actions per step, or linear joint feedback (default open_loop)")
+    opt.add_argument("--horizon", type=int, default=None, help="control steps (default: the task's)")
+    opt.add_argument("--sigma", type=float, default=0.1, help="ES smoothing std (default 0.1)")
+    opt.add_argument("--population", type=int, default=32, help="ES population, even (default 32)")
+    opt.add_argument("--window", type=int, default=10, help="truncation window in steps (default 10)")
+    opt.add_argument("--precision", choices=("float32", "float64"), default="float64")
+    opt.add_argument("--out", default="out/optimize", help="folder for log.csv and checkpoint.npz")
+    opt.add_argument("--device", default=None, help="cpu, cuda, ... (default: Warp's preferred)")
+    opt.set_defaults(handler=_optimize)
     return parser
 
 

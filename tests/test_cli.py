@@ -43,3 +43,15 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "simulator", "--help"], capture_output=True, text=True, check=True).stdout
     for command in ("info", "demo", "bench"):
         assert command in out
+
+
+def test_optimize_command_logs_and_resumes(tmp_path, capsys):
+    args = ["optimize", "pendulum", "--estimator", "es", "--population", "8", "--horizon", "20",
+            "--out", str(tmp_path), "--device", DEVICE]
+    assert main(args + ["--iterations", "3"]) == 0
+    assert main(args + ["--iterations", "5"]) == 0  # resumes at iteration 3
+    with (tmp_path / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert "iteration 4: loss" in capsys.readouterr().out
+    assert main(["optimize", "bouncing_ball", "--out", str(tmp_path)]) == 2
