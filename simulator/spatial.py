@@ -61,3 +61,22 @@ def quat_between(a, b) -> np.ndarray:
         return quat_from_axis_angle(ortho, np.pi)
     q = np.concatenate([cross, [1.0 + dot]])
     return q / np.linalg.norm(q)
+
+
+def quat_from_matrix(r) -> np.ndarray:
+    """The unit quaternion (x, y, z, w) of a rotation matrix (Shepperd's method)."""
+    r = np.asarray(r, dtype=float)
+    trace = np.trace(r)
+    if trace > 0:
+        s = 2.0 * np.sqrt(trace + 1.0)
+        q = [(r[2, 1] - r[1, 2]) / s, (r[0, 2] - r[2, 0]) / s, (r[1, 0] - r[0, 1]) / s, 0.25 * s]
+    else:
+        i = int(np.argmax(np.diag(r)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + r[i, i] - r[j, j] - r[k, k])
+        q = [0.0, 0.0, 0.0, (r[k, j] - r[j, k]) / s]
+        q[i] = 0.25 * s
+        q[j] = (r[j, i] + r[i, j]) / s
+        q[k] = (r[k, i] + r[i, k]) / s
+    q = np.array(q)
+    return q / np.linalg.norm(q)
