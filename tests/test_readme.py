@@ -8,8 +8,13 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_readme_quickstart_runs(capsys):
     text = README.read_text()
-    section = text.split("## Quickstart", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    exec(compile(code, str(README), "exec"), {})
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    namespace = {}
+    for code in blocks:  # the second block continues the first one's session
+        exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "d height / d initial velocity" in out and "nan" not in out.lower()
+    for estimator in ("analytic", "truncated", "es", "hybrid", "auto"):
+        assert f"\n{estimator} " in out
