@@ -25,6 +25,17 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, out: Path, name: str) -> Path:
+    """Lay out, save as ``out/NAME.png`` at 120 dpi, close; return the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(out) / f"{name}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def output_dir(out) -> Path:
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)

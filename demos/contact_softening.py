@@ -12,14 +12,11 @@ Writes ``contact_softening.png`` and ``contact_softening.csv`` (columns
 
 from __future__ import annotations
 
-import argparse
-import csv
-from pathlib import Path
-
 import numpy as np
 import warp as wp
 
 import simulator as sim
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 from simulator.scenes import make
 
 SETTINGS = {
@@ -48,8 +45,7 @@ def landscape(contact: sim.ContactSettings, heights: np.ndarray, *, seconds: flo
 
 def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     """Run the demo; return the paths written and a summary."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_dir(out_dir)
     heights = np.linspace(0.3, 0.6, 32 if quick else 128)
     rows, curves = [], {}
     for name, contact in SETTINGS.items():
@@ -58,17 +54,10 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
         curves[name] = (z, grad, fd)
         rows += [(name, h, zi, gi, fi) for h, zi, gi, fi in zip(heights, z, grad, fd)]
 
-    csv_path = out / "contact_softening.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["setting", "h0", "z_final", "tape_gradient", "finite_difference"])
-        writer.writerows(rows)
+    columns = ["setting", "h0", "z_final", "tape_gradient", "finite_difference"]
+    csv_path = write_csv(out / "contact_softening.csv", columns, [dict(zip(columns, row)) for row in rows])
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax_z, ax_g) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, (z, grad, fd) in curves.items():
         (line,) = ax_z.plot(heights, z, label=name)
@@ -78,21 +67,12 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax_g.set(title="dz(T)/dh0: tape gradient vs finite differences", xlabel="initial height h0 [m]", ylabel="dz(T)/dh0 [-]")
     ax_z.legend(fontsize=8)
     ax_g.legend(fontsize=7)
-    fig.tight_layout()
-    png_path = out / "contact_softening.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "contact_softening")
     return {"png": str(png_path), "csv": str(csv_path), "settings": list(curves)}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="output folder (default: out)")
-    parser.add_argument("--quick", action="store_true", help="fewer worlds")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 ... (default: Warp's preferred device)")
-    args = parser.parse_args(argv)
-    result = run(args.out, quick=args.quick, device=args.device)
-    print(f"wrote {result['png']} and {result['csv']}")
+    main_for(run, __doc__, argv)
 
 
 if __name__ == "__main__":

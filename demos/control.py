@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import simulator as sim
-from simulator.demos.common import main_for, output_dir, pyplot, write_csv
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 
 COLUMNS = ["estimator", "iteration", "sim_steps", "loss"]
 ESTIMATORS = {
@@ -49,10 +49,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax.set(title="Pendulum swing-up: loss against simulation budget", xlabel="simulated world-steps",
            ylabel="task loss")
     ax.legend()
-    fig.tight_layout()
-    png_path = out / "control.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "control")
     final = {name: min(r["loss"] for r in rows if r["estimator"] == name) for name in ESTIMATORS}
     return {"png": str(png_path), "csv": str(csv_path), "best_loss": final}
 

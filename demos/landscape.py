@@ -16,7 +16,7 @@ import numpy as np
 import simulator as sim
 from simulator import diagnostics
 
-from simulator.demos.common import main_for, output_dir, pyplot, write_csv
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 from simulator.scenes import make as make_scene
 
 
@@ -49,10 +49,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax.set(title="Ant: task loss along a random parameter direction", xlabel="offset s along the direction",
            ylabel="loss, centred and scaled to its range [-]")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    png_path = out / "landscape.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "landscape")
     return {"png": str(png_path), "csv": str(csv_path), "roughness": roughness}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from simulator import diagnostics
 from simulator.demos import acrobot_task
-from simulator.demos.common import main_for, output_dir, pyplot, write_csv
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 
 COLUMNS = ["system", "damping", "lyapunov_exponent", "two_lambda", "variance_growth_rate"]
 
@@ -50,10 +50,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax.set_xticks(x, [f"damping {r['damping']:g}" for r in rows])
     ax.set(title="Acrobot: predicted vs measured gradient explosion", ylabel="rate [1/s]")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    png_path = out / "lyapunov.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "lyapunov")
     return {"png": str(png_path), "csv": str(csv_path), "rows": rows}
 
 

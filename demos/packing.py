@@ -13,13 +13,12 @@ Writes ``packing.png`` and ``packing.csv`` (columns ``diameter,steps,seed,energy
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import warp as wp
 
 from simulator import md
-from simulator.demos.common import main_for, output_dir, pyplot, write_csv
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 from simulator.scenes.md_systems import bidisperse_packing, packing_box_side
 
 COLUMNS = ["diameter", "steps", "seed", "energy", "dE_dD"]
@@ -69,10 +68,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax_v.set(title="Variance of dE/dD over seeds", xlabel="FIRE steps", ylabel="var(dE/dD)", xscale="log")
     ax_e.legend(fontsize=8)
     ax_v.legend(fontsize=8)
-    fig.tight_layout()
-    png_path = out / "packing.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "packing")
     return {"png": str(png_path), "csv": str(csv_path), "rows": rows}
 
 

@@ -14,11 +14,10 @@ Writes ``variance.png`` and ``variance.csv`` (columns
 
 from __future__ import annotations
 
-import numpy as np
 
 from simulator import diagnostics
 from simulator.demos import acrobot_task
-from simulator.demos.common import main_for, output_dir, pyplot, write_csv
+from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 
 COLUMNS = ["horizon", "estimator", "grad_mean_norm", "grad_variance", "seconds"]
 ESTIMATORS = {
@@ -43,10 +42,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     ax.set(title="Acrobot (chaotic): variance of the gradient estimate", xlabel="horizon [s]",
            ylabel="gradient variance (sum over parameters)")
     ax.legend()
-    fig.tight_layout()
-    png_path = out / "variance.png"
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
+    png_path = save_figure(fig, out, "variance")
     return {"png": str(png_path), "csv": str(csv_path), "rows": rows}
 
 

@@ -18,7 +18,7 @@ from .contact import ContactSettings, build_candidates
 from .errors import check_nonnegative, check_positive, check_vector
 from .model import Model
 from .precision import get_precision, resolve_device
-from .spatial import normalize_quaternion, quat_between, quat_multiply, quat_to_matrix
+from .spatial import normalize_quaternion, quat_between, quat_to_matrix
 
 IDENTITY_ROTATION = (0.0, 0.0, 0.0, 1.0)
 

@@ -370,7 +370,7 @@ class _Loader:
                 self.warn(f"actuator/{child.tag}", f"<{child.tag}> actuators (line {child.line}) are not supported and are ignored")
                 continue
             if name is None:
-                self.warn(f"actuator@transmission", f"<{child.tag}> without a joint transmission (line {child.line}) is ignored")
+                self.warn("actuator@transmission", f"<{child.tag}> without a joint transmission (line {child.line}) is ignored")
                 continue
             if name not in self.joint_ids:
                 self.error(child, f"<{child.tag}> refers to unknown joint {name!r}")

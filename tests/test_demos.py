@@ -6,7 +6,6 @@ import math
 import os
 
 import numpy as np
-import pytest
 
 from simulator.cli import main
 

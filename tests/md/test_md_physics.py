@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import warp as wp
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
