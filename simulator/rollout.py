@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from . import rigid
+from . import replay, rigid
 from .errors import SimulationDivergedError
 from .kernels.rigid import NO_DIVERGENCE
 from .model import Control, ControlSequence, Model, State
@@ -66,6 +66,7 @@ def rollout(
     record: bool = True,
     check_divergence: bool = True,
     step_fn: StepFunction = rigid.step,
+    threads: int | None = None,
 ) -> Trajectory:
     """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
 
@@ -77,10 +78,14 @@ def rollout(
         record: step into a fresh State every substep so that a surrounding ``wp.Tape`` can
             differentiate the rollout (memory grows with the number of substeps); with False,
             two buffers are reused and only the final state is returned (no gradients; on the
-            CPU the default step runs as a replayed Warp graph, which a tape does not record).
+            CPU the default step runs as a replayed Warp graph, which a tape does not record;
+            see :mod:`simulator.replay`).
         check_divergence: raise :class:`SimulationDivergedError` naming the first non-finite
             step and world instead of returning NaN.
         step_fn: the solver's step function (the rigid-body step by default).
+        threads: for ``record=False`` on the CPU, the worlds are split over this many threads
+            (default: the CPUs this process may use; at most one per world). Results do not
+            depend on it.
 
     Raises:
         ValueError: bad ``num_steps``, ``dt`` or ``substeps``, or a substep too long for the
@@ -96,8 +101,8 @@ def rollout(
     if check_divergence:
         first_bad = wp.full(model.num_worlds, NO_DIVERGENCE, dtype=wp.int32, device=model.device)
 
-    if not record and num_steps >= 2 and _can_replay_graph(model, controls, step_fn):
-        final = _replay_graph(model, initial_state, controls, num_steps, substeps, h, first_bad)
+    if not record and num_steps >= 2 and replay.can_replay(model, controls, step_fn):
+        final = replay.replay_rollout(model, initial_state, controls, num_steps, substeps, h, first_bad, threads)
         states, substates = [initial_state, final], []
     else:
         states, substates = _step_in_python(model, initial_state, controls, num_steps, substeps, h, record, first_bad, step_fn)
@@ -133,62 +138,6 @@ def _step_in_python(model, initial_state, controls, num_steps, substeps, h, reco
     if not record and num_steps > 0:
         states.append(current)
     return states, substates
-
-
-def _can_replay_graph(model, controls, step_fn) -> bool:
-    """Graph replay needs the built-in rigid step (no Python work per step), a CPU device (CUDA
-    graphs are untested here), no capture already running and contiguous control arrays."""
-    device = model.device
-    if isinstance(controls, ControlSequence):
-        arrays = (controls.body_force, controls.body_torque, controls.joint_act)
-        if not all(a is None or a.is_contiguous for a in arrays):
-            return False
-    return step_fn is rigid.step and device.is_cpu and not device.is_capturing
-
-
-def _replay_graph(model, initial_state, controls, num_steps, substeps, h, first_bad) -> State:
-    """``rollout(record=False)`` without Python work per substep: the ``substeps`` substeps of one
-    control step (and their divergence checks) are captured once as a Warp graph, ping-ponging
-    between two buffers, and replayed ``num_steps`` times. With an odd ``substeps`` a second
-    graph starts from the other buffer. A ControlSequence is copied into one staging Control
-    before each replay. Returns the final state (one of the two buffers)."""
-    buffers = (model.state(requires_grad=False), model.state(requires_grad=False))
-    if isinstance(controls, ControlSequence):
-        control = model.control(requires_grad=False)
-    else:
-        control = controls if controls is not None else rigid._zero_control(model)
-    step_base = wp.zeros(1, dtype=wp.int32, device=model.device)
-    graphs = []
-    for start in range(1 + substeps % 2):
-        wp.capture_begin(device=model.device)
-        try:
-            for k in range(substeps):
-                nxt = buffers[(start + k + 1) % 2]
-                rigid.step(model, buffers[(start + k) % 2], nxt, control, h)
-                if first_bad is not None:
-                    rigid.record_divergence(model, nxt, k, first_bad, step_base=step_base)
-            if first_bad is not None:
-                rigid.advance_step_counter(model, step_base, substeps)
-        finally:
-            graphs.append(wp.capture_end(device=model.device))
-    # (re)initialise after capturing, whether or not capturing also executed the launches
-    buffers[0].assign(initial_state)
-    step_base.zero_()
-    if first_bad is not None:
-        first_bad.fill_(NO_DIVERGENCE)
-    for t in range(num_steps):
-        if isinstance(controls, ControlSequence):
-            _copy_step(control, controls, t)
-        wp.capture_launch(graphs[(t * substeps) % len(graphs)])
-    return buffers[(num_steps * substeps) % 2]
-
-
-def _copy_step(control: Control, controls: ControlSequence, t: int) -> None:
-    """``control <- controls.at(t)`` without creating views (contiguous (T, W, ...) arrays)."""
-    for name in ("body_force", "body_torque", "joint_act"):
-        dst = getattr(control, name)
-        if dst is not None:
-            wp.copy(dst, getattr(controls, name), src_offset=t * dst.size, count=dst.size)
 
 
 def _raise_if_diverged(model: Model, first_bad: np.ndarray, dt: float, substeps: int) -> None:

@@ -1,6 +1,6 @@
-"""rollout(record=False) replays a captured Warp graph on the CPU; it must give exactly what the
-Python step loop gives (recorded rollout, output states allocated without initial values), and
-report the same first non-finite substep."""
+"""rollout(record=False) replays a captured Warp graph on the CPU, world ranges on threads; it
+must give exactly what the Python step loop gives (recorded rollout, output states allocated
+without initial values), whatever the thread count, and report the same first non-finite substep."""
 
 import numpy as np
 import pytest
@@ -12,16 +12,17 @@ from simulator import scenes
 DEVICE = "cpu"
 
 
-@pytest.mark.parametrize("substeps", [3, 4])
-def test_graph_replay_matches_recorded_rollout(substeps):
-    scene = scenes.make("ant", num_worlds=2, device=DEVICE, requires_grad=True)
+@pytest.mark.parametrize("substeps, threads", [(3, 1), (4, 1), (3, 2), (4, 3)])
+def test_graph_replay_matches_recorded_rollout(substeps, threads):
+    worlds = 5
+    scene = scenes.make("ant", num_worlds=worlds, device=DEVICE, requires_grad=True)
     model, steps = scene.model, 6
     controls = model.control_sequence(steps, requires_grad=False)
     rng = np.random.default_rng(1)
     controls.joint_act.assign(rng.uniform(-1.0, 1.0, size=controls.joint_act.shape).astype(np.float32))
-    controls.body_force.assign(rng.normal(0.0, 0.1, size=(steps, 2, model.body_count, 3)).astype(np.float32))
+    controls.body_force.assign(rng.normal(0.0, 0.1, size=(steps, worlds, model.body_count, 3)).astype(np.float32))
     initial = model.state()
-    fast = sim.rollout(model, initial, controls, num_steps=steps, dt=0.01, substeps=substeps, record=False)
+    fast = sim.rollout(model, initial, controls, num_steps=steps, dt=0.01, substeps=substeps, record=False, threads=threads)
     tape = wp.Tape()
     with tape:
         recorded = sim.rollout(model, initial, controls, num_steps=steps, dt=0.01, substeps=substeps)
@@ -31,14 +32,15 @@ def test_graph_replay_matches_recorded_rollout(substeps):
     np.testing.assert_array_equal(initial.joint_q.numpy(), model.state().joint_q.numpy())  # initial state untouched
 
 
-@pytest.mark.parametrize("record", [False, True])
-def test_graph_replay_names_first_nonfinite_substep(record):
+@pytest.mark.parametrize("record, threads", [(False, 1), (False, 2), (True, None)])
+def test_graph_replay_names_first_nonfinite_substep(record, threads):
     scene = scenes.make("ant", num_worlds=3, device=DEVICE)
     model = scene.model
     controls = model.control_sequence(9)
     forces = np.zeros((9, 3, model.body_count, 3), dtype=np.float32)
-    forces[5, 1, 0, 0] = np.nan
+    forces[5, 2, 0, 0] = np.nan  # in the second world range when threads=2
+    forces[7, 0, 0, 2] = np.inf
     controls.body_force.assign(forces)
-    with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 5 \(substep 15\) in world 1 \(1 of 3") as info:
-        sim.rollout(model, model.state(), controls, num_steps=9, dt=0.0075, substeps=3, record=record)
-    assert (info.value.step, info.value.world) == (5, 1)
+    with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 5 \(substep 15\) in world 2 \(2 of 3") as info:
+        sim.rollout(model, model.state(), controls, num_steps=9, dt=0.0075, substeps=3, record=record, threads=threads)
+    assert (info.value.step, info.value.world) == (5, 2)
