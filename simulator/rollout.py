@@ -95,6 +95,8 @@ def rollout(
     if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
     h = rigid.check_stable_timestep(model, dt, substeps)
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
         raise ValueError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
     first_bad = None

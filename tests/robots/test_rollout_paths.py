@@ -44,3 +44,9 @@ def test_graph_replay_names_first_nonfinite_substep(record, threads):
     with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 5 \(substep 15\) in world 2 \(2 of 3") as info:
         sim.rollout(model, model.state(), controls, num_steps=9, dt=0.0075, substeps=3, record=record, threads=threads)
     assert (info.value.step, info.value.world) == (5, 2)
+
+
+def test_threads_must_be_positive():
+    model = scenes.make("pendulum", device=DEVICE).model
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        sim.rollout(model, model.state(), num_steps=2, dt=0.01, record=False, threads=0)
