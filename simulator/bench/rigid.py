@@ -32,9 +32,10 @@ Where the time goes (Warp 1.19 CPU backend, 2 cores shared, float32; measured by
   forward kernels) dominate. Hence reverse is ~0.6-1.7x the recorded forward pass but several
   times the unrecorded (graph) forward pass.
 * The 2.5 ms substep is needed: explicit contact damping limits the lightest ant body
-  (0.039 kg, kd 20 N s/m) to 3.9 ms (``check_stable_timestep`` refuses more); run anyway,
-  5 ms leaves the standing ant's torso 14 cm lower than the converged value after 3 s
-  (2.5 ms: 3 cm) and 10 ms diverges.
+  (0.039 kg, kd 20 N s/m) to 3.9 ms (``check_stable_timestep`` refuses more). Run anyway
+  (float64, 3 s, zero control, against 0.625 ms), 5 ms leaves the standing torso 8 cm
+  (friction smoothing 5 cm/s; 14 cm at 1 cm/s) from the converged pose, 2.5 ms 0.2 mm (3 cm),
+  and 10 ms diverges.
 * MuJoCo's per-world rate for ONE world (~265 sim s/s) is out of reach at 64 worlds on two
   cores: it would take ~0.15 us per world-substep, 35x below our kernel time. Against MuJoCo
   stepping the same 64 worlds on the same threads we are ahead (see the batch peer field).
