@@ -60,9 +60,9 @@ def replay_rollout(
 ) -> State:
     """Run ``num_steps`` control steps of ``substeps`` substeps of ``h`` seconds; return the final
     state (a new State; ``initial_state`` is not modified). ``first_bad`` as in ``rollout``."""
-    # the step writes every array of its output (joint_work too), and assign() fills the rest
+    # each world range copies initial_state into its part of buffers[0] after capturing; the step
+    # writes every array of its output (joint_work too)
     buffers = (model.output_state(requires_grad=False), model.output_state(requires_grad=False))
-    buffers[0].assign(initial_state)
     if isinstance(controls, ControlSequence):
         control = model.control(requires_grad=False)  # staging: step t is copied in before each replay
     else:
