@@ -3,8 +3,9 @@
 Rows (1 and 64 worlds), medians of several repeats: forward substeps per second of an
 unrecorded rollout (dt 0.01 s, 4 substeps of 2.5 ms), simulated seconds per wall second per
 world, the reverse pass of a recorded rollout as a multiple of the recorded forward pass
-(``reverse_over_forward``) and of the unrecorded forward pass over the same horizon
-(``reverse_over_unrecorded_forward``), and peak host memory (process max RSS [MB]). The peer is
+(``reverse_over_forward``), of the unrecorded forward pass over the same horizon
+(``reverse_over_unrecorded_forward``) and, both captured as graphs, of each other
+(``captured_reverse_over_forward``), and peak host memory (process max RSS [MB]). The peer is
 MuJoCo's ``mj_step`` on the gymnasium ant at its own timestep (0.01 s, one world, one core);
 ``peer_batch_sim_seconds_per_s_per_world`` is that rate shared by the same number of worlds
 over the same number of threads (perfect scaling assumed for the peer).
@@ -31,6 +32,11 @@ Where the time goes (Warp 1.19 CPU backend, 2 cores shared, float32; measured by
   of every launch (~0.4 ms per substep at 1 world); at 64 worlds the adjoint kernels (~3.5x the
   forward kernels) dominate. Hence reverse is ~0.6-1.7x the recorded forward pass but several
   times the unrecorded (graph) forward pass.
+* ``captured_reverse_over_forward``: the recorded rollout and its backward pass (gradients
+  zeroed first) each captured once as a CPU graph and replayed (check_divergence=False; the
+  pattern an optimisation loop with fixed buffers can use; results bitwise equal to the plain
+  tape, see tests/robots/test_rollout_paths.py). This is the kernel-level ratio: ~2-3.5x, and
+  forward plus reverse take ~30 us per substep at 1 world instead of ~1.1 ms.
 * The 2.5 ms substep is needed: explicit contact damping limits the lightest ant body
   (0.039 kg, kd 20 N s/m) to 3.9 ms (``check_stable_timestep`` refuses more). Run anyway
   (float64, 3 s, zero control, against 0.625 ms), 5 ms leaves the standing torso 8 cm
@@ -105,6 +111,7 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
         tape.reset()
         controls.joint_act.grad.zero_()
     reverse_s, recorded_s, unrecorded_s = (float(np.median(x[1:])) for x in (reverse, recorded, unrecorded))
+    captured_forward_s, captured_reverse_s = _captured(scene, controls, horizon, repeats)
     return {
         "case": "ant",
         "worlds": worlds,
@@ -114,9 +121,41 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
         "reverse_over_unrecorded_forward": reverse_s / unrecorded_s,
         "recorded_steps_per_s": SUBSTEPS * horizon / recorded_s,
         "reverse_steps_per_s": SUBSTEPS * horizon / reverse_s,
+        "captured_forward_steps_per_s": SUBSTEPS * horizon / captured_forward_s,
+        "captured_reverse_over_forward": captured_reverse_s / captured_forward_s,
         "peak_memory_mb": _peak_mb(),
         "threads": min(default_threads(), worlds),
     }
+
+
+def _captured(scene, controls, horizon: int, repeats: int) -> tuple[float, float]:
+    """Median wall seconds of the recorded forward pass and of the reverse pass (gradients zeroed
+    first) when each is captured once as a Warp graph and replayed: kernel time without Python."""
+    from simulator import rollout
+
+    model = scene.model
+    initial = model.state()
+    tape = wp.Tape()
+    wp.capture_begin(device=model.device)
+    try:
+        with tape:
+            traj = rollout(model, initial, controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, check_divergence=False)
+            loss = scene.loss(traj, controls)
+    finally:
+        forward = wp.capture_end(device=model.device)
+    seed = wp.ones_like(loss)
+    wp.capture_launch(forward)
+    tape.backward(grads={loss: seed})  # registers the gradient arrays that tape.zero() clears
+    wp.capture_begin(device=model.device)
+    try:
+        tape.zero()
+        tape.backward(grads={loss: seed})
+    finally:
+        reverse = wp.capture_end(device=model.device)
+    forward_s = float(np.median([_timed(lambda: wp.capture_launch(forward)) for _ in range(repeats)]))
+    reverse_s = float(np.median([_timed(lambda: wp.capture_launch(reverse)) for _ in range(repeats)]))
+    tape.reset()
+    return forward_s, reverse_s
 
 
 def _mujoco(steps: int, repeats: int) -> dict | None:
@@ -173,6 +212,7 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
             print(
                 f"  {r['worlds']:>3} worlds: {r['steps_per_s']:9.0f} steps/s, {r['sim_seconds_per_s_per_world']:8.2f} sim s/s/world, "
                 f"reverse/forward {r['reverse_over_forward']:.2f} (recorded), {r['reverse_over_unrecorded_forward']:.1f} (unrecorded), "
+                f"{r['captured_reverse_over_forward']:.1f} (both captured), "
                 f"peak {r['peak_memory_mb']:.0f} MB, {r['threads']} thread(s), vs mujoco {ratio}"
                 + (f" (mujoco on the same batch: {r['peer_batch_sim_seconds_per_s_per_world']:.2f} sim s/s/world)" if peer else "")
             )
