@@ -383,9 +383,8 @@ def articulation_kernels(scalar):
         dof_limit_ke: wp.array(dtype=scalar),
         dof_limit_kd: wp.array(dtype=scalar),
         dof_limit_softness: wp.array(dtype=scalar),
-        pair_row: wp.array(dtype=int),
+        dof_pair_start: wp.array(dtype=int),
         pair_col: wp.array(dtype=int),
-        pair_link: wp.array(dtype=int),
         act_dof: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
@@ -492,12 +491,13 @@ def articulation_kernels(scalar):
             work_rhs[world, d] = tau_a + tau_l - dof_damping[d] * qd - bias - dt * stiff * qd
             work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
 
-        # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i
-        for p in range(pair_row.shape[0]):
-            i = pair_row[p]
-            k = pair_link[p]
+        # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
+        #    dofs j <= i of k and its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]])
+        for i in range(n):
+            k = dof_link[i]
             ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], work_s[world, i])
-            work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
+            for p in range(dof_pair_start[i], dof_pair_start[i + 1]):
+                work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
 
         # 5. Cholesky factorisation and solve
         for j in range(n):

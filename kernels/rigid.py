@@ -293,13 +293,17 @@ def rigid_kernels(scalar):
 
     @wp.kernel
     def record_first_nonfinite(
+        # State in:
         body_q: wp.array2d(dtype=transform),
         body_v: wp.array2d(dtype=vec3),
         body_w: wp.array2d(dtype=vec3),
+        # Step index: step_base[0] + step (a device counter lets a captured graph be replayed)
+        step_base: wp.array(dtype=int),
         step: int,
+        # Out (accumulated):
         first_bad_step: wp.array(dtype=int),
     ):
-        """Lower ``first_bad_step[world]`` to ``step`` if any body of the world is non-finite."""
+        """Lower ``first_bad_step[world]`` to ``step_base[0] + step`` if any body of the world is non-finite."""
         world, body = wp.tid()
         pose = body_q[world, body]
         finite = (
@@ -309,12 +313,18 @@ def rigid_kernels(scalar):
             and wp.isfinite(body_w[world, body])
         )
         if not finite:
-            wp.atomic_min(first_bad_step, world, step)
+            wp.atomic_min(first_bad_step, world, step_base[0] + step)
+
+    @wp.kernel
+    def advance_step_counter(count: int, step_base: wp.array(dtype=int)):
+        """``step_base[0] += count`` (one thread): the substep counter of a replayed graph."""
+        step_base[0] = step_base[0] + count
 
     return SimpleNamespace(
         contact_forces=contact_forces,
         integrate_bodies=integrate_bodies,
         record_first_nonfinite=record_first_nonfinite,
+        advance_step_counter=advance_step_counter,
         shape_signed_distance=shape_signed_distance,
     )
 

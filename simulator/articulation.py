@@ -520,9 +520,8 @@ class ArticulationModel:
             dof_limit_ke=farr([j.limit_stiffness if j.limit else 0.0 for j in dof_joint]),
             dof_limit_kd=farr([j.limit_damping if j.limit else 0.0 for j in dof_joint]),
             dof_limit_softness=farr([j.limit_softness for j in dof_joint]),
-            pair_row=iarr(pairs[:, 0]),
+            dof_pair_start=iarr(np.searchsorted(pairs[:, 0], np.arange(nd + 1))),  # pairs are sorted by row
             pair_col=iarr(pairs[:, 1]),
-            pair_link=iarr(pairs[:, 2]),
             act_dof=iarr(act_dof),
             act_kind=iarr([a.kind for a in actuators]),
             act_gear=farr([a.gear for a in actuators]),
@@ -572,17 +571,27 @@ class ArticulationModel:
         return slice(int(self.joint_qd_start[j]), int(self.joint_qd_start[j]) + DOF_COUNT[kind])
 
     # -------------------------------------------------------------- state and control
-    def init_state(self, model, state, requires_grad: bool) -> None:
-        """Give ``state`` its joint coordinates and work arrays, then run forward kinematics."""
+    def init_state(self, model, state, requires_grad: bool, *, initialize: bool = True) -> None:
+        """Give ``state`` its joint coordinates and work arrays, then run forward kinematics.
+
+        With ``initialize=False`` the arrays are only allocated (for a step's output state):
+        no initial conditions, no forward kinematics; only the mass matrix ``h``, whose entries
+        outside the ancestor pairs are read as zeros, is zeroed.
+        """
         p, dev, W = model.precision, model.device, model.num_worlds
+        alloc = wp.zeros if initialize else wp.empty
 
         def zeros(shape, dtype):
-            return wp.zeros(shape, dtype=dtype, device=dev, requires_grad=requires_grad)
+            return alloc(shape, dtype=dtype, device=dev, requires_grad=requires_grad)
 
-        state.joint_q = wp.array(self.initial_joint_q.astype(p.numpy), dtype=p.scalar, device=dev, requires_grad=requires_grad)
-        state.joint_qd = wp.array(self.initial_joint_qd.astype(p.numpy), dtype=p.scalar, device=dev, requires_grad=requires_grad)
-        vec6 = articulation_kernels(p.scalar).vec6
         L, D = max(self.num_links, 1), max(self.num_dofs, 1)
+        if initialize:
+            state.joint_q = wp.array(self.initial_joint_q.astype(p.numpy), dtype=p.scalar, device=dev, requires_grad=requires_grad)
+            state.joint_qd = wp.array(self.initial_joint_qd.astype(p.numpy), dtype=p.scalar, device=dev, requires_grad=requires_grad)
+        else:
+            state.joint_q = zeros(self.initial_joint_q.shape, p.scalar)
+            state.joint_qd = zeros(self.initial_joint_qd.shape, p.scalar)
+        vec6 = articulation_kernels(p.scalar).vec6
         state.link_q = zeros((W, L), p.transform)
         state.link_v = zeros((W, L), vec6)
         state.joint_work = ArticulationWork(
@@ -592,14 +601,15 @@ class ArticulationModel:
             mass=zeros((W, L), p.scalar),
             first_moment=zeros((W, L), p.vec3),
             rot_inertia=zeros((W, L), p.mat33),
-            h=zeros((W, D * D), p.scalar),
+            h=wp.zeros((W, D * D), dtype=p.scalar, device=dev, requires_grad=requires_grad),
             l=zeros((W, D * D), p.scalar),
             rhs=zeros((W, D), p.scalar),
             diag=zeros((W, D), p.scalar),
             y=zeros((W, D), p.scalar),
             qdd=zeros((W, D), p.scalar),
         )
-        eval_fk(model, state)
+        if initialize:
+            eval_fk(model, state)
 
     def control_array(self, model, leading: tuple, requires_grad: bool) -> wp.array:
         shape = leading + (max(self.num_actuators, 1),)
@@ -673,9 +683,8 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
             "dof_limit_ke",
             "dof_limit_kd",
             "dof_limit_softness",
-            "pair_row",
+            "dof_pair_start",
             "pair_col",
-            "pair_link",
             "act_dof",
             "act_kind",
             "act_gear",

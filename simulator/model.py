@@ -200,6 +200,31 @@ class Model:
             self.articulation.init_state(self, state, grad)
         return state
 
+    def output_state(self, *, requires_grad: bool | None = None) -> State:
+        """A new State for a step to write into: arrays allocated but not initialised.
+
+        Cheaper than :meth:`state` (no initial conditions copied, no forward kinematics), for the
+        ``state_out`` of :func:`simulator.rigid.step`, which writes every array it holds.
+        Read nothing from it before a step has written it.
+        """
+        grad = self.requires_grad if requires_grad is None else requires_grad
+        shape = (self.num_worlds, self.body_count)
+        p = self.precision
+
+        def empty(dtype):
+            return wp.empty(shape, dtype=dtype, device=self.device, requires_grad=grad)
+
+        state = State(
+            body_q=empty(p.transform),
+            body_v=empty(p.vec3),
+            body_w=empty(p.vec3),
+            body_contact_force=empty(p.vec3),
+            body_contact_torque=empty(p.vec3),
+        )
+        if self.articulation is not None:
+            self.articulation.init_state(self, state, grad, initialize=False)
+        return state
+
     def control(self, *, requires_grad: bool | None = None) -> Control:
         """A zero Control for one step (arrays ``(W, B)``)."""
         shape = (self.num_worlds, self.body_count)

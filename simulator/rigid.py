@@ -108,16 +108,35 @@ def _zero_control(model: Model) -> Control:
     return cached
 
 
-def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array) -> None:
-    """Lower ``first_bad_step[w]`` to ``step_index`` for every world ``w`` whose state is non-finite."""
+def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array, *, step_base: wp.array | None = None) -> None:
+    """Lower ``first_bad_step[w]`` to the step index for every world ``w`` whose state is non-finite.
+
+    The index is ``step_index``, plus ``step_base[0]`` when a (1,) int32 device counter is given
+    (a captured graph replays the same launch with the counter advanced on the device).
+    """
     kernels = rigid_kernels(model.precision.scalar)
+    if step_base is None:
+        step_base = _zero_counter(model)
     wp.launch(
         kernels.record_first_nonfinite,
         dim=(model.num_worlds, model.body_count),
-        inputs=[state.body_q, state.body_v, state.body_w, int(step_index)],
+        inputs=[state.body_q, state.body_v, state.body_w, step_base, int(step_index)],
         outputs=[first_bad_step],
         device=model.device,
     )
+
+
+def advance_step_counter(model: Model, step_base: wp.array, count: int) -> None:
+    """``step_base[0] += count`` on the device (see :func:`record_divergence`)."""
+    wp.launch(rigid_kernels(model.precision.scalar).advance_step_counter, dim=1, inputs=[int(count)], outputs=[step_base], device=model.device)
+
+
+def _zero_counter(model: Model) -> wp.array:
+    cached = getattr(model, "_zero_counter_cache", None)
+    if cached is None:
+        cached = wp.zeros(1, dtype=wp.int32, device=model.device)
+        model._zero_counter_cache = cached
+    return cached
 
 
 def contact_time_scales(model: Model) -> dict[str, float]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from . import rigid
+from . import replay, rigid
 from .errors import SimulationDivergedError
 from .kernels.rigid import NO_DIVERGENCE
 from .model import Control, ControlSequence, Model, State
@@ -66,6 +66,7 @@ def rollout(
     record: bool = True,
     check_divergence: bool = True,
     step_fn: StepFunction = rigid.step,
+    threads: int | None = None,
 ) -> Trajectory:
     """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
 
@@ -76,10 +77,15 @@ def rollout(
             with at least ``num_steps`` steps (held over the substeps of each step).
         record: step into a fresh State every substep so that a surrounding ``wp.Tape`` can
             differentiate the rollout (memory grows with the number of substeps); with False,
-            two buffers are reused and only the final state is returned (no gradients).
+            two buffers are reused and only the final state is returned (no gradients; on the
+            CPU the default step runs as a replayed Warp graph, which a tape does not record;
+            see :mod:`simulator.replay`).
         check_divergence: raise :class:`SimulationDivergedError` naming the first non-finite
             step and world instead of returning NaN.
         step_fn: the solver's step function (the rigid-body step by default).
+        threads: for ``record=False`` on the CPU, the worlds are split over this many threads
+            (default: the CPUs this process may use; at most one per world). Results do not
+            depend on it.
 
     Raises:
         ValueError: bad ``num_steps``, ``dt`` or ``substeps``, or a substep too long for the
@@ -89,10 +95,29 @@ def rollout(
     if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
     h = rigid.check_stable_timestep(model, dt, substeps)
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
+        raise ValueError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
     first_bad = None
     if check_divergence:
         first_bad = wp.full(model.num_worlds, NO_DIVERGENCE, dtype=wp.int32, device=model.device)
 
+    if not record and num_steps >= 2 and replay.can_replay(model, controls, step_fn):
+        final = replay.replay_rollout(model, initial_state, controls, num_steps, substeps, h, first_bad, threads)
+        states, substates = [initial_state, final], []
+    else:
+        states, substates = _step_in_python(model, initial_state, controls, num_steps, substeps, h, record, first_bad, step_fn)
+
+    if first_bad is not None:
+        _raise_if_diverged(model, first_bad.numpy(), dt, substeps)
+    return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates)
+
+
+def _step_in_python(model, initial_state, controls, num_steps, substeps, h, record, first_bad, step_fn):
+    """One ``step_fn`` call per substep from Python (recorded on an active tape when ``record``)."""
+    # the rigid step writes every array of its output, so recorded outputs need no initial values
+    fresh = model.output_state if step_fn is rigid.step else model.state
     states, substates = [initial_state], []
     current = initial_state
     spare = None if record else model.state(requires_grad=False)
@@ -100,7 +125,7 @@ def rollout(
         control = _control_at(controls, t, num_steps)
         for k in range(substeps):
             if record:
-                nxt = model.state()
+                nxt = fresh()
                 substates.append(nxt)
             else:
                 nxt = spare
@@ -114,10 +139,7 @@ def rollout(
             states.append(current)
     if not record and num_steps > 0:
         states.append(current)
-
-    if first_bad is not None:
-        _raise_if_diverged(model, first_bad.numpy(), dt, substeps)
-    return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates)
+    return states, substates
 
 
 def _raise_if_diverged(model: Model, first_bad: np.ndarray, dt: float, substeps: int) -> None:

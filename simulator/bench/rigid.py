@@ -1,9 +1,50 @@
 """Rigid-body benchmark: the ant quadruped, forward and reverse, against MuJoCo as the peer.
 
-Rows (1 and 64 worlds): forward substeps per second, simulated seconds per wall second per
-world, the reverse pass of a recorded rollout as a multiple of its forward pass, and peak host
-memory (process max RSS [MB]). The peer is MuJoCo's ``mj_step`` on the gymnasium ant at its own
-timestep (one world, one core). ``python -m simulator.bench.rigid [--json] [--quick]``.
+Rows (1 and 64 worlds), medians of several repeats: forward substeps per second of an
+unrecorded rollout (dt 0.01 s, 4 substeps of 2.5 ms), simulated seconds per wall second per
+world, the reverse pass of a recorded rollout as a multiple of the recorded forward pass
+(``reverse_over_forward``), of the unrecorded forward pass over the same horizon
+(``reverse_over_unrecorded_forward``) and, both captured as graphs, of each other
+(``captured_reverse_over_forward``), and peak host memory (process max RSS [MB]). The peer is
+MuJoCo's ``mj_step`` on the gymnasium ant at its own timestep (0.01 s, one world, one core);
+``peer_batch_sim_seconds_per_s_per_world`` is that rate shared by the same number of worlds
+over the same number of threads (perfect scaling assumed for the peer).
+``python -m simulator bench rigid [--json] [--quick]``.
+
+Where the time goes (Warp 1.19 CPU backend, 2 cores shared, float32; measured by
+``wp.ScopedTimer``-style timing, cProfile and captured-graph replays):
+
+* One substep is 2 kernel launches (``contact_forces`` over (W, 25 candidates),
+  ``articulation_step`` one thread per world; the ant has no free bodies, so
+  ``integrate_bodies`` is skipped) plus 2 memsets, and a divergence check when enabled.
+* Stepping from Python costs ~200 us per substep at any W: ``wp.launch`` packs ~80 arguments
+  (``pack_arg`` ~1.5 us each, most of it for the 63 of ``articulation_step``); a
+  ``Model.state()`` with gradients (~40 arrays and a forward-kinematics launch) costs 0.3-0.6
+  ms. The kernels themselves take ~7 us per substep for 1 world and ~5.2 us per world at 64
+  (articulation ~3.9, contact ~1.3): at 1 world the old loop was >95% Python.
+* So ``rollout(record=False)`` now replays a captured CPU graph per control step (see
+  ``simulator.replay``): 1 world went from ~190 to ~8-15 us per substep. Graph replay releases
+  the GIL, so the worlds are split over threads: 64 worlds run ~1.9x faster on 2 cores.
+  What is left at 64 worlds is kernel time; Warp runs each CPU kernel on one thread.
+* Recorded rollouts step into ``Model.output_state()`` (no initial values, no forward
+  kinematics). They stay Python-bound: ~0.3 ms of array allocations (with gradients) and
+  ~0.2 ms of launch packing per substep. ``Tape.backward`` packs forward and adjoint arguments
+  of every launch (~0.4 ms per substep at 1 world); at 64 worlds the adjoint kernels (~3.5x the
+  forward kernels) dominate. Hence reverse is ~0.6-1.7x the recorded forward pass but several
+  times the unrecorded (graph) forward pass.
+* ``captured_reverse_over_forward``: the recorded rollout and its backward pass (gradients
+  zeroed first) each captured once as a CPU graph and replayed (check_divergence=False; the
+  pattern an optimisation loop with fixed buffers can use; results bitwise equal to the plain
+  tape, see tests/robots/test_rollout_paths.py). This is the kernel-level ratio: ~2-3.5x, and
+  forward plus reverse take ~30 us per substep at 1 world instead of ~1.1 ms.
+* The 2.5 ms substep is needed: explicit contact damping limits the lightest ant body
+  (0.039 kg, kd 20 N s/m) to 3.9 ms (``check_stable_timestep`` refuses more). Run anyway
+  (float64, 3 s, zero control, against 0.625 ms), 5 ms leaves the standing torso 8 cm
+  (friction smoothing 5 cm/s; 14 cm at 1 cm/s) from the converged pose, 2.5 ms 0.2 mm (3 cm),
+  and 10 ms diverges.
+* MuJoCo's per-world rate for ONE world (~265 sim s/s) is out of reach at 64 worlds on two
+  cores: it would take ~0.15 us per world-substep, 35x below our kernel time. Against MuJoCo
+  stepping the same 64 worlds on the same threads we are ahead (see the batch peer field).
 """
 
 from __future__ import annotations
@@ -19,52 +60,105 @@ import numpy as np
 import warp as wp
 
 SUBSTEP = 0.0025  # [s] our ant substep (dt 0.01 s with 4 substeps)
+DT, SUBSTEPS = 0.01, 4
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _ours(worlds: int, steps: int, reverse_steps: int, device) -> dict:
+def _timed(fn) -> float:
+    """Wall seconds of ``fn()`` (device synchronised before and after)."""
+    wp.synchronize()
+    start = time.perf_counter()
+    fn()
+    wp.synchronize()
+    return time.perf_counter() - start
+
+
+def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> dict:
+    """Medians over ``repeats`` runs: ``steps`` substeps of the unrecorded forward pass, and a
+    rollout of ``reverse_steps`` substeps timed unrecorded, recorded on a tape, and in reverse."""
     from simulator import rollout, scenes
+    from simulator.replay import default_threads
 
     scene = scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
     model = scene.model
     state = model.state(requires_grad=False)
-    rollout(model, state, None, num_steps=10, dt=SUBSTEP, record=False)  # warm-up (compile, caches)
-    wp.synchronize_device(model.device)
-    start = time.perf_counter()
-    rollout(model, state, None, num_steps=steps, dt=SUBSTEP, record=False, check_divergence=False)
-    wp.synchronize_device(model.device)
-    forward = time.perf_counter() - start
-    steps_per_s = steps / forward
+    rollout(model, state, None, num_steps=10, dt=DT, substeps=SUBSTEPS, record=False)  # warm-up (compile, caches)
 
-    controls = model.control_sequence(reverse_steps)
+    def forward():
+        rollout(model, state, None, num_steps=steps // SUBSTEPS, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)
+
+    forward_s = float(np.median([_timed(forward) for _ in range(repeats)]))
+    steps_per_s = SUBSTEPS * (steps // SUBSTEPS) / forward_s
+
+    horizon = reverse_steps // SUBSTEPS
+    controls = model.control_sequence(horizon)
     controls.joint_act.fill_(0.1)
-    tape = wp.Tape()
-    start = time.perf_counter()
-    with tape:
-        traj = rollout(model, model.state(), controls, num_steps=reverse_steps, dt=SUBSTEP, check_divergence=False)
-        loss = scene.loss(traj, None)
-    wp.synchronize_device(model.device)
-    recorded_forward = time.perf_counter() - start
-    start = time.perf_counter()
-    tape.backward(grads={loss: wp.ones_like(loss)})
-    wp.synchronize_device(model.device)
-    reverse = time.perf_counter() - start
-    peak = _peak_mb()
-    tape.reset()
+    unrecorded, recorded, reverse = [], [], []
+    for _ in range(repeats + 1):  # the first round warms up the adjoint kernels
+        unrecorded.append(_timed(lambda: rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)))
+        tape = wp.Tape()
+
+        def record(tape=tape):
+            with tape:
+                traj = rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, check_divergence=False)
+                tape.loss = scene.loss(traj, controls)
+
+        recorded.append(_timed(record))
+        reverse.append(_timed(lambda tape=tape: tape.backward(grads={tape.loss: wp.ones_like(tape.loss)})))
+        tape.reset()
+        controls.joint_act.grad.zero_()
+    reverse_s, recorded_s, unrecorded_s = (float(np.median(x[1:])) for x in (reverse, recorded, unrecorded))
+    captured_forward_s, captured_reverse_s = _captured(scene, controls, horizon, repeats)
     return {
         "case": "ant",
         "worlds": worlds,
         "steps_per_s": steps_per_s,
         "sim_seconds_per_s_per_world": steps_per_s * SUBSTEP,
-        "reverse_over_forward": reverse / recorded_forward,
-        "peak_memory_mb": peak,
+        "reverse_over_forward": reverse_s / recorded_s,
+        "reverse_over_unrecorded_forward": reverse_s / unrecorded_s,
+        "recorded_steps_per_s": SUBSTEPS * horizon / recorded_s,
+        "reverse_steps_per_s": SUBSTEPS * horizon / reverse_s,
+        "captured_forward_steps_per_s": SUBSTEPS * horizon / captured_forward_s,
+        "captured_reverse_over_forward": captured_reverse_s / captured_forward_s,
+        "peak_memory_mb": _peak_mb(),
+        "threads": min(default_threads(), worlds),
     }
 
 
-def _mujoco(steps: int) -> dict | None:
+def _captured(scene, controls, horizon: int, repeats: int) -> tuple[float, float]:
+    """Median wall seconds of the recorded forward pass and of the reverse pass (gradients zeroed
+    first) when each is captured once as a Warp graph and replayed: kernel time without Python."""
+    from simulator import rollout
+
+    model = scene.model
+    initial = model.state()
+    tape = wp.Tape()
+    wp.capture_begin(device=model.device)
+    try:
+        with tape:
+            traj = rollout(model, initial, controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, check_divergence=False)
+            loss = scene.loss(traj, controls)
+    finally:
+        forward = wp.capture_end(device=model.device)
+    seed = wp.ones_like(loss)
+    wp.capture_launch(forward)
+    tape.backward(grads={loss: seed})  # registers the gradient arrays that tape.zero() clears
+    wp.capture_begin(device=model.device)
+    try:
+        tape.zero()
+        tape.backward(grads={loss: seed})
+    finally:
+        reverse = wp.capture_end(device=model.device)
+    forward_s = float(np.median([_timed(lambda: wp.capture_launch(forward)) for _ in range(repeats)]))
+    reverse_s = float(np.median([_timed(lambda: wp.capture_launch(reverse)) for _ in range(repeats)]))
+    tape.reset()
+    return forward_s, reverse_s
+
+
+def _mujoco(steps: int, repeats: int) -> dict | None:
     try:
         import gymnasium
         import mujoco
@@ -75,10 +169,12 @@ def _mujoco(steps: int) -> dict | None:
     data = mujoco.MjData(model)
     for _ in range(100):
         mujoco.mj_step(model, data)
-    start = time.perf_counter()
-    for _ in range(steps):
-        mujoco.mj_step(model, data)
-    elapsed = time.perf_counter() - start
+
+    def run():
+        for _ in range(steps):
+            mujoco.mj_step(model, data)
+
+    elapsed = float(np.median([_timed(run) for _ in range(repeats)]))
     return {"peer": "mujoco", "steps_per_s": steps / elapsed, "sim_seconds_per_s_per_world": steps / elapsed * model.opt.timestep, "timestep": model.opt.timestep}
 
 
@@ -87,31 +183,38 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
     wp.config.quiet = True
     wp.init()
     dev = str(wp.get_device(device)) if device is not None else str(wp.get_preferred_device())
-    steps = 200 if quick else 2000
-    reverse_steps = 100 if quick else 1000
-    peer = _mujoco(2000 if quick else 20000)
+    steps = 400 if quick else 4000
+    reverse_steps = 100 if quick else 400
+    repeats = 3 if quick else 5
+    peer = _mujoco(2000 if quick else 20000, repeats)
     rows = []
     for worlds in (1, 64):
-        row = _ours(worlds, steps, reverse_steps, dev)
+        row = _ours(worlds, steps, reverse_steps, repeats, dev)
         row["peer"] = peer["peer"] if peer else None
         row["peer_sim_seconds_per_s_per_world"] = peer["sim_seconds_per_s_per_world"] if peer else None
         row["ratio_vs_peer"] = row["sim_seconds_per_s_per_world"] / peer["sim_seconds_per_s_per_world"] if peer else None
+        # the same batch on MuJoCo: its one-world rate shared by the worlds, scaled perfectly over
+        # as many threads as we used (generous to the peer)
+        row["peer_batch_sim_seconds_per_s_per_world"] = peer["sim_seconds_per_s_per_world"] * row["threads"] / worlds if peer else None
         rows.append(row)
-    result = {"benchmark": "rigid", "device": dev, "quick": quick, "substep_s": SUBSTEP, "rows": rows}
+    result = {"benchmark": "rigid", "device": dev, "quick": quick, "repeats": repeats, "substep_s": SUBSTEP, "rows": rows}
     if peer:
         result["peer_steps_per_s"] = peer["steps_per_s"]
         result["peer_timestep_s"] = peer["timestep"]
     if json:
         print(json_module.dumps(result))
     else:
-        print(f"rigid benchmark on {dev} ({'quick' if quick else 'full'}); ant substep {SUBSTEP} s")
+        print(f"rigid benchmark on {dev} ({'quick' if quick else 'full'}, medians of {repeats}); ant substep {SUBSTEP} s")
         if peer:
             print(f"peer mujoco: {peer['steps_per_s']:.0f} steps/s at dt {peer['timestep']} s = {peer['sim_seconds_per_s_per_world']:.1f} sim s per s")
         for r in rows:
             ratio = f"{r['ratio_vs_peer']:.4f}" if r["ratio_vs_peer"] is not None else "n/a"
             print(
                 f"  {r['worlds']:>3} worlds: {r['steps_per_s']:9.0f} steps/s, {r['sim_seconds_per_s_per_world']:8.2f} sim s/s/world, "
-                f"reverse/forward {r['reverse_over_forward']:.2f}, peak {r['peak_memory_mb']:.0f} MB, vs mujoco {ratio}"
+                f"reverse/forward {r['reverse_over_forward']:.2f} (recorded), {r['reverse_over_unrecorded_forward']:.1f} (unrecorded), "
+                f"{r['captured_reverse_over_forward']:.1f} (both captured), "
+                f"peak {r['peak_memory_mb']:.0f} MB, {r['threads']} thread(s), vs mujoco {ratio}"
+                + (f" (mujoco on the same batch: {r['peer_batch_sim_seconds_per_s_per_world']:.2f} sim s/s/world)" if peer else "")
             )
     return result
 
