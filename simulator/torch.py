@@ -3,9 +3,12 @@
 * :func:`objective_loss` -- the loss of a rollout objective as a differentiable function of a
   torch parameter tensor; its backward uses the estimator you name (``"analytic"``, ``"es"``,
   ``"hybrid"``, ...), so a training loop switches estimator with one argument.
-* :func:`step` -- one rigid-body step as a differentiable torch op (zero-copy with
-  ``wp.from_torch``/``wp.to_torch``, Warp's adjoint in the backward), so a closed-loop
-  ``torch.nn.Module`` policy can act inside a rollout and be trained by ``loss.backward()``.
+* :func:`step` (free rigid bodies) and :func:`joint_step` (robots) -- one step as a
+  differentiable torch op (zero-copy with ``wp.from_torch``/``wp.to_torch``, Warp's adjoint in
+  the backward), so a closed-loop ``torch.nn.Module`` policy can act inside a rollout and be
+  trained by ``loss.backward()``.
+* :class:`TorchPolicy` -- the same policy as a controller of a rollout objective, each world
+  with its own parameters, for ES: ``objective_loss(..., estimator="es")``.
 
 Both are reentrant: each call owns its tape and buffers, several rollouts can share one graph,
 and ``backward(retain_graph=True)`` twice gives the same gradient twice (never doubled).
@@ -18,6 +21,7 @@ import torch
 import warp as wp
 
 from . import rigid
+from .articulation import eval_fk
 from .gradients import grad as estimate_gradient
 from .model import Control, Model, State
 
@@ -129,6 +133,115 @@ def step(model: Model, state: dict[str, torch.Tensor], control: dict[str, torch.
         inputs.append(tensor.to(device))
     q, v, w = _Step.apply(model, float(dt), *inputs)
     return {"body_q": q, "body_v": v, "body_w": w}
+
+
+class _JointStep(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, model, dt, substeps, joint_q, joint_qd, joint_act):
+        scalar = model.precision.scalar
+        inputs = {name: _as_warp(t.detach(), scalar, requires_grad=True)
+                  for name, t in (("joint_q", joint_q), ("joint_qd", joint_qd), ("joint_act", joint_act))}
+        state = model.state(requires_grad=True)
+        control = model.control(requires_grad=True)
+        tape = wp.Tape()
+        with tape:
+            wp.copy(state.joint_q, inputs["joint_q"])
+            wp.copy(state.joint_qd, inputs["joint_qd"])
+            wp.copy(control.joint_act, inputs["joint_act"])
+            eval_fk(model, state)  # poses and link frames from the joint coordinates
+            for _ in range(substeps):
+                nxt = model.state(requires_grad=True)
+                rigid.step(model, state, nxt, control, dt / substeps)
+                state = nxt
+        ctx.tape, ctx.inputs, ctx.state_out = tape, inputs, state
+        return tuple(wp.to_torch(getattr(state, n)) for n in _JOINT_OUTPUTS)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        tape, state_out = ctx.tape, ctx.state_out
+        tape.zero()  # a second backward (retain_graph=True) must not accumulate onto the first
+        seeds = {}
+        for name, g in zip(_JOINT_OUTPUTS, grads):
+            out = getattr(state_out, name)
+            seed = torch.zeros_like(wp.to_torch(out)) if g is None else g
+            seeds[out] = _as_warp(seed.detach(), out.dtype, requires_grad=False)
+        tape.backward(grads=seeds)
+        result = tuple(wp.to_torch(ctx.inputs[n].grad).clone() for n in ("joint_q", "joint_qd", "joint_act"))
+        return (None, None, None) + result
+
+
+_JOINT_OUTPUTS = ("joint_q", "joint_qd", "body_q", "body_v", "body_w")
+
+
+def joint_step(model: Model, joint_q: torch.Tensor, joint_qd: torch.Tensor, joint_act: torch.Tensor | None = None, *,
+               dt: float, substeps: int = 1) -> dict[str, torch.Tensor]:
+    """One control step of an articulated model (a robot) as a differentiable torch op.
+
+    Args:
+        joint_q: ``(W, nq)`` joint coordinates; joint_qd: ``(W, nqd)`` joint velocities.
+        joint_act: ``(W, A)`` actuator controls (clipped to each actuator's range), or None.
+        dt: control step [s], split into ``substeps`` physics substeps with the action held.
+
+    Returns ``{"joint_q", "joint_qd", "body_q", "body_v", "body_w"}`` tensors after the step.
+    Gradients flow to ``joint_q``, ``joint_qd`` and ``joint_act`` through Warp's adjoint, so a
+    closed-loop ``torch.nn.Module`` policy can be trained by ``loss.backward()``.
+    """
+    if model.articulation is None:
+        raise ValueError("joint_step needs a model with joints; use step() for free rigid bodies")
+    rigid.check_stable_timestep(model, dt, substeps)
+    dtype, device = _torch_dtype(model), wp.device_to_torch(model.device)
+    probe_state, probe_control = model.state(requires_grad=False), model.control(requires_grad=False)
+    if joint_act is None:
+        joint_act = torch.zeros(tuple(probe_control.joint_act.shape), dtype=dtype, device=device)
+    for name, tensor, array in (("joint_q", joint_q, probe_state.joint_q), ("joint_qd", joint_qd, probe_state.joint_qd),
+                                ("joint_act", joint_act, probe_control.joint_act)):
+        if tuple(tensor.shape) != tuple(array.shape):
+            raise ValueError(f"{name} must have shape {tuple(array.shape)}, got {tuple(tensor.shape)}")
+        if tensor.dtype != dtype:
+            raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+    outputs = _JointStep.apply(model, float(dt), int(substeps), joint_q.to(device), joint_qd.to(device), joint_act.to(device))
+    return dict(zip(_JOINT_OUTPUTS, outputs))
+
+
+class TorchPolicy:
+    """A controller that runs a ``torch.nn.Module`` policy inside a Warp rollout, for black-box
+    estimators: theta is the policy's flattened parameters (``torch.nn.utils.parameters_to_vector``
+    order), each world acting with its own row (``torch.func.vmap``). Observations are
+    ``[joint_q, joint_qd]``; the policy outputs one action per actuator.
+
+    Warp's tape cannot see torch operations, so this controller refuses recorded (analytic)
+    sweeps instead of returning a silently zero gradient: use ``estimator="es"`` here, and
+    :func:`joint_step` for analytic gradients through a torch policy.
+    """
+
+    def __init__(self, policy: torch.nn.Module):
+        self.policy = policy
+        self.shapes = {name: p.shape for name, p in policy.named_parameters()}
+        self.sizes = [p.numel() for p in policy.parameters()]
+
+    def num_parameters(self, num_steps: int) -> int:
+        return sum(self.sizes)
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        edges = np.cumsum([0] + self.sizes)
+        return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+    def _act(self, flat: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+        params, offset = {}, 0
+        for (name, shape), size in zip(self.shapes.items(), self.sizes):
+            params[name] = flat[offset : offset + size].reshape(shape)
+            offset += size
+        return torch.func.functional_call(self.policy, params, (observation,))
+
+    def apply(self, model, step, state, theta, control) -> None:
+        if theta.requires_grad:
+            raise ValueError("a torch policy inside a Warp rollout has no Warp adjoint: use estimator='es', "
+                             "or simulator.torch.joint_step for analytic gradients through the policy")
+        observation = torch.cat([wp.to_torch(state.joint_q), wp.to_torch(state.joint_qd)], dim=1)
+        with torch.no_grad():
+            flat = wp.to_torch(theta).to(observation.dtype)
+            actions = torch.func.vmap(self._act)(flat, observation)
+        wp.copy(control.joint_act, _as_warp(actions.to(wp.to_torch(control.joint_act).dtype), control.joint_act.dtype, requires_grad=False))
 
 
 def state_tensors(state: State) -> dict[str, torch.Tensor]:

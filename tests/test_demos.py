@@ -71,3 +71,10 @@ def test_lyapunov_exponent_predicts_the_explosion(tmp_path):
     assert float(damped["two_lambda"]) < 0 and float(damped["variance_growth_rate"]) < 0
     rates = [float(r["variance_growth_rate"]) for r in rows]
     assert rates[0] == max(rates)
+
+
+def test_torch_policy_trains_with_both_estimators(tmp_path):
+    rows = run_demo("torch_policy", tmp_path)
+    for estimator in ("analytic", "es"):
+        losses = [float(r["loss"]) for r in rows if r["estimator"] == estimator]
+        assert len(losses) >= 5 and losses[-1] < losses[0]
