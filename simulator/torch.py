@@ -7,6 +7,9 @@
   differentiable torch op (zero-copy with ``wp.from_torch``/``wp.to_torch``, Warp's adjoint in
   the backward), so a closed-loop ``torch.nn.Module`` policy can act inside a rollout and be
   trained by ``loss.backward()``.
+* :func:`joint_rollout` -- a whole batched robot rollout from torch tensors (initial joint
+  state, per-step actions) to torch tensors, with ``estimator="analytic"`` or ``"es"`` for
+  its backward.
 * :class:`TorchPolicy` -- the same policy as a controller of a rollout objective, each world
   with its own parameters, for ES: ``objective_loss(..., estimator="es")``.
 
@@ -201,6 +204,116 @@ def joint_step(model: Model, joint_q: torch.Tensor, joint_qd: torch.Tensor, join
             raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
     outputs = _JointStep.apply(model, float(dt), int(substeps), joint_q.to(device), joint_qd.to(device), joint_act.to(device))
     return dict(zip(_JOINT_OUTPUTS, outputs))
+
+
+class _JointRollout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, spec, joint_q, joint_qd, actions):
+        worlds = joint_q.shape[0]
+        ctx.spec, ctx.worlds = spec, worlds
+        ctx.inputs_torch = (joint_q.detach(), joint_qd.detach(), actions.detach())
+        if spec.estimator == "analytic":
+            model = spec.model(worlds)
+            scalar = model.precision.scalar
+            inputs = {n: _as_warp(t.detach(), scalar, requires_grad=True)
+                      for n, t in (("joint_q", joint_q), ("joint_qd", joint_qd), ("actions", actions))}
+            tape = wp.Tape()
+            with tape:
+                final = spec.simulate(model, inputs["joint_q"], inputs["joint_qd"], inputs["actions"], record=True)
+            ctx.tape, ctx.inputs, ctx.final = tape, inputs, final
+            return wp.to_torch(final.joint_q), wp.to_torch(final.joint_qd)
+        final = spec.simulate(spec.model(worlds), *(_as_warp(t.detach(), spec.scalar, requires_grad=False) for t in (joint_q, joint_qd, actions)), record=False)
+        return wp.to_torch(final.joint_q).clone(), wp.to_torch(final.joint_qd).clone()
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_qd):
+        spec = ctx.spec
+        grad_q = torch.zeros_like(ctx.inputs_torch[0]) if grad_q is None else grad_q
+        grad_qd = torch.zeros_like(ctx.inputs_torch[1]) if grad_qd is None else grad_qd
+        if spec.estimator == "analytic":
+            ctx.tape.zero()  # a second backward (retain_graph=True) must not accumulate onto the first
+            ctx.tape.backward(grads={ctx.final.joint_q: _as_warp(grad_q.detach(), spec.scalar, requires_grad=False),
+                                     ctx.final.joint_qd: _as_warp(grad_qd.detach(), spec.scalar, requires_grad=False)})
+            return (None,) + tuple(wp.to_torch(ctx.inputs[n].grad).clone() for n in ("joint_q", "joint_qd", "actions"))
+        return (None,) + spec.es_gradient(ctx.inputs_torch, grad_q, grad_qd)
+
+
+class _RolloutSpec:
+    def __init__(self, scene, num_steps, dt, substeps, estimator, sigma, population, seed):
+        self.scene, self.num_steps, self.dt, self.substeps = scene, num_steps, dt, substeps
+        self.estimator, self.sigma, self.population, self.seed = estimator, sigma, population, seed
+        self._models = {}
+        self.scalar = self.model(1).precision.scalar
+
+    def model(self, worlds: int) -> Model:
+        if worlds not in self._models:
+            built = self.scene(worlds)
+            self._models[worlds] = built if isinstance(built, Model) else built.model
+        return self._models[worlds]
+
+    def simulate(self, model, joint_q, joint_qd, actions, *, record: bool):
+        """Final state after ``num_steps`` control steps from the given joint state and actions."""
+        state = model.state(requires_grad=record)
+        wp.copy(state.joint_q, joint_q)
+        wp.copy(state.joint_qd, joint_qd)
+        eval_fk(model, state)
+        for t in range(self.num_steps):
+            control = model.control(requires_grad=record)
+            wp.copy(control.joint_act, actions[t])
+            for _ in range(self.substeps):
+                nxt = model.state(requires_grad=record) if record else model.output_state()
+                rigid.step(model, state, nxt, control, self.dt / self.substeps)
+                state = nxt
+        return state
+
+    def es_gradient(self, inputs, grad_q, grad_qd):
+        """Antithetic ES estimate of d<g, output>/d input per world (each world its own problem)."""
+        joint_q, joint_qd, actions = inputs
+        worlds, pairs = joint_q.shape[0], self.population // 2
+        flat = torch.cat([joint_q, joint_qd, actions.permute(1, 0, 2).reshape(worlds, -1)], dim=1)  # (W, D)
+        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        eps = torch.randn((pairs, worlds, flat.shape[1]), generator=generator, dtype=flat.dtype).to(flat.device)
+        rows = torch.cat([flat + self.sigma * eps, flat - self.sigma * eps]).reshape(-1, flat.shape[1])  # (2P*W, D)
+        nq, nqd = joint_q.shape[1], joint_qd.shape[1]
+        q_rows, qd_rows = rows[:, :nq], rows[:, nq : nq + nqd]
+        act_rows = rows[:, nq + nqd :].reshape(rows.shape[0], self.num_steps, -1).permute(1, 0, 2).contiguous()
+        model = self.model(rows.shape[0])
+        final = self.simulate(model, *(_as_warp(t.contiguous(), self.scalar, requires_grad=False) for t in (q_rows, qd_rows, act_rows)), record=False)
+        score = ((wp.to_torch(final.joint_q) * grad_q.repeat(2 * pairs, 1)).sum(1)
+                 + (wp.to_torch(final.joint_qd) * grad_qd.repeat(2 * pairs, 1)).sum(1)).reshape(2 * pairs, worlds)
+        gradient = (eps * ((score[:pairs] - score[pairs:]) / (2.0 * self.sigma))[:, :, None]).mean(dim=0)  # (W, D)
+        grad_actions = gradient[:, nq + nqd :].reshape(worlds, self.num_steps, -1).permute(1, 0, 2)
+        return gradient[:, :nq], gradient[:, nq : nq + nqd], grad_actions
+
+
+def joint_rollout(scene, joint_q: torch.Tensor, joint_qd: torch.Tensor, actions: torch.Tensor, *, dt: float,
+                  substeps: int = 1, estimator: str = "analytic", sigma: float = 0.05, population: int = 32,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batched robot rollout as one differentiable torch op whose backward uses ``estimator``.
+
+    Args:
+        scene: ``scene(num_worlds) -> Model`` (or a scene with ``.model``), finalized with
+            ``requires_grad=True``; ES builds a model of ``population * W`` worlds with it.
+        joint_q, joint_qd: ``(W, nq)``, ``(W, nqd)`` initial joint state; actions: ``(T, W, A)``.
+        dt, substeps: control step [s] and physics substeps per step.
+        estimator: ``"analytic"`` (Warp's adjoint through the recorded rollout) or ``"es"``
+            (antithetic Gaussian smoothing of every input of each world, ``sigma``, ``population``
+            even, seeded by ``seed``; an unbiased estimate of the smoothed rollout's gradient).
+
+    Returns the final ``(joint_q, joint_qd)``.
+    """
+    if estimator not in ("analytic", "es"):
+        raise ValueError(f"estimator must be 'analytic' or 'es', got {estimator!r}")
+    if estimator == "es" and (population < 2 or population % 2):
+        raise ValueError(f"population must be even for antithetic sampling (pairs theta +- sigma*eps), got {population}")
+    if not (sigma > 0 and np.isfinite(sigma)):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    spec = _RolloutSpec(scene, int(actions.shape[0]), float(dt), int(substeps), estimator, float(sigma), int(population), int(seed))
+    model = spec.model(joint_q.shape[0])
+    if model.articulation is None:
+        raise ValueError("joint_rollout needs a model with joints")
+    rigid.check_stable_timestep(model, dt, substeps)
+    return _JointRollout.apply(spec, joint_q, joint_qd, actions)
 
 
 class TorchPolicy:
