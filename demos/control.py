@@ -1,6 +1,6 @@
 """Training curves of a robot controller with four gradient estimators at equal simulation budget.
 
-Pendulum swing-up (150 steps of 20 ms, loss 10*(2 sin((q - pi)/2))^2 + 0.1 qd^2 at the end plus
+Pendulum swing-up (150 steps of 20 ms; 75 with --quick; loss 10*(2 sin((q - pi)/2))^2 + 0.1 qd^2 at the end plus
 effort): an open-loop torque sequence trained with Adam from zero, with analytic, truncated
 (windows of 25 steps), ES (antithetic, 16 worlds) and hybrid gradients. Every estimator gets the
 same number of simulated world-steps; the x axis counts them.
@@ -26,7 +26,7 @@ ESTIMATORS = {
 
 def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     out = output_dir(out_dir)
-    objective = sim.SceneTaskObjective("pendulum", device=device, precision="float64")
+    objective = sim.SceneTaskObjective("pendulum", device=device, precision="float64", num_steps=75 if quick else 150)
     budget = (3 if quick else 20) * 16 * objective.num_steps  # world-steps per estimator
     rows = []
     for name, options in ESTIMATORS.items():
