@@ -69,6 +69,47 @@ def control_kernels(scalar):
         action[world, a] = joint_feedback_row(theta, world, a * row, joint_q, joint_qd)
 
     @wp.func
+    def dense_row(theta: wp.array2d(dtype=scalar), world: int, offset: int, x: wp.array2d(dtype=scalar)):
+        """b + sum_i w_i x[world, i] for one output unit; weights then bias start at ``offset``."""
+        n = x.shape[1]
+        acc = theta[world, offset + n]
+        for i in range(n):
+            acc += theta[world, offset + i] * x[world, i]
+        return acc
+
+    @wp.kernel
+    def dense_layer(
+        # Parameters: (W, P); this layer's rows (n_in weights + 1 bias per unit) start at ``offset``
+        theta: wp.array2d(dtype=scalar),
+        offset: int,
+        squash: int,
+        # Input: (W, n_in)
+        x: wp.array2d(dtype=scalar),
+        # Output: (W, n_out)
+        y: wp.array2d(dtype=scalar),
+    ):
+        """One fully connected layer per world, ``y = tanh(W x + b)`` (or linear when squash is 0)."""
+        world, j = wp.tid()
+        value = dense_row(theta, world, offset + j * (x.shape[1] + 1), x)
+        if squash != 0:
+            value = wp.tanh(value)
+        y[world, j] = value
+
+    @wp.kernel
+    def joint_observation(
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        observation: wp.array2d(dtype=scalar),
+    ):
+        """observation = [joint_q, joint_qd] per world."""
+        world, k = wp.tid()
+        nq = joint_q.shape[1]
+        if k < nq:
+            observation[world, k] = joint_q[world, k]
+        else:
+            observation[world, k] = joint_qd[world, k - nq]
+
+    @wp.func
     def feedback_row(theta: wp.array2d(dtype=scalar), world: int, offset: int, error: vec3, velocity: vec3):
         """One row of the 3x6 gain times the feature vector [error, velocity]."""
         acc = scalar(0.0)
@@ -142,6 +183,8 @@ def control_kernels(scalar):
         open_loop_body_force=open_loop_body_force,
         open_loop_rows=open_loop_rows,
         linear_joint_feedback=linear_joint_feedback,
+        dense_layer=dense_layer,
+        joint_observation=joint_observation,
         linear_feedback_body_force=linear_feedback_body_force,
         body_position_loss=body_position_loss,
         body_velocity_loss=body_velocity_loss,

@@ -12,7 +12,7 @@ Public API (every name is listed here once)::
     grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
                             gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
-    LinearJointFeedback, PositionLoss, VelocityLoss, EffortLoss
+    LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
                             control tasks (controllers, losses) as rollout objectives
     optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
@@ -38,6 +38,7 @@ from .tasks import (
     EffortLoss,
     LinearFeedback,
     LinearJointFeedback,
+    MLPJointPolicy,
     OpenLoopActions,
     OpenLoopForces,
     PositionLoss,
@@ -60,6 +61,7 @@ __all__ = [
     "LinearFeedback",
     "LinearJointFeedback",
     "MJCFWarning",
+    "MLPJointPolicy",
     "Model",
     "OpenLoopActions",
     "OpenLoopForces",

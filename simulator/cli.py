@@ -57,13 +57,16 @@ def _optimize(args) -> int:
     controller = None
     if args.controller == "linear":
         controller = sim.LinearJointFeedback.for_model(make(args.scene, **options).model)
+    elif args.controller == "mlp":
+        controller = sim.MLPJointPolicy.for_model(make(args.scene, **options).model)
     objective = sim.SceneTaskObjective(args.scene, controller=controller, num_steps=args.horizon, **options)
     estimator_options = {}
     if args.estimator in ("es", "hybrid", "auto"):
         estimator_options.update(sigma=args.sigma, population=args.population)
     if args.estimator == "truncated":
         estimator_options.update(window=args.window)
-    result = sim.optimize(objective, np.zeros(objective.num_parameters), estimator=args.estimator,
+    theta0 = controller.initial_parameters() if hasattr(controller, "initial_parameters") else np.zeros(objective.num_parameters)
+    result = sim.optimize(objective, theta0, estimator=args.estimator,
                           iterations=args.iterations, learning_rate=args.lr, out_dir=args.out, **estimator_options)
     if result.history:
         last = result.history[-1]
@@ -105,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--estimator", default="analytic", help="analytic, truncated, es, hybrid or auto (default analytic)")
     opt.add_argument("--iterations", type=int, default=100, help="total iterations (default 100)")
     opt.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05)")
-    opt.add_argument("--controller", choices=("open_loop", "linear"), default="open_loop",
-                     help="open-loop actions per step, or linear joint feedback (default open_loop)")
+    opt.add_argument("--controller", choices=("open_loop", "linear", "mlp"), default="open_loop",
+                     help="open-loop actions per step, linear joint feedback, or a 32x32 tanh MLP on [q, qd] (default open_loop)")
     opt.add_argument("--horizon", type=int, default=None, help="control steps (default: the task's)")
     opt.add_argument("--sigma", type=float, default=0.1, help="ES smoothing std (default 0.1)")
     opt.add_argument("--population", type=int, default=32, help="ES population, even (default 32)")

@@ -98,6 +98,54 @@ class LinearJointFeedback:
                   inputs=[theta, state.joint_q, state.joint_qd], outputs=[control.joint_act], device=model.device)
 
 
+class MLPJointPolicy:
+    """A small MLP policy on joint coordinates (robots), evaluated in Warp kernels so that every
+    estimator works with it (``analytic`` included): observation ``[q, qd]``, ``hidden`` tanh
+    layers, and a tanh output per actuator (actions in [-1, 1], the actuators' control range).
+    Each world reads its own parameter row; ``P = sum over layers of n_out * (n_in + 1)``."""
+
+    def __init__(self, num_actuators: int, num_coords: int, num_dofs: int, hidden=(32, 32)):
+        sizes = [int(num_coords) + int(num_dofs), *[int(h) for h in hidden], int(num_actuators)]
+        if any(n < 1 for n in sizes):
+            raise ValueError(f"layer sizes must be positive, got {sizes}")
+        self.sizes = sizes
+        self.offsets = np.cumsum([0] + [n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:])])
+
+    @classmethod
+    def for_model(cls, model: Model, hidden=(32, 32)) -> MLPJointPolicy:
+        state, control = model.state(requires_grad=False), model.control(requires_grad=False)
+        if control.joint_act is None:
+            raise ValueError("the model has no actuators")
+        return cls(control.joint_act.shape[1], state.joint_q.shape[1], state.joint_qd.shape[1], hidden)
+
+    def num_parameters(self, num_steps: int) -> int:
+        return int(self.offsets[-1])
+
+    def parameter_blocks(self, num_steps: int) -> list[slice]:
+        return [slice(int(a), int(b)) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
+
+    def initial_parameters(self, seed: int = 0) -> np.ndarray:
+        """Glorot-scaled random weights and zero biases."""
+        rng = np.random.default_rng(seed)
+        theta = np.zeros(self.num_parameters(0))
+        for (n_in, n_out), start in zip(zip(self.sizes[:-1], self.sizes[1:]), self.offsets[:-1]):
+            block = rng.standard_normal((n_out, n_in + 1)) * np.sqrt(2.0 / (n_in + n_out))
+            block[:, -1] = 0.0
+            theta[start : start + block.size] = block.reshape(-1)
+        return theta
+
+    def apply(self, model, step, state, theta, control) -> None:
+        kernels = control_kernels(model.precision.scalar)
+        worlds, grad = theta.shape[0], theta.requires_grad
+        x = wp.empty((worlds, self.sizes[0]), dtype=model.precision.scalar, device=model.device, requires_grad=grad)
+        wp.launch(kernels.joint_observation, dim=x.shape, inputs=[state.joint_q, state.joint_qd], outputs=[x], device=model.device)
+        for layer, n_out in enumerate(self.sizes[1:]):
+            last = layer == len(self.sizes) - 2
+            y = control.joint_act if last else wp.empty((worlds, n_out), dtype=model.precision.scalar, device=model.device, requires_grad=grad)
+            wp.launch(kernels.dense_layer, dim=(worlds, n_out), inputs=[theta, int(self.offsets[layer]), 1, x], outputs=[y], device=model.device)
+            x = y
+
+
 class LinearFeedback:
     """Linear state feedback on some bodies: ``f = G @ [p - p_ref, v] + b`` with a 3x6 gain G and
     a bias b per body (``P = len(bodies) * 21``). ``reference`` is one target position per body."""

@@ -55,3 +55,5 @@ def test_optimize_command_logs_and_resumes(tmp_path, capsys):
     assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3, 4]
     assert "iteration 4: loss" in capsys.readouterr().out
     assert main(["optimize", "bouncing_ball", "--out", str(tmp_path)]) == 2
+    assert main(["optimize", "pendulum", "--controller", "mlp", "--horizon", "10", "--iterations", "2",
+                 "--out", str(tmp_path / "mlp"), "--device", DEVICE]) == 0
