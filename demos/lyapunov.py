@@ -1,6 +1,7 @@
 """The package predicts its own gradient explosion: variance growth rate vs 2x the Lyapunov exponent.
 
-For the passive acrobot (double pendulum released near the top, feedback gains at zero) at
+Two systems, each with a knob. (1) A Sinai billiard (a ball bouncing between walls and a round
+obstacle; contact only) at several contact softness values. (2) The passive acrobot (double pendulum released near the top, feedback gains at zero) at
 several joint-damping levels (the knob: damping removes the chaos), we measure (a) the largest
 Lyapunov exponent lambda by tangent propagation with renormalisation and (b) the growth rate of
 log(variance of the backprop gradient w.r.t. the feedback gains) against horizon, over random
@@ -9,46 +10,76 @@ second moment, is dominated by the most expanding ones, so its rate (a generalis
 exponent) is at least 2*lambda. Sign and ordering are what predict trouble: positive lambda,
 exploding gradients; negative lambda, bounded ones.
 
+In the billiard the gradient is w.r.t. the bias and gains of a linear force feedback on the ball
+(zero: a free ball), over random initial directions.
+
 Writes ``lyapunov.png`` and ``lyapunov.csv`` (columns
-``system,damping,lyapunov_exponent,two_lambda,variance_growth_rate``).
+``system,knob,value,lyapunov_exponent,two_lambda,variance_growth_rate``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+import simulator as sim
 from simulator import diagnostics
 from simulator.demos import acrobot_task
 from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 
-COLUMNS = ["system", "damping", "lyapunov_exponent", "two_lambda", "variance_growth_rate"]
+from simulator.scenes import make
+
+COLUMNS = ["system", "knob", "value", "lyapunov_exponent", "two_lambda", "variance_growth_rate"]
+
+
+def billiard_objective(horizon: int, softness: float, device=None) -> sim.ControlObjective:
+    def start(model, seed):  # the same position, a random direction per world
+        state = model.state()
+        angle = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, model.num_worlds)
+        v = state.body_v.numpy()
+        v[:, 0, :2] = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        state.body_v.assign(v)
+        return state
+
+    scene = lambda worlds: make("sinai_billiard", num_worlds=worlds, device=device, requires_grad=True, softness=softness)  # noqa: E731
+    return sim.ControlObjective(scene, sim.LinearFeedback([0], [(0.0, 0.0, 0.0)]), [sim.PositionLoss(0, (0.5, 0.5, 0.0))],
+                                num_steps=horizon, initial_state=start)
+
+
+def measure(make_objective, horizons, seconds_per_step: float) -> tuple[float, float]:
+    """(Lyapunov exponent, growth rate of log gradient variance) at parameters zero."""
+    zero = lambda o: np.zeros(o.num_parameters)  # noqa: E731
+    longest = make_objective(horizons[-1])
+    lyap = diagnostics.lyapunov_exponent(longest, zero(longest), num_worlds=8)
+    variance = diagnostics.variance_vs_horizon(make_objective, zero, horizons, {"analytic": {"estimator": "analytic", "samples": 8}})
+    rate = diagnostics.growth_rate([r["horizon"] * seconds_per_step for r in variance], [r["grad_variance"] for r in variance])
+    return lyap.exponent, rate
 
 
 def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     out = output_dir(out_dir)
+    rows = []
+    softnesses = [0.0, 0.03] if quick else [0.0, 0.01, 0.03, 0.05]
+    billiard_horizons = [50, 100, 200, 300, 400] if quick else [50, 100, 200, 300, 400, 500, 600]
+    for softness in softnesses:
+        exponent, rate = measure(lambda h: billiard_objective(h, softness, device), billiard_horizons, 0.01)
+        rows.append({"system": "sinai billiard", "knob": "softness [m]", "value": softness, "lyapunov_exponent": exponent,
+                     "two_lambda": 2.0 * exponent, "variance_growth_rate": rate})
     dampings = [0.0, 0.5, 2.0] if quick else [0.0, 0.2, 0.5, 1.0, 2.0]
     horizons = [50, 100, 150, 200, 250, 300] if quick else [50, 100, 150, 200, 250, 300, 350, 400]
-    rows = []
     for damping in dampings:
-        passive = acrobot_task.policy(acrobot_task.objective(1, damping=damping, device=device))
-        lyap = diagnostics.lyapunov_exponent(acrobot_task.objective(horizons[-1], damping=damping, device=device), passive,
-                                             num_worlds=8)
-        variance = diagnostics.variance_vs_horizon(lambda h: acrobot_task.objective(h, damping=damping, device=device),
-                                                   lambda o: passive, horizons,
-                                                   {"analytic": {"estimator": "analytic", "samples": 8}})
-        rate = diagnostics.growth_rate([r["horizon"] * 0.01 for r in variance], [r["grad_variance"] for r in variance])
-        rows.append({"system": "acrobot", "damping": damping, "lyapunov_exponent": lyap.exponent,
-                     "two_lambda": 2.0 * lyap.exponent, "variance_growth_rate": rate})
+        exponent, rate = measure(lambda h: acrobot_task.objective(h, damping=damping, device=device), horizons, 0.01)
+        rows.append({"system": "acrobot", "knob": "damping [N m s]", "value": damping, "lyapunov_exponent": exponent,
+                     "two_lambda": 2.0 * exponent, "variance_growth_rate": rate})
     csv_path = write_csv(out / "lyapunov.csv", COLUMNS, rows)
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     x = np.arange(len(rows))
     ax.bar(x - 0.18, [r["two_lambda"] for r in rows], width=0.36, label="2 x Lyapunov exponent (tangent propagation)")
     ax.bar(x + 0.18, [r["variance_growth_rate"] for r in rows], width=0.36, label="growth rate of log gradient variance")
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [f"damping {r['damping']:g}" for r in rows])
-    ax.set(title="Acrobot: predicted vs measured gradient explosion", ylabel="rate [1/s]")
+    ax.set_xticks(x, [f"{r['system']}\n{r['knob'].split()[0]} {r['value']:g}" for r in rows], fontsize=7)
+    ax.set(title="Predicted (2 lambda) vs measured growth of the gradient variance", ylabel="rate [1/s]")
     ax.legend(fontsize=8)
     png_path = save_figure(fig, out, "lyapunov")
     return {"png": str(png_path), "csv": str(csv_path), "rows": rows}

@@ -147,3 +147,30 @@ def tumbling_box(
     builder.add_ground_plane()
     model = builder.finalize(num_worlds=num_worlds, device=device, precision=precision, requires_grad=requires_grad, contact=contact)
     return Scene(model=model, dt=5.0e-4)
+
+
+@register("sinai_billiard")
+def sinai_billiard(
+    *,
+    num_worlds: int = 1,
+    device=None,
+    precision: str = "float64",
+    requires_grad: bool = False,
+    softness: float = 0.0,
+    stiffness: float = 1.0e4,
+    speed: float = 1.0,
+) -> Scene:
+    """A Sinai billiard: a ball (radius 0.1 m, 4.2 kg) moving at ``speed`` [m/s] in a square
+    arena of walls at x, y = +-1 m around a fixed round obstacle (radius 0.3 m), no gravity, no
+    friction, no damping. The convex obstacle defocuses every bounce, so the motion is chaotic
+    (positive Lyapunov exponent). Contact stiffness ``stiffness`` [N/m] and ``softness`` [m].
+    Default dt 10 ms with 4 substeps."""
+    builder = SceneBuilder(gravity=(0.0, 0.0, 0.0), stiffness=stiffness, damping=0.0, friction=0.0)
+    ball = builder.add_body(position=(0.5, 0.3, 0.0), velocity=(speed, 0.4 * speed, 0.0), name="ball")
+    builder.add_sphere(ball, radius=0.1)
+    for normal in ((1.0, 0.0, 0.0), (-1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, -1.0, 0.0)):
+        builder.add_ground_plane(normal=normal, offset=-1.0)
+    builder.add_sphere(-1, radius=0.3)
+    model = builder.finalize(num_worlds=num_worlds, device=device, precision=precision, requires_grad=requires_grad,
+                             contact=ContactSettings(softness=softness))
+    return Scene(model=model, dt=1.0e-2, substeps=4, info={"speed": speed})
