@@ -8,7 +8,6 @@ import pytest
 
 import simulator as sim
 from simulator import diagnostics
-from simulator.scenes import make
 
 DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
