@@ -21,10 +21,15 @@ from .model import Control, Model, State
 
 
 def _body_indices(model: Model, bodies: Sequence[int]) -> wp.array:
-    bodies = [int(b) for b in bodies]
-    if not bodies or any(not 0 <= b < model.body_count for b in bodies):
-        raise ValueError(f"bodies must be indices in [0, {model.body_count}), got {bodies!r}")
-    return wp.array(bodies, dtype=wp.int32, device=model.device)
+    """The body indices as a device array, validated and built once per model."""
+    key = ("controlled_bodies", tuple(int(b) for b in bodies))
+    cache = model.__dict__.setdefault("_controller_arrays", {})
+    if key not in cache:
+        indices = list(key[1])
+        if not indices or any(not 0 <= b < model.body_count for b in indices):
+            raise ValueError(f"bodies must be indices in [0, {model.body_count}), got {indices!r}")
+        cache[key] = wp.array(indices, dtype=wp.int32, device=model.device)
+    return cache[key]
 
 
 class OpenLoopForces:
@@ -277,7 +282,7 @@ class ControlObjective(RolloutObjective):
             nxt = model.state()
             rigid.step(model, state, nxt, control, h)
             state = nxt
-        state.control = control  # the control that produced this state (for effort losses)
+        state.control = control  # the control that produced this state, read by EffortLoss
         return state
 
     def add_loss(self, t, state, theta, loss):
