@@ -66,14 +66,85 @@ class NeighborList:
         self._positions_ref = None
         self._box_ref = None
         self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
+        self._one = wp.ones(1, dtype=wp.int32, device=model.device)
+        self._status = wp.zeros(4, dtype=wp.int32, device=model.device)
+        self._grid_args = None  # (origin, width, ncell, span) of the last build
+        self._cells = None  # (particle_cell, cell_count, cell_particles) of the last build
+        self._on_device = False  # see begin_device_updates
         if self.capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
 
     def update(self, positions: wp.array) -> tuple[wp.array, wp.array]:
         """Return ``(neighbor_count, neighbor_index)`` valid for ``positions``, rebuilding if needed."""
-        if self.neighbor_count is None or self._needs_rebuild(positions):
+        if self._on_device:
+            self._device_update(positions)
+        elif self.neighbor_count is None or self._needs_rebuild(positions):
             self.build(positions)
         return self.neighbor_count, self.neighbor_index
+
+    # -- device-side updates (for graph capture: no host work per step) -------------------------
+
+    def begin_device_updates(self) -> bool:
+        """Switch :meth:`update` to launches only: the rebuild decision and the rebuild itself run
+        on the device, in place, into fresh copies of the current list (so no array a recorded launch
+        read is ever overwritten). Needs a periodic box and a built list; returns whether it switched.
+
+        While switched, :attr:`status` ``(4,)`` int32 collects: ``[0]`` a capacity overflowed,
+        ``[1]`` a non-finite position or a changed box (both need the host), ``[2]`` rebuilds done.
+        After ``[0]`` or ``[1]`` the list is not valid: restore and redo the steps on the host.
+        """
+        if not self.model.periodic or self.neighbor_count is None or self._cells is None:
+            return False
+        self.neighbor_count = wp.clone(self.neighbor_count)
+        self.neighbor_index = wp.clone(self.neighbor_index)
+        self._positions_ref = wp.clone(self._positions_ref)
+        self._box_ref = wp.clone(self._box_ref)
+        self._on_device = True
+        return True
+
+    def end_device_updates(self, rebuilds: int = 0) -> None:
+        """Switch back to host-checked updates, counting ``rebuilds`` device-side rebuilds."""
+        self._on_device = False
+        self.rebuild_count += int(rebuilds)
+
+    @property
+    def status(self) -> wp.array:
+        return self._status
+
+    def device_arrays(self) -> list[wp.array]:
+        """The arrays a device-side update writes (to snapshot and restore around a replay)."""
+        return [self.neighbor_count, self.neighbor_index, self._positions_ref]
+
+    def _device_update(self, positions: wp.array) -> None:
+        m = self.model
+        p = m.precision
+        origin, width, ncell, span = self._grid_args
+        particle_cell, cell_count, cell_particles = self._cells
+        wp.launch(
+            self._kernels.begin_rebuild,
+            dim=1,
+            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), positions, self._box_ref, self._positions_ref],
+            outputs=[self._flag, cell_count, self._status],
+            device=m.device,
+            record_tape=False,
+        )
+        wp.launch(
+            self._kernels.bin_particles,
+            dim=m.particle_count,
+            inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._flag, positions],
+            outputs=[particle_cell, cell_count, cell_particles, self._status],
+            device=m.device,
+            record_tape=False,
+        )
+        wp.launch(
+            self._kernels.build_half_list,
+            dim=m.particle_count,
+            inputs=[m.box, int(m.periodic), p.scalar(self.search_radius), wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity,
+                    particle_cell, cell_count, cell_particles, self._flag, positions],
+            outputs=[self.neighbor_count, self.neighbor_index, self._status],
+            device=m.device,
+            record_tape=False,
+        )
 
     def _needs_rebuild(self, positions: wp.array) -> bool:
         m = self.model
@@ -138,8 +209,8 @@ class NeighborList:
             wp.launch(
                 self._kernels.bin_particles,
                 dim=m.particle_count,
-                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, positions],
-                outputs=[particle_cell, cell_count, cell_particles],
+                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._one, positions],
+                outputs=[particle_cell, cell_count, cell_particles, self._status],
                 device=m.device,
                 record_tape=False,
             )
@@ -164,9 +235,10 @@ class NeighborList:
                     particle_cell,
                     cell_count,
                     cell_particles,
+                    self._one,
                     positions,
                 ],
-                outputs=[count, index],
+                outputs=[count, index, self._status],
                 device=m.device,
                 record_tape=False,
             )
@@ -177,6 +249,8 @@ class NeighborList:
             logger.info("neighbor list overflow: a particle has %d neighbors, growing capacity from %d to %d", most, self.capacity, new_capacity)
             self.capacity = new_capacity
         self.neighbor_count, self.neighbor_index = count, index
+        self._grid_args = (origin, width, ncell, span)
+        self._cells = (particle_cell, cell_count, cell_particles)
         self._positions_ref = wp.array(positions_host, dtype=p.vec3, device=m.device)
         self._box_ref = wp.array(m.box.numpy(), dtype=p.vec3, device=m.device)
         self.rebuild_count += 1

@@ -58,6 +58,11 @@ class _DivergenceWatch:
                   inputs=[state.positions, state.velocities, int(step)], outputs=[self.first_bad],
                   device=self.model.device, record_tape=False)
 
+    def record_step(self, step: int) -> None:
+        """Record that ``step`` became non-finite (keeping the earliest)."""
+        if int(self.first_bad.numpy()[0]) > step:
+            self.first_bad.fill_(step)
+
     def raise_if_diverged(self, dt: float) -> None:
         if self.first_bad is None:
             return
@@ -93,6 +98,8 @@ def rollout(
     start = integrator.prepare(model, initial_state)
     if checkpoint_every is not None:
         traj = _checkpointed(model, start, integrator, int(num_steps), float(dt), int(checkpoint_every), watch)
+    elif not record and _can_replay(model, integrator, num_steps):
+        traj = MDTrajectory(states=[start, _replayed(model, start, integrator, int(num_steps), float(dt), watch)], dt=float(dt))
     else:
         states = [start]
         current = start
@@ -114,6 +121,106 @@ def rollout(
         traj = MDTrajectory(states=states, dt=float(dt))
     watch.raise_if_diverged(dt)
     return traj
+
+
+REPLAY_SEGMENT = 32  # steps per captured graph (one host read per segment)
+
+
+def _can_replay(model, integrator, num_steps) -> bool:
+    """Graph replay needs a CPU device, no active tape or capture, an integrator whose launches do
+    not depend on the step index (FIRE, velocity Verlet) and no list or a periodic one."""
+    from .integrators import FIRE, VelocityVerlet
+
+    nl = integrator.neighbors
+    return (
+        num_steps >= REPLAY_SEGMENT
+        and type(integrator) in (FIRE, VelocityVerlet)
+        and model.device.is_cpu
+        and not model.device.is_capturing
+        and _warp_runtime().tape is None
+        and (nl is None or model.periodic)
+    )
+
+
+def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
+    """An unrecorded rollout that replays captured graphs of ``REPLAY_SEGMENT`` steps.
+
+    Per step, Python launches cost far more than the kernels of a small system, and the host
+    check of the neighbor list syncs every step. Here the list is checked and rebuilt on the
+    device (:meth:`NeighborList.begin_device_updates`) and ``REPLAY_SEGMENT`` steps run as one
+    Warp CPU graph ping-ponging between two states, with one host read of the status flags per
+    segment. A segment that met a list overflow, a non-finite position or a box change is
+    restored and redone by stepping from Python (which grows the list, or raises as usual), so the
+    results are bitwise those of stepping from Python.
+    """
+    nl = integrator.neighbors
+    k = REPLAY_SEGMENT
+    a, b, saved = (model.state(requires_grad=False) for _ in range(3))
+    a.assign(start)
+    scratch = _DivergenceWatch(model, watch.first_bad is not None)
+    graph = None
+    nl_saved = None
+    t = 0
+    while t < num_steps:
+        if num_steps - t >= k and graph is None and (nl is None or nl.begin_device_updates()):
+            graph = _capture(model, integrator, a, b, k, dt, scratch)
+            a.step_index = start.step_index + t
+            nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
+        if graph is not None and num_steps - t >= k:
+            saved.assign(a)
+            for src, dst in zip(nl.device_arrays() if nl is not None else [], nl_saved):
+                wp.copy(dst, src)
+            if nl is not None:
+                nl.status.zero_()
+            if scratch.first_bad is not None:
+                scratch.first_bad.fill_(NO_DIVERGENCE)
+            wp.capture_launch(graph)
+            status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
+            if status[0] == 0 and status[1] == 0:
+                if nl is not None:
+                    nl.rebuild_count += int(status[2])
+                if scratch.first_bad is not None:
+                    bad = int(scratch.first_bad.numpy()[0])
+                    if bad != NO_DIVERGENCE:
+                        watch.record_step(bad + t)
+                a.step_index = start.step_index + t + k
+                t += k
+                continue
+            # the list needs the host: restore the segment's start and step it from Python
+            a.assign(saved)
+            for src, dst in zip(nl_saved, nl.device_arrays()):
+                wp.copy(dst, src)
+            nl.end_device_updates()
+            graph = None
+            steps = k
+        else:
+            if nl is not None and graph is not None:
+                nl.end_device_updates()
+                graph = None
+            steps = num_steps - t
+        a.step_index = start.step_index + t
+        for _ in range(steps):
+            _guarded_step(integrator, model, a, b, dt, t)
+            if watch.first_bad is not None:
+                watch.record(b, t)
+            a, b = b, a
+            t += 1
+    if nl is not None and graph is not None:
+        nl.end_device_updates()
+    return a
+
+
+def _capture(model, integrator, a, b, k, dt, scratch):
+    """Capture ``k`` (even) steps a -> b -> a ... -> a, recording divergence at local step indices."""
+    wp.capture_begin(device=model.device)
+    try:
+        for j in range(k):
+            src, dst = (a, b) if j % 2 == 0 else (b, a)
+            integrator.step(model, src, dst, None, dt)
+            scratch.record(dst, j)
+    finally:
+        graph = wp.capture_end(device=model.device)
+    return graph
 
 
 def _guarded_step(integrator, model, state_in, state_out, dt, t):
