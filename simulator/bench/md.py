@@ -84,7 +84,8 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
         model, state = bidisperse_packing(n, small_diameter=0.6, seed=0, device=device, precision="float32", requires_grad=True)
         nl = md.NeighborList(model, skin=0.3)
         integrator = md.FIRE(neighbors=nl)
-        md.rollout(model, state, integrator, num_steps=5, record=False)
+        # warm up: compile, and capture the replayed graph (kept on the integrator, as jax-md's jit)
+        md.rollout(model, state, integrator, num_steps=64, record=False, check_divergence=False)
         grad_array = state.positions
 
     def forward(num):

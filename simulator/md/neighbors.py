@@ -71,6 +71,7 @@ class NeighborList:
         self._grid_args = None  # (origin, width, ncell, span) of the last build
         self._cells = None  # (particle_cell, cell_count, cell_particles) of the last build
         self._on_device = False  # see begin_device_updates
+        self._device_buffers = None
         if self.capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
 
@@ -95,17 +96,30 @@ class NeighborList:
         """
         if not self.model.periodic or self.neighbor_count is None or self._cells is None:
             return False
-        self.neighbor_count = wp.clone(self.neighbor_count)
-        self.neighbor_index = wp.clone(self.neighbor_index)
-        self._positions_ref = wp.clone(self._positions_ref)
-        self._box_ref = wp.clone(self._box_ref)
+        current = (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
+        # private buffers, kept between calls while their shapes fit (so captured graphs stay valid)
+        if self._device_buffers is None or any(a.shape != b.shape for a, b in zip(self._device_buffers, current)):
+            self._device_buffers = tuple(wp.empty_like(a) for a in current)
+        for src, dst in zip(current, self._device_buffers):
+            wp.copy(dst, src)
+        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = self._device_buffers
         self._on_device = True
         return True
 
-    def end_device_updates(self, rebuilds: int = 0) -> None:
-        """Switch back to host-checked updates, counting ``rebuilds`` device-side rebuilds."""
+    def end_device_updates(self) -> None:
+        """Switch back to host-checked updates; the list moves to fresh arrays (the private
+        buffers are never read by a recorded launch)."""
         self._on_device = False
-        self.rebuild_count += int(rebuilds)
+        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = (
+            wp.clone(a) for a in (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
+        )
+
+    def device_key(self) -> tuple:
+        """``(key, arrays)``: the key identifies every array (by id: keep ``arrays`` alive with
+        it) and size that a device-side update bakes into a captured graph."""
+        grid = tuple(tuple(np.asarray(g).tolist()) for g in self._grid_args)
+        arrays = (*self._device_buffers, *self._cells, self._flag, self._status, self.model.box)
+        return (self.skin, self.capacity, self._cell_capacity, grid, tuple(id(a) for a in arrays)), arrays
 
     @property
     def status(self) -> wp.array:
@@ -203,9 +217,15 @@ class NeighborList:
         if self._cell_capacity is None:
             self._cell_capacity = max(8, int(2.0 * m.particle_count / n_cells) + 8)
         while True:
-            cell_count = wp.zeros(tuple(int(c) for c in ncell), dtype=wp.int32, device=m.device)
-            cell_particles = wp.zeros((*(int(c) for c in ncell), self._cell_capacity), dtype=wp.int32, device=m.device)
-            particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
+            # the cell arrays are only read by the list build (never by a recorded launch): reuse them
+            shape = (*(int(c) for c in ncell), self._cell_capacity)
+            if self._cells is not None and self._cells[2].shape == shape:
+                particle_cell, cell_count, cell_particles = self._cells
+                cell_count.zero_()
+            else:
+                cell_count = wp.zeros(shape[:3], dtype=wp.int32, device=m.device)
+                cell_particles = wp.zeros(shape, dtype=wp.int32, device=m.device)
+                particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
             wp.launch(
                 self._kernels.bin_particles,
                 dim=m.particle_count,

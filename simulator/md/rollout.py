@@ -151,53 +151,44 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
     Warp CPU graph ping-ponging between two states, with one host read of the status flags per
     segment. A segment that met a list overflow, a non-finite position or a box change is
     restored and redone by stepping from Python (which grows the list, or raises as usual), so the
-    results are bitwise those of stepping from Python.
+    results are bitwise those of stepping from Python. The graph and its buffers are kept on the
+    integrator and reused while nothing it baked in (arrays, sizes, parameters, ``dt``) changed.
     """
     nl = integrator.neighbors
     k = REPLAY_SEGMENT
-    a, b, saved = (model.state(requires_grad=False) for _ in range(3))
-    a.assign(start)
-    scratch = _DivergenceWatch(model, watch.first_bad is not None)
-    graph = None
-    nl_saved = None
+    replay = getattr(integrator, "_replay", None)
+    if replay is None or replay.model is not model or (replay.first_bad is not None) != (watch.first_bad is not None):
+        replay = integrator._replay = _Replay(model, watch.first_bad is not None)
+    bufs = replay.buffers
+    bufs[0].assign(start)
     t = 0
+    on_device = False
     while t < num_steps:
-        if num_steps - t >= k and graph is None and (nl is None or nl.begin_device_updates()):
-            graph = _capture(model, integrator, a, b, k, dt, scratch)
-            a.step_index = start.step_index + t
-            nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
-        if graph is not None and num_steps - t >= k:
-            saved.assign(a)
-            for src, dst in zip(nl.device_arrays() if nl is not None else [], nl_saved):
-                wp.copy(dst, src)
-            if nl is not None:
-                nl.status.zero_()
-            if scratch.first_bad is not None:
-                scratch.first_bad.fill_(NO_DIVERGENCE)
+        if num_steps - t >= k and not on_device:
+            on_device = nl is None or nl.begin_device_updates()
+        if on_device and num_steps - t >= k:
+            graph = replay.graph(integrator, dt, k)
+            saved = replay.save(nl)
             wp.capture_launch(graph)
             status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
             if status[0] == 0 and status[1] == 0:
                 if nl is not None:
                     nl.rebuild_count += int(status[2])
-                if scratch.first_bad is not None:
-                    bad = int(scratch.first_bad.numpy()[0])
+                if replay.first_bad is not None:
+                    bad = int(replay.first_bad.numpy()[0])
                     if bad != NO_DIVERGENCE:
                         watch.record_step(bad + t)
-                a.step_index = start.step_index + t + k
                 t += k
                 continue
             # the list needs the host: restore the segment's start and step it from Python
-            a.assign(saved)
-            for src, dst in zip(nl_saved, nl.device_arrays()):
-                wp.copy(dst, src)
-            nl.end_device_updates()
-            graph = None
+            replay.restore(nl, saved)
             steps = k
         else:
-            if nl is not None and graph is not None:
-                nl.end_device_updates()
-                graph = None
             steps = num_steps - t
+        if on_device and nl is not None:
+            nl.end_device_updates()
+        on_device = False
+        a, b = bufs
         a.step_index = start.step_index + t
         for _ in range(steps):
             _guarded_step(integrator, model, a, b, dt, t)
@@ -205,19 +196,73 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
                 watch.record(b, t)
             a, b = b, a
             t += 1
-    if nl is not None and graph is not None:
+        if a is not bufs[0]:
+            bufs[0].assign(a)
+    if on_device and nl is not None:
         nl.end_device_updates()
-    return a
+    final = model.state(requires_grad=False)
+    final.assign(bufs[0])
+    final.step_index = start.step_index + num_steps
+    return final
 
 
-def _capture(model, integrator, a, b, k, dt, scratch):
+class _Replay:
+    """Two ping-pong states, the snapshot for a redo, and the captured graph with its key."""
+
+    def __init__(self, model, watching: bool):
+        self.model = model
+        self.buffers = (model.state(requires_grad=False), model.state(requires_grad=False))
+        self.saved = model.state(requires_grad=False)
+        self.first_bad = wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device) if watching else None
+        self._key = None
+        self._keep = None
+        self._graph = None
+        self._nl_saved = None
+
+    def graph(self, integrator, dt, k):
+        m, nl = self.model, integrator.neighbors
+        model_arrays = tuple(getattr(m, f) for f in m.__dataclass_fields__ if isinstance(getattr(m, f), wp.array))
+        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
+        nl_key, nl_arrays = nl.device_key() if nl is not None else (None, ())
+        key = (type(integrator), params, float(dt), k, m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
+        if key != self._key:
+            self._graph = _capture(m, integrator, *self.buffers, k, dt, self)
+            self._key, self._keep = key, (model_arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
+            self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
+        return self._graph
+
+    def record(self, state, j):
+        if self.first_bad is not None:
+            wp.launch(md_kernels(self.model.precision.scalar).record_first_nonfinite, dim=self.model.particle_count,
+                      inputs=[state.positions, state.velocities, int(j)], outputs=[self.first_bad],
+                      device=self.model.device, record_tape=False)
+
+    def save(self, nl):
+        """Snapshot the segment's start (state and list) and reset the flags the graph sets."""
+        self.saved.assign(self.buffers[0])
+        if nl is not None:
+            for src, dst in zip(nl.device_arrays(), self._nl_saved):
+                wp.copy(dst, src)
+            nl.status.zero_()
+        if self.first_bad is not None:
+            self.first_bad.fill_(NO_DIVERGENCE)
+        return self.saved
+
+    def restore(self, nl, saved):
+        self.buffers[0].assign(saved)
+        if nl is not None:
+            for src, dst in zip(self._nl_saved, nl.device_arrays()):
+                wp.copy(dst, src)
+
+
+def _capture(model, integrator, a, b, k, dt, watch):
     """Capture ``k`` (even) steps a -> b -> a ... -> a, recording divergence at local step indices."""
     wp.capture_begin(device=model.device)
     try:
         for j in range(k):
             src, dst = (a, b) if j % 2 == 0 else (b, a)
             integrator.step(model, src, dst, None, dt)
-            scratch.record(dst, j)
+            watch.record(dst, j)
     finally:
         graph = wp.capture_end(device=model.device)
     return graph
