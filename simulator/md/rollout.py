@@ -155,12 +155,26 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
     integrator and reused while nothing it baked in (arrays, sizes, parameters, ``dt``) changed.
     """
     nl = integrator.neighbors
-    k = REPLAY_SEGMENT
     replay = getattr(integrator, "_replay", None)
     if replay is None or replay.model is not model or (replay.first_bad is not None) != (watch.first_bad is not None):
         replay = integrator._replay = _Replay(model, watch.first_bad is not None)
     bufs = replay.buffers
     bufs[0].assign(start)
+    try:
+        _replay_steps(model, start, integrator, replay, num_steps, dt, watch)
+    finally:
+        if nl is not None and nl._on_device:
+            nl.end_device_updates()
+    final = model.state(requires_grad=False)
+    final.assign(bufs[0])
+    final.step_index = start.step_index + num_steps
+    return final
+
+
+def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> None:
+    nl = integrator.neighbors
+    k = REPLAY_SEGMENT
+    bufs = replay.buffers
     t = 0
     on_device = False
     while t < num_steps:
@@ -198,12 +212,6 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
             t += 1
         if a is not bufs[0]:
             bufs[0].assign(a)
-    if on_device and nl is not None:
-        nl.end_device_updates()
-    final = model.state(requires_grad=False)
-    final.assign(bufs[0])
-    final.step_index = start.step_index + num_steps
-    return final
 
 
 class _Replay:
