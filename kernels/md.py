@@ -76,7 +76,7 @@ def md_kernels(scalar):
         rc2 = cutoff * cutoff
         count = n_particles - 1 - i
         if all_pairs == 0:
-            count = neighbor_count[i]
+            count = wp.min(neighbor_count[i], neighbor_index.shape[1])  # an overflowed list is redone on the host
         for k in range(count):
             j = i + 1 + k
             if all_pairs == 0:

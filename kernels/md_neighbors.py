@@ -49,13 +49,18 @@ def neighbor_kernels(scalar):
         ncell: wp.vec3i,
         cell_capacity: int,
         # State in:
+        enabled: wp.array(dtype=int),
         positions: wp.array(dtype=vec3),
         # Out:
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        status: wp.array(dtype=int),
     ):
+        """Sort particles into cells (only if ``enabled[0] != 0``); ``status[0] = 1`` if a cell overflows."""
         i = wp.tid()
+        if enabled[0] == 0:
+            return
         x = positions[i]
         if periodic != 0:
             b = box[0]
@@ -69,6 +74,8 @@ def neighbor_kernels(scalar):
         slot = wp.atomic_add(cell_count, c[0], c[1], c[2], 1)
         if slot < cell_capacity:
             cell_particles[c[0], c[1], c[2], slot] = i
+        else:
+            status[0] = 1
 
     @wp.kernel(enable_backward=False)
     def build_half_list(
@@ -84,12 +91,17 @@ def neighbor_kernels(scalar):
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
         # State in:
+        enabled: wp.array(dtype=int),
         positions: wp.array(dtype=vec3),
         # Out:
         neighbor_count: wp.array(dtype=int),
         neighbor_index: wp.array2d(dtype=int),
+        status: wp.array(dtype=int),
     ):
+        """List the partners of particle i (only if ``enabled[0] != 0``); ``status[0] = 1`` on overflow."""
         i = wp.tid()
+        if enabled[0] == 0:
+            return
         xi = positions[i]
         b = box[0]
         inv_b = inverse(b)
@@ -131,6 +143,8 @@ def neighbor_kernels(scalar):
                                                 neighbor_index[i, count] = j
                                             count += 1
         neighbor_count[i] = count
+        if count > capacity:
+            status[0] = 1
 
     @wp.kernel(enable_backward=False)
     def needs_rebuild(
@@ -156,8 +170,56 @@ def neighbor_kernels(scalar):
         if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
             flag[0] = 1
 
+    @wp.kernel(enable_backward=False)
+    def begin_rebuild(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        half_skin: scalar,
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Reference (in/out: set to ``positions`` on a rebuild):
+        box_ref: wp.array(dtype=vec3),
+        positions_ref: wp.array(dtype=vec3),
+        # Out:
+        rebuild: wp.array(dtype=int),
+        cell_count: wp.array3d(dtype=int),
+        status: wp.array(dtype=int),
+    ):
+        """Device-side rebuild decision (launch with dim 1): ``rebuild[0] = 1`` if a particle moved
+        more than half the skin; then the reference positions are updated, ``cell_count`` zeroed and
+        ``status[2]`` (rebuild counter) incremented. ``status[1] = 1`` if a position is not finite
+        or the box changed (both need the host: the caller must redo the step there)."""
+        b = box[0]
+        inv_b = inverse(b)
+        n = positions.shape[0]
+        moved = int(0)
+        if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
+            status[1] = 1
+        for i in range(n):
+            x = positions[i]
+            if not wp.isfinite(x):
+                status[1] = 1
+            d = min_image(x - positions_ref[i], b, inv_b, periodic)
+            if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
+                moved = 1
+        rebuild[0] = moved
+        if moved != 0:
+            status[2] = status[2] + 1
+            for i in range(n):
+                positions_ref[i] = positions[i]
+            for cx in range(cell_count.shape[0]):
+                for cy in range(cell_count.shape[1]):
+                    for cz in range(cell_count.shape[2]):
+                        cell_count[cx, cy, cz] = 0
+
     return SimpleNamespace(
-        min_image=min_image, inverse=inverse, bin_particles=bin_particles, build_half_list=build_half_list, needs_rebuild=needs_rebuild
+        min_image=min_image,
+        inverse=inverse,
+        bin_particles=bin_particles,
+        build_half_list=build_half_list,
+        needs_rebuild=needs_rebuild,
+        begin_rebuild=begin_rebuild,
     )
 
 

@@ -66,14 +66,99 @@ class NeighborList:
         self._positions_ref = None
         self._box_ref = None
         self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
+        self._one = wp.ones(1, dtype=wp.int32, device=model.device)
+        self._status = wp.zeros(4, dtype=wp.int32, device=model.device)
+        self._grid_args = None  # (origin, width, ncell, span) of the last build
+        self._cells = None  # (particle_cell, cell_count, cell_particles) of the last build
+        self._on_device = False  # see begin_device_updates
+        self._device_buffers = None
         if self.capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
 
     def update(self, positions: wp.array) -> tuple[wp.array, wp.array]:
         """Return ``(neighbor_count, neighbor_index)`` valid for ``positions``, rebuilding if needed."""
-        if self.neighbor_count is None or self._needs_rebuild(positions):
+        if self._on_device:
+            self._device_update(positions)
+        elif self.neighbor_count is None or self._needs_rebuild(positions):
             self.build(positions)
         return self.neighbor_count, self.neighbor_index
+
+    # -- device-side updates (for graph capture: no host work per step) -------------------------
+
+    def begin_device_updates(self) -> bool:
+        """Switch :meth:`update` to launches only: the rebuild decision and the rebuild itself run
+        on the device, in place, into fresh copies of the current list (so no array a recorded launch
+        read is ever overwritten). Needs a periodic box and a built list; returns whether it switched.
+
+        While switched, :attr:`status` ``(4,)`` int32 collects: ``[0]`` a capacity overflowed,
+        ``[1]`` a non-finite position or a changed box (both need the host), ``[2]`` rebuilds done.
+        After ``[0]`` or ``[1]`` the list is not valid: restore and redo the steps on the host.
+        """
+        if not self.model.periodic or self.neighbor_count is None or self._cells is None:
+            return False
+        current = (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
+        # private buffers, kept between calls while their shapes fit (so captured graphs stay valid)
+        if self._device_buffers is None or any(a.shape != b.shape for a, b in zip(self._device_buffers, current)):
+            self._device_buffers = tuple(wp.empty_like(a) for a in current)
+        for src, dst in zip(current, self._device_buffers):
+            wp.copy(dst, src)
+        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = self._device_buffers
+        self._on_device = True
+        return True
+
+    def end_device_updates(self) -> None:
+        """Switch back to host-checked updates; the list moves to fresh arrays (the private
+        buffers are never read by a recorded launch)."""
+        self._on_device = False
+        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = (
+            wp.clone(a) for a in (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
+        )
+
+    def device_key(self) -> tuple:
+        """``(key, arrays)``: the key identifies every array (by id: keep ``arrays`` alive with
+        it) and size that a device-side update bakes into a captured graph."""
+        grid = tuple(tuple(np.asarray(g).tolist()) for g in self._grid_args)
+        arrays = (*self._device_buffers, *self._cells, self._flag, self._status, self.model.box)
+        return (self.skin, self.capacity, self._cell_capacity, grid, tuple(id(a) for a in arrays)), arrays
+
+    @property
+    def status(self) -> wp.array:
+        return self._status
+
+    def device_arrays(self) -> list[wp.array]:
+        """The arrays a device-side update writes (to snapshot and restore around a replay)."""
+        return [self.neighbor_count, self.neighbor_index, self._positions_ref]
+
+    def _device_update(self, positions: wp.array) -> None:
+        m = self.model
+        p = m.precision
+        origin, width, ncell, span = self._grid_args
+        particle_cell, cell_count, cell_particles = self._cells
+        wp.launch(
+            self._kernels.begin_rebuild,
+            dim=1,
+            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), positions, self._box_ref, self._positions_ref],
+            outputs=[self._flag, cell_count, self._status],
+            device=m.device,
+            record_tape=False,
+        )
+        wp.launch(
+            self._kernels.bin_particles,
+            dim=m.particle_count,
+            inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._flag, positions],
+            outputs=[particle_cell, cell_count, cell_particles, self._status],
+            device=m.device,
+            record_tape=False,
+        )
+        wp.launch(
+            self._kernels.build_half_list,
+            dim=m.particle_count,
+            inputs=[m.box, int(m.periodic), p.scalar(self.search_radius), wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity,
+                    particle_cell, cell_count, cell_particles, self._flag, positions],
+            outputs=[self.neighbor_count, self.neighbor_index, self._status],
+            device=m.device,
+            record_tape=False,
+        )
 
     def _needs_rebuild(self, positions: wp.array) -> bool:
         m = self.model
@@ -132,14 +217,20 @@ class NeighborList:
         if self._cell_capacity is None:
             self._cell_capacity = max(8, int(2.0 * m.particle_count / n_cells) + 8)
         while True:
-            cell_count = wp.zeros(tuple(int(c) for c in ncell), dtype=wp.int32, device=m.device)
-            cell_particles = wp.zeros((*(int(c) for c in ncell), self._cell_capacity), dtype=wp.int32, device=m.device)
-            particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
+            # the cell arrays are only read by the list build (never by a recorded launch): reuse them
+            shape = (*(int(c) for c in ncell), self._cell_capacity)
+            if self._cells is not None and self._cells[2].shape == shape:
+                particle_cell, cell_count, cell_particles = self._cells
+                cell_count.zero_()
+            else:
+                cell_count = wp.zeros(shape[:3], dtype=wp.int32, device=m.device)
+                cell_particles = wp.zeros(shape, dtype=wp.int32, device=m.device)
+                particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
             wp.launch(
                 self._kernels.bin_particles,
                 dim=m.particle_count,
-                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, positions],
-                outputs=[particle_cell, cell_count, cell_particles],
+                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._one, positions],
+                outputs=[particle_cell, cell_count, cell_particles, self._status],
                 device=m.device,
                 record_tape=False,
             )
@@ -164,9 +255,10 @@ class NeighborList:
                     particle_cell,
                     cell_count,
                     cell_particles,
+                    self._one,
                     positions,
                 ],
-                outputs=[count, index],
+                outputs=[count, index, self._status],
                 device=m.device,
                 record_tape=False,
             )
@@ -177,6 +269,8 @@ class NeighborList:
             logger.info("neighbor list overflow: a particle has %d neighbors, growing capacity from %d to %d", most, self.capacity, new_capacity)
             self.capacity = new_capacity
         self.neighbor_count, self.neighbor_index = count, index
+        self._grid_args = (origin, width, ncell, span)
+        self._cells = (particle_cell, cell_count, cell_particles)
         self._positions_ref = wp.array(positions_host, dtype=p.vec3, device=m.device)
         self._box_ref = wp.array(m.box.numpy(), dtype=p.vec3, device=m.device)
         self.rebuild_count += 1

@@ -58,6 +58,11 @@ class _DivergenceWatch:
                   inputs=[state.positions, state.velocities, int(step)], outputs=[self.first_bad],
                   device=self.model.device, record_tape=False)
 
+    def record_step(self, step: int) -> None:
+        """Record that ``step`` became non-finite (keeping the earliest)."""
+        if int(self.first_bad.numpy()[0]) > step:
+            self.first_bad.fill_(step)
+
     def raise_if_diverged(self, dt: float) -> None:
         if self.first_bad is None:
             return
@@ -93,6 +98,8 @@ def rollout(
     start = integrator.prepare(model, initial_state)
     if checkpoint_every is not None:
         traj = _checkpointed(model, start, integrator, int(num_steps), float(dt), int(checkpoint_every), watch)
+    elif not record and _can_replay(model, integrator, num_steps):
+        traj = MDTrajectory(states=[start, _replayed(model, start, integrator, int(num_steps), float(dt), watch)], dt=float(dt))
     else:
         states = [start]
         current = start
@@ -114,6 +121,159 @@ def rollout(
         traj = MDTrajectory(states=states, dt=float(dt))
     watch.raise_if_diverged(dt)
     return traj
+
+
+REPLAY_SEGMENT = 32  # steps per captured graph (one host read per segment)
+
+
+def _can_replay(model, integrator, num_steps) -> bool:
+    """Graph replay needs a CPU device, no active tape or capture, an integrator whose launches do
+    not depend on the step index (FIRE, velocity Verlet) and no list or a periodic one."""
+    from .integrators import FIRE, VelocityVerlet
+
+    nl = integrator.neighbors
+    return (
+        num_steps >= REPLAY_SEGMENT
+        and type(integrator) in (FIRE, VelocityVerlet)
+        and model.device.is_cpu
+        and not model.device.is_capturing
+        and _warp_runtime().tape is None
+        and (nl is None or model.periodic)
+    )
+
+
+def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
+    """An unrecorded rollout that replays captured graphs of ``REPLAY_SEGMENT`` steps.
+
+    Per step, Python launches cost far more than the kernels of a small system, and the host
+    check of the neighbor list syncs every step. Here the list is checked and rebuilt on the
+    device (:meth:`NeighborList.begin_device_updates`) and ``REPLAY_SEGMENT`` steps run as one
+    Warp CPU graph ping-ponging between two states, with one host read of the status flags per
+    segment. A segment that met a list overflow, a non-finite position or a box change is
+    restored and redone by stepping from Python (which grows the list, or raises as usual), so the
+    results are bitwise those of stepping from Python. The graph and its buffers are kept on the
+    integrator and reused while nothing it baked in (arrays, sizes, parameters, ``dt``) changed.
+    """
+    nl = integrator.neighbors
+    replay = getattr(integrator, "_replay", None)
+    if replay is None or replay.model is not model or (replay.first_bad is not None) != (watch.first_bad is not None):
+        replay = integrator._replay = _Replay(model, watch.first_bad is not None)
+    bufs = replay.buffers
+    bufs[0].assign(start)
+    try:
+        _replay_steps(model, start, integrator, replay, num_steps, dt, watch)
+    finally:
+        if nl is not None and nl._on_device:
+            nl.end_device_updates()
+    final = model.state(requires_grad=False)
+    final.assign(bufs[0])
+    final.step_index = start.step_index + num_steps
+    return final
+
+
+def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> None:
+    nl = integrator.neighbors
+    k = REPLAY_SEGMENT
+    bufs = replay.buffers
+    t = 0
+    on_device = False
+    while t < num_steps:
+        if num_steps - t >= k and not on_device:
+            on_device = nl is None or nl.begin_device_updates()
+        if on_device and num_steps - t >= k:
+            graph = replay.graph(integrator, dt, k)
+            saved = replay.save(nl)
+            wp.capture_launch(graph)
+            status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
+            if status[0] == 0 and status[1] == 0:
+                if nl is not None:
+                    nl.rebuild_count += int(status[2])
+                if replay.first_bad is not None:
+                    bad = int(replay.first_bad.numpy()[0])
+                    if bad != NO_DIVERGENCE:
+                        watch.record_step(bad + t)
+                t += k
+                continue
+            # the list needs the host: restore the segment's start and step it from Python
+            replay.restore(nl, saved)
+            steps = k
+        else:
+            steps = num_steps - t
+        if on_device and nl is not None:
+            nl.end_device_updates()
+        on_device = False
+        a, b = bufs
+        a.step_index = start.step_index + t
+        for _ in range(steps):
+            _guarded_step(integrator, model, a, b, dt, t)
+            if watch.first_bad is not None:
+                watch.record(b, t)
+            a, b = b, a
+            t += 1
+        if a is not bufs[0]:
+            bufs[0].assign(a)
+
+
+class _Replay:
+    """Two ping-pong states, the snapshot for a redo, and the captured graph with its key."""
+
+    def __init__(self, model, watching: bool):
+        self.model = model
+        self.buffers = (model.state(requires_grad=False), model.state(requires_grad=False))
+        self.saved = model.state(requires_grad=False)
+        self.first_bad = wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device) if watching else None
+        self._key = None
+        self._keep = None
+        self._graph = None
+        self._nl_saved = None
+
+    def graph(self, integrator, dt, k):
+        m, nl = self.model, integrator.neighbors
+        model_arrays = tuple(getattr(m, f) for f in m.__dataclass_fields__ if isinstance(getattr(m, f), wp.array))
+        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
+        nl_key, nl_arrays = nl.device_key() if nl is not None else (None, ())
+        key = (type(integrator), params, float(dt), k, m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
+        if key != self._key:
+            self._graph = _capture(m, integrator, *self.buffers, k, dt, self)
+            self._key, self._keep = key, (model_arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
+            self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
+        return self._graph
+
+    def record(self, state, j):
+        if self.first_bad is not None:
+            wp.launch(md_kernels(self.model.precision.scalar).record_first_nonfinite, dim=self.model.particle_count,
+                      inputs=[state.positions, state.velocities, int(j)], outputs=[self.first_bad],
+                      device=self.model.device, record_tape=False)
+
+    def save(self, nl):
+        """Snapshot the segment's start (state and list) and reset the flags the graph sets."""
+        self.saved.assign(self.buffers[0])
+        if nl is not None:
+            for src, dst in zip(nl.device_arrays(), self._nl_saved):
+                wp.copy(dst, src)
+            nl.status.zero_()
+        if self.first_bad is not None:
+            self.first_bad.fill_(NO_DIVERGENCE)
+        return self.saved
+
+    def restore(self, nl, saved):
+        self.buffers[0].assign(saved)
+        if nl is not None:
+            for src, dst in zip(self._nl_saved, nl.device_arrays()):
+                wp.copy(dst, src)
+
+
+def _capture(model, integrator, a, b, k, dt, watch):
+    """Capture ``k`` (even) steps a -> b -> a ... -> a, recording divergence at local step indices."""
+    wp.capture_begin(device=model.device)
+    try:
+        for j in range(k):
+            src, dst = (a, b) if j % 2 == 0 else (b, a)
+            integrator.step(model, src, dst, None, dt)
+            watch.record(dst, j)
+    finally:
+        graph = wp.capture_end(device=model.device)
+    return graph
 
 
 def _guarded_step(integrator, model, state_in, state_out, dt, t):
