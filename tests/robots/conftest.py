@@ -47,3 +47,26 @@ def _central_difference(f, x, eps):
 @pytest.fixture
 def central_difference():
     return _central_difference
+
+
+def _task_loss(scene, steps):
+    """``loss(u, grad=False)``: the scene's task loss after ``steps`` steps driven by the actions
+    ``u`` (T, W, A); with ``grad=True`` its tape gradient w.r.t. ``u`` instead."""
+
+    def loss(u, grad=False):
+        controls = scene.control_sequence(steps)
+        controls.joint_act.assign(u)
+        tape = wp.Tape()
+        with tape:
+            out = scene.loss(scene.rollout(controls, num_steps=steps), controls)
+        if grad:
+            tape.backward(grads={out: wp.ones_like(out)})
+            return controls.joint_act.grad.numpy()
+        return float(out.numpy()[0])
+
+    return loss
+
+
+@pytest.fixture
+def task_loss():
+    return _task_loss

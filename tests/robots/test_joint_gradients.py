@@ -35,22 +35,13 @@ def test_pendulum_final_angle_wrt_torques(central_difference):
     np.testing.assert_allclose(adjoint, fd, rtol=1e-5, atol=1e-9)
 
 
-def test_pendulum_task_loss_wrt_torques(central_difference):
+def test_pendulum_task_loss_wrt_torques(central_difference, task_loss):
     """The swing-up loss (joint_cost and control_effort kernels) through 20 steps."""
     scene = scenes.make("pendulum", device="cpu", precision="float64", requires_grad=True, theta0=2.5)
     steps = 20
     u0 = np.random.default_rng(1).uniform(-0.6, 0.6, size=(steps, 1, 1))
 
-    def loss(u, grad=False):
-        controls = scene.control_sequence(steps)
-        controls.joint_act.assign(u)
-        tape = wp.Tape()
-        with tape:
-            out = scene.loss(scene.rollout(controls, num_steps=steps), controls)
-        if grad:
-            tape.backward(grads={out: wp.ones_like(out)})
-            return controls.joint_act.grad.numpy()
-        return float(out.numpy()[0])
+    loss = task_loss(scene, steps)
 
     np.testing.assert_allclose(loss(u0, grad=True), central_difference(loss, u0, 1e-6), rtol=1e-5, atol=1e-9)
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import warp as wp
 
 from simulator import scenes
 
@@ -27,22 +26,13 @@ def test_scene_runs_and_has_a_loss(name):
     assert np.all(np.isfinite(traj.final.body_q.numpy()))
 
 
-def test_hopper_forward_progress_gradient(central_difference):
+def test_hopper_forward_progress_gradient(central_difference, task_loss):
     """d loss / d u for the hopper's forward-velocity loss (body_progress kernel) over 10 steps."""
     scene = scenes.make("hopper", device="cpu", precision="float64", requires_grad=True)
     steps = 10
     u0 = np.random.default_rng(5).uniform(-0.5, 0.5, size=(steps, 1, 3))
 
-    def loss(u, grad=False):
-        controls = scene.control_sequence(steps)
-        controls.joint_act.assign(u)
-        tape = wp.Tape()
-        with tape:
-            out = scene.loss(scene.rollout(controls, num_steps=steps), controls)
-        if grad:
-            tape.backward(grads={out: wp.ones_like(out)})
-            return controls.joint_act.grad.numpy()
-        return float(out.numpy()[0])
+    loss = task_loss(scene, steps)
 
     adjoint = loss(u0, grad=True)
     sample = [(0, 0, 0), (4, 0, 1), (9, 0, 2)]
