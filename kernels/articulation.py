@@ -313,9 +313,9 @@ def articulation_kernels(scalar):
             s = s + m[world, k * n + i] * x[world, k]
         return s
 
-    @wp.kernel
-    def forward_kinematics(
-        # Model:
+    @wp.func
+    def write_frames(
+        world: int,
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
         joint_type: wp.array(dtype=int),
@@ -324,18 +324,16 @@ def articulation_kernels(scalar):
         joint_child_xform: wp.array(dtype=transform),
         joint_q_start: wp.array(dtype=int),
         joint_qd_start: wp.array(dtype=int),
-        # State in:
         joint_q: wp.array2d(dtype=scalar),
         joint_qd: wp.array2d(dtype=scalar),
-        # State out:
         link_q: wp.array2d(dtype=transform),
         link_v: wp.array2d(dtype=vec6),
         body_q: wp.array2d(dtype=transform),
         body_v: wp.array2d(dtype=vec3),
         body_w: wp.array2d(dtype=vec3),
     ):
-        """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
-        world = wp.tid()
+        """Forward kinematics of one world: link frames and twists from the root outwards (parents
+        come first), and the pose and velocities of every link's body."""
         for k in range(link_body.shape[0]):
             parent = link_parent[k]
             pose, v = link_forward_kinematics(
@@ -359,6 +357,32 @@ def articulation_kernels(scalar):
                 body_q[world, body] = pose
                 body_v[world, body] = v_com
                 body_w[world, body] = w
+
+    @wp.kernel
+    def forward_kinematics(
+        # Model:
+        link_body: wp.array(dtype=int),
+        link_parent: wp.array(dtype=int),
+        joint_type: wp.array(dtype=int),
+        joint_axis: wp.array(dtype=vec3),
+        joint_parent_xform: wp.array(dtype=transform),
+        joint_child_xform: wp.array(dtype=transform),
+        joint_q_start: wp.array(dtype=int),
+        joint_qd_start: wp.array(dtype=int),
+        # State in:
+        joint_q: wp.array2d(dtype=scalar),
+        joint_qd: wp.array2d(dtype=scalar),
+        # State out:
+        link_q: wp.array2d(dtype=transform),
+        link_v: wp.array2d(dtype=vec6),
+        body_q: wp.array2d(dtype=transform),
+        body_v: wp.array2d(dtype=vec3),
+        body_w: wp.array2d(dtype=vec3),
+    ):
+        """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
+        world = wp.tid()
+        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
+                     joint_q_start, joint_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
 
     @wp.kernel
     def articulation_step(
@@ -533,29 +557,9 @@ def articulation_kernels(scalar):
                     joint_q_out[world, qs + 3 + i] = rot_free[i]
 
         # 7. forward kinematics at the new configuration
-        for k in range(num_links):
-            parent = link_parent[k]
-            pose, v = link_forward_kinematics(
-                joint_type[k],
-                joint_axis[k],
-                joint_parent_xform[k],
-                joint_child_xform[k],
-                parent_pose(link_q_out, world, parent),
-                parent_twist(link_v_out, world, parent),
-                joint_q_out,
-                joint_qd_out,
-                world,
-                joint_q_start[k],
-                joint_qd_start[k],
-            )
-            link_q_out[world, k] = pose
-            link_v_out[world, k] = v
-            body = link_body[k]
-            if body >= 0:
-                v_com, w = body_velocity(pose, v)
-                body_q_out[world, body] = pose
-                body_v_out[world, body] = v_com
-                body_w_out[world, body] = w
+        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
+                     joint_q_start, joint_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
+                     body_q_out, body_v_out, body_w_out)
 
     @wp.kernel
     def joint_cost(
