@@ -6,12 +6,16 @@ BAOAB, FIRE) through short rollouts, and the checkpointed rollout. Central diffe
 g_k ~ (L(p + h e_k) - L(p - h e_k)) / 2h with h = 1e-6.
 """
 
+import os
+
 import numpy as np
 import pytest
 import warp as wp
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 from simulator import md
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 H = 1e-6
 
@@ -24,7 +28,7 @@ def lj_system(*, n=64, density=0.3, dim=3, seed=0, potential=None, periodic=True
     builder = md.ParticleBuilder(dim=dim, box=box if periodic else None, periodic=periodic)
     builder.add_particles(pos, velocities=vel, type=rng.integers(0, types, n), diameter=rng.uniform(0.9, 1.1, n))
     potential = potential or md.LennardJones(cutoff=2.5)
-    return builder.finalize(potential, device="cpu", precision="float64", requires_grad=True)
+    return builder.finalize(potential, device=DEVICE, precision="float64", requires_grad=True)
 
 
 def check_gradient(loss_fn, array, indices, *, rtol=1e-5, atol_scale=1e-7):
@@ -84,7 +88,7 @@ def test_energy_gradient_pair_parameters(potential):
 
 def test_energy_gradient_diameters_and_box_2d():
     """Polydisperse soft spheres (sigma_ij = (d_i + d_j)/2): dE/dd_i and dE/dL (fixed positions)."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=1, device="cpu", requires_grad=True)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=1, device=DEVICE, requires_grad=True)
     nl = md.NeighborList(model)
     energy = lambda: md.potential_energy(model, state, nl)  # noqa: E731
     check_gradient(energy, model.particle_diameter, [0, 5, 20, 31])
@@ -181,7 +185,7 @@ def test_langevin_rollout_gradient():
 
 def test_fire_rollout_gradient_wrt_diameters():
     """dE/dd_i of the energy after 15 FIRE steps of a 2D bidisperse packing (all randomness fixed)."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device="cpu", requires_grad=True)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=DEVICE, requires_grad=True)
     integrator = md.FIRE(neighbors=md.NeighborList(model))
 
     def loss():

@@ -3,13 +3,16 @@ observables and bad input."""
 
 import logging
 import math
+import os
 
 import numpy as np
 import pytest
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 
 def total_energy(model, state, nl):
@@ -20,7 +23,7 @@ def total_energy(model, state, nl):
 def test_nve_energy_drift_lj_fluid():
     """LJ fluid, N = 500, density 0.8, T = 1.0, dt = 0.005, 10,000 velocity-Verlet steps in float64
     (shifted-force cutoff 2.5, Verlet list with skin 0.3): max |E(t) - E(0)| / |E(0)| < 1e-4."""
-    model, state = lj_fluid(500, density=0.8, temperature=1.0, device="cpu", precision="float64")
+    model, state = lj_fluid(500, density=0.8, temperature=1.0, device=DEVICE, precision="float64")
     nl = md.NeighborList(model, skin=0.3)
     integrator = md.VelocityVerlet(neighbors=nl)
     current = integrator.prepare(model, state)
@@ -36,7 +39,7 @@ def test_nve_energy_drift_lj_fluid():
 def test_langevin_equilibrates_to_target_temperature():
     """BAOAB at kT = 1.5 from a cold LJ lattice (N = 256, density 0.6, gamma = 2): the kinetic
     temperature averaged over the second half of 4,000 steps is within 3% of the target."""
-    model, state = lj_fluid(256, density=0.6, temperature=0.1, device="cpu")
+    model, state = lj_fluid(256, density=0.6, temperature=0.1, device=DEVICE)
     nl = md.NeighborList(model)
     integrator = md.LangevinBAOAB(temperature=1.5, friction=2.0, seed=7, neighbors=nl)
     current = integrator.prepare(model, state)
@@ -49,7 +52,7 @@ def test_langevin_equilibrates_to_target_temperature():
 
 
 def test_langevin_is_reproducible_and_seeded():
-    model, state = lj_fluid(108, density=0.5, device="cpu")
+    model, state = lj_fluid(108, density=0.5, device=DEVICE)
     run = lambda seed: md.rollout(  # noqa: E731
         model, state, md.LangevinBAOAB(1.0, seed=seed, neighbors=md.NeighborList(model)), num_steps=50, record=False
     ).final.positions.numpy()
@@ -59,7 +62,7 @@ def test_langevin_is_reproducible_and_seeded():
 
 
 def test_langevin_2d_has_no_z_motion():
-    model, state = bidisperse_packing(32, packing_fraction=0.5, device="cpu")
+    model, state = bidisperse_packing(32, packing_fraction=0.5, device=DEVICE)
     traj = md.rollout(model, state, md.LangevinBAOAB(1.0, seed=0), num_steps=20, record=False)
     assert np.all(traj.final.positions.numpy()[:, 2] == 0.0)
     assert np.all(traj.final.velocities.numpy()[:, 2] == 0.0)
@@ -68,7 +71,7 @@ def test_langevin_2d_has_no_z_motion():
 def test_fire_converges_on_bidisperse_packing():
     """FIRE on the paper's packing (N = 128, D = 0.6, phi = 0.98): energy drops by an order of
     magnitude to a jammed minimum (positive energy) where the largest residual force vanishes."""
-    model, state = bidisperse_packing(128, small_diameter=0.6, seed=0, device="cpu")
+    model, state = bidisperse_packing(128, small_diameter=0.6, seed=0, device=DEVICE)
     nl = md.NeighborList(model)
     traj = md.rollout(model, state, md.FIRE(neighbors=nl), num_steps=1000, record=False)
     e0 = float(md.potential_energy(model, traj.states[0], nl).numpy()[0])
@@ -84,7 +87,7 @@ def test_neighbor_list_energy_equals_all_pairs(case):
     box too small for a 3x3x3 cell stencil and after moves that force rebuilds."""
     rng = np.random.default_rng(0)
     if case == "poly2d":
-        model, state = bidisperse_packing(200, small_diameter=0.5, packing_fraction=0.9, seed=3, device="cpu")
+        model, state = bidisperse_packing(200, small_diameter=0.5, packing_fraction=0.9, seed=3, device=DEVICE)
     else:
         dim = 2 if case == "periodic2d" else 3
         n = {"small_box": 60, "periodic2d": 300}.get(case, 400)
@@ -94,7 +97,7 @@ def test_neighbor_list_energy_equals_all_pairs(case):
         builder = md.ParticleBuilder(dim=dim, box=None if case == "free3d" else box)
         builder.add_particles(pos)
         cutoff = 2.0 if case == "small_box" else 2.5
-        model = builder.finalize(md.LennardJones(cutoff=cutoff), device="cpu")
+        model = builder.finalize(md.LennardJones(cutoff=cutoff), device=DEVICE)
         state = model.state()
     nl = md.NeighborList(model, skin=0.3)
     integrator = md.LangevinBAOAB(2.0, seed=1, neighbors=nl)
@@ -109,7 +112,7 @@ def test_neighbor_list_energy_equals_all_pairs(case):
 
 
 def test_neighbor_list_overflow_resizes_and_logs(caplog):
-    model, state = lj_fluid(256, density=0.8, device="cpu")
+    model, state = lj_fluid(256, density=0.8, device=DEVICE)
     nl = md.NeighborList(model, capacity=2, cell_capacity=1)
     with caplog.at_level(logging.INFO, logger="simulator.md"):
         e_list = float(md.potential_energy(model, state, nl).numpy()[0])
@@ -119,7 +122,7 @@ def test_neighbor_list_overflow_resizes_and_logs(caplog):
 
 
 def test_temperature_kinetic_energy_and_rdf():
-    model, state = lj_fluid(256, density=0.8, temperature=1.3, device="cpu")
+    model, state = lj_fluid(256, density=0.8, temperature=1.3, device=DEVICE)
     v = state.velocities.numpy()
     assert float(md.kinetic_energy(model, state).numpy()[0]) == pytest.approx(0.5 * np.sum(v * v), rel=1e-12)
     assert float(md.temperature(model, state).numpy()[0]) == pytest.approx(1.3, rel=1e-12)  # lj_fluid rescales to T
@@ -129,7 +132,7 @@ def test_temperature_kinetic_energy_and_rdf():
     n, box = 2000, 12.0
     builder = md.ParticleBuilder(dim=3, box=box)
     builder.add_particles(rng.uniform(0, box, (n, 3)))
-    gas = builder.finalize(md.SoftSphere(sigma=0.01), device="cpu")
+    gas = builder.finalize(md.SoftSphere(sigma=0.01), device=DEVICE)
     r, g = md.radial_distribution(gas, gas.state(), r_max=5.0, bins=10)
     assert r[0] == pytest.approx(0.25) and r.shape == g.shape == (10,)
     np.testing.assert_allclose(g[2:], 1.0, atol=0.06)
@@ -146,18 +149,18 @@ def test_bad_input_raises_named_errors():
     # overlapping particles: infinite LJ energy
     builder = md.ParticleBuilder(dim=3, box=6.0)
     builder.add_particles([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
-    model = builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
     with pytest.raises(ValueError, match="particles 0 and 2 overlap"):
         md.rollout(model, model.state(), md.VelocityVerlet(neighbors=md.NeighborList(model)), num_steps=1)
     # cutoff larger than half the box
     builder = md.ParticleBuilder(dim=3, box=4.0)
     builder.add_particles([[1.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="cutoff=2.5 is larger than half the periodic box"):
-        builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+        builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
     # ... also when the box shrinks later
     builder = md.ParticleBuilder(dim=3, box=6.0)
     builder.add_particles([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
-    model = builder.finalize(md.LennardJones(cutoff=2.5), device="cpu")
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
     model.box.assign(np.array([[4.0, 4.0, 4.0]]))
     with pytest.raises(ValueError, match="cutoff=2.5"):
         md.potential_energy(model, model.state(), md.NeighborList(model))
@@ -173,7 +176,7 @@ def test_bad_input_raises_named_errors():
     with pytest.raises(ValueError, match="positions must be finite"):
         builder.add_particles([[math.nan, 0.0]])
     builder.add_particles([[1.0, 1.0], [2.0, 2.0]])
-    model = builder.finalize(md.SoftSphere(), device="cpu")
+    model = builder.finalize(md.SoftSphere(), device=DEVICE)
     with pytest.raises(ValueError, match="positions must be finite; particle 1"):
         model.state(positions=[[1.0, 1.0], [math.nan, 2.0]])
     state = model.state()
@@ -187,7 +190,7 @@ def test_bad_input_raises_named_errors():
 
 
 def test_divergence_is_reported():
-    model, state = lj_fluid(108, density=0.8, device="cpu")
+    model, state = lj_fluid(108, density=0.8, device=DEVICE)
     for neighbors in (md.NeighborList(model), None):
         with pytest.raises(SimulationDivergedError, match="non-finite at step"):
             md.rollout(model, state, md.VelocityVerlet(neighbors=neighbors), num_steps=50, dt=0.5, record=False)

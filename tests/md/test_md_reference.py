@@ -8,12 +8,14 @@ LJ and Morse are cut with a shifted force, U(r) - U(rc) - (r - rc) U'(rc) for r 
 around jax-md's own pair functions; distances use jax-md's ``space.periodic`` / ``space.free``.
 """
 
+import os
+
 import numpy as np
 import pytest
 import warp as wp
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 from simulator import md
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 jax_md = pytest.importorskip("jax_md")
 import jax  # noqa: E402
@@ -21,6 +23,8 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 from jax_md import energy, minimize, simulate, space  # noqa: E402
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 RTOL = 1e-9
 
@@ -39,7 +43,7 @@ def make_system(potential, *, n, dim, density, periodic, seed, types=1, diameter
     for i in range(n):
         d = 1.0 if diameters is None else diameters[i]
         builder.add_particles(pos[i : i + 1], type=int(type_of[i]), diameter=d)
-    model = builder.finalize(potential, device="cpu", precision="float64", requires_grad=True)
+    model = builder.finalize(potential, device=DEVICE, precision="float64", requires_grad=True)
     return model, pos, type_of, box
 
 
@@ -177,7 +181,7 @@ def test_nve_trajectory_matches_jax_md():
 def test_fire_reaches_jax_md_minimum():
     """FIRE (Bitzek et al. 2006, jax-md defaults) on a 2D bidisperse soft-sphere packing (N = 32,
     D = 0.7, phi = 0.95) from the same random start: the same final energy within 1e-6 relative."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.95, seed=4, device="cpu")
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.95, seed=4, device=DEVICE)
     diameters = model.particle_diameter.numpy()
     box = model.box_sides()[0]
     pos = state.positions.numpy()[:, :2].astype(np.float64)

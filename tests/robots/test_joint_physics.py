@@ -1,12 +1,15 @@
 """Accuracy of the reduced-coordinate articulation solver against closed-form physics."""
 
 import math
+import os
 
 import numpy as np
 import pytest
 
 import simulator as sim
 from simulator.spatial import quat_multiply, quat_to_matrix
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 
@@ -46,7 +49,7 @@ def test_pendulum_period(theta0, step_series):
     L is the compound pendulum's equivalent length."""
     length, inertia, dt = 1.0, 1.0e-3, 2.0e-3
     builder, _ = compound_pendulum(theta0, length=length, inertia=inertia)
-    model = builder.finalize(precision="float64", device="cpu")
+    model = builder.finalize(precision="float64", device=DEVICE)
     l_eq = equivalent_length(length, inertia)
     expected = 4.0 * math.sqrt(l_eq / G) * elliptic_k(math.sin(0.5 * theta0))
     if theta0 < 0.1:
@@ -82,7 +85,7 @@ def test_double_pendulum_conserves_energy(step_series):
     lower = b.add_body(position=(0.0, 0.0, -2.0), mass=1.0, inertia=[1e-3] * 3)
     b.add_revolute_joint(-1, upper, axis=(0, 1, 0), position=(0, 0, 1.0), q=1.2)
     b.add_revolute_joint(upper, lower, axis=(0, 1, 0), position=(0, 0, 1.0), q=-0.5)
-    model = b.finalize(precision="float64", device="cpu")
+    model = b.finalize(precision="float64", device=DEVICE)
     dt = 5.0e-4  # semi-implicit Euler in joint space drifts by O(dt): ~1% per 10 s at dt = 1 ms
     series = step_series(model, model.state(), int(10.0 / dt), dt, every=40)
     energy = pendulum_energy(model, series)
@@ -99,7 +102,7 @@ def test_pd_reaches_target_without_load(step_series):
     arm = b.add_body(position=(0.5, 0.0, 0.0), mass=1.0, inertia=[1e-2] * 3)
     joint = b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-0.5, 0.0, 0.0))
     b.add_actuator(joint, kind="position", kp=20.0, kd=4.0)
-    model = b.finalize(precision="float32", device="cpu")
+    model = b.finalize(precision="float32", device=DEVICE)
     control = model.control()
     target = 0.5
     control.joint_act.fill_(target)
@@ -113,7 +116,7 @@ def test_pd_holds_against_gravity(step_series):
     kp, target, length = 200.0, 0.6, 1.0
     builder, joint = compound_pendulum(0.0, length=length, inertia=1e-2)
     builder.add_actuator(joint, kind="position", kp=kp, kd=20.0)
-    model = builder.finalize(precision="float64", device="cpu")
+    model = builder.finalize(precision="float64", device=DEVICE)
     control = model.control()
     control.joint_act.fill_(target)
     lo, hi = 0.0, target  # bisection on f(q) = kp (u - q) - m g L sin q, decreasing in q
@@ -133,7 +136,7 @@ def test_joint_limit_bounds_overshoot(step_series):
     b = sim.SceneBuilder()
     arm = b.add_body(position=(1.0, 0.0, 0.0), mass=1.0, inertia=[1e-2] * 3)
     b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-1.0, 0.0, 0.0), qd=speed, limit=(-upper, upper), limit_stiffness=ke, limit_damping=0.0)
-    model = b.finalize(precision="float64", device="cpu")
+    model = b.finalize(precision="float64", device=DEVICE)
     series = step_series(model, model.state(), 300, 1e-3)
     q = series["joint_q"][:, 0, 0]
     inertia = 1e-2 + 1.0 * 1.0**2
@@ -149,7 +152,7 @@ def test_free_body_falls_and_spins():
     inertia = np.array([0.1, 0.2, 0.3])
     body = b.add_body(position=(0.0, 0.0, 5.0), mass=2.0, inertia=inertia)
     b.add_free_joint(body, qd=(0.0, 0.0, 0.0, 3.0, 0.1, 0.2))
-    model = b.finalize(precision="float64", device="cpu")
+    model = b.finalize(precision="float64", device=DEVICE)
     dt, steps = 1e-3, 1000
     traj = sim.rollout(model, model.state(), None, num_steps=steps, dt=dt, record=False)
     q = traj.final.body_q.numpy()[0, 0]
@@ -172,7 +175,7 @@ def test_floating_chain_conserves_momentum(step_series):
     b.add_revolute_joint(base, arm, axis=(0, 1, 1), position=(-0.25, 0.0, 0.0), qd=4.0)
     leg = b.add_body(position=(0.0, 0.0, -0.5), mass=0.7, inertia=[0.03, 0.03, 0.01])
     b.add_ball_joint(base, leg, position=(0.0, 0.0, 0.25), qd=(2.0, -1.0, 3.0))
-    model = b.finalize(precision="float64", device="cpu")
+    model = b.finalize(precision="float64", device=DEVICE)
     series = step_series(model, model.state(), 2000, 1e-3, every=100)
     mass = model.body_mass.numpy()[0]
     inertia = model.body_inertia.numpy()[0]
@@ -212,7 +215,7 @@ def test_joint_constraint_error_in_chain(step_series):
             b.add_ball_joint(parent, body, position=(-0.15, 0.0, 0.0), qd=(1.0, 2.0, -1.0))
         links.append(body)
         parent = body
-    model = b.finalize(precision="float32", device="cpu")
+    model = b.finalize(precision="float32", device=DEVICE)
     arrays = model.articulation.arrays
     parent_xform = arrays["joint_parent_xform"].numpy()
     child_xform = arrays["joint_child_xform"].numpy()

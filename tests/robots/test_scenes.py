@@ -1,9 +1,13 @@
 """Robot scenes: registry, a short rollout of each, and the forward-progress loss's adjoint."""
 
+import os
+
 import numpy as np
 import pytest
 
 from simulator import scenes
+
+DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 ROBOTS = ["pendulum", "cartpole", "acrobot", "hopper", "ant"]
 
@@ -16,7 +20,7 @@ def test_registry_lists_robots():
 
 @pytest.mark.parametrize("name", ROBOTS)
 def test_scene_runs_and_has_a_loss(name):
-    scene = scenes.make(name, num_worlds=2, device="cpu")
+    scene = scenes.make(name, num_worlds=2, device=DEVICE)
     assert scene.model.num_worlds == 2 and scene.dt > 0 and scene.horizon > 0
     assert scene.model.articulation.num_actuators >= 1
     controls = scene.control_sequence(5)
@@ -28,7 +32,7 @@ def test_scene_runs_and_has_a_loss(name):
 
 def test_hopper_forward_progress_gradient(central_difference, task_loss):
     """d loss / d u for the hopper's forward-velocity loss (body_progress kernel) over 10 steps."""
-    scene = scenes.make("hopper", device="cpu", precision="float64", requires_grad=True)
+    scene = scenes.make("hopper", device=DEVICE, precision="float64", requires_grad=True)
     steps = 10
     u0 = np.random.default_rng(5).uniform(-0.5, 0.5, size=(steps, 1, 3))
 
