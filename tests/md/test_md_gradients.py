@@ -11,9 +11,9 @@ import os
 import numpy as np
 import pytest
 import warp as wp
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 from simulator import md
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 import pytest
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
 
 DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 

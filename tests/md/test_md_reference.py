@@ -13,9 +13,9 @@ import os
 import numpy as np
 import pytest
 import warp as wp
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 from simulator import md
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 jax_md = pytest.importorskip("jax_md")
 import jax  # noqa: E402

@@ -5,10 +5,10 @@ import importlib
 
 import numpy as np
 import pytest
-from simulator.scenes.md_systems import bidisperse_packing, lj_fluid
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
+from simulator.scenes.md_systems import bidisperse_packing, lj_fluid
 
 rollout_module = importlib.import_module("simulator.md.rollout")
 
