@@ -49,26 +49,45 @@ def potential_functions(scalar):
         force = scalar(-2.0) * eps * alpha * e * one_minus  # -dU/dr
         return u, force
 
-    @wp.func
-    def pair_energy_force(kind: int, r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
-        """Energy [energy] and -dU/dr / r [energy/length^2] of one pair with r2 < rc^2."""
-        zero = scalar(0.0)
-        r = wp.sqrt(r2)
-        if kind == SOFT_SPHERE:
-            if r < sig:
+    def make_soft_sphere(differentiable):
+        @wp.func
+        def soft_sphere(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
+            """Soft-sphere energy and -dU/dr / r of one pair with r2 < rc^2 (rc is unused)."""
+            if r2 < sig * sig:
+                r = wp.sqrt(r2)
                 x = scalar(1.0) - r / sig
-                xa1 = wp.pow(x, alpha - scalar(1.0))
-                u = eps / alpha * xa1 * x
-                return u, eps / sig * xa1 / r
-            return zero, zero
-        if kind == LENNARD_JONES:
-            u, f_over_r = lj_raw(r2, eps, sig)
-            uc, fc_over_rc = lj_raw(rc * rc, eps, sig)
-            fc = fc_over_rc * rc  # -U'(rc)
-            return u - uc + (r - rc) * fc, f_over_r - fc / r
-        # MORSE
+                if wp.static(differentiable):
+                    xa1 = wp.pow(x, alpha - scalar(1.0))
+                else:
+                    # pow(x, 1) is exactly x: alpha = 2 skips the pow (but its d/dalpha is not 0)
+                    xa1 = x
+                    if alpha != scalar(2.0):
+                        xa1 = wp.pow(x, alpha - scalar(1.0))
+                return eps / alpha * xa1 * x, eps / sig * xa1 / r
+            return scalar(0.0), scalar(0.0)
+
+        return soft_sphere
+
+    @wp.func
+    def lennard_jones(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
+        """Shifted-force Lennard-Jones energy and -dU/dr / r of one pair with r2 < rc^2 (alpha
+        is unused)."""
+        r = wp.sqrt(r2)
+        u, f_over_r = lj_raw(r2, eps, sig)
+        uc, fc_over_rc = lj_raw(rc * rc, eps, sig)
+        fc = fc_over_rc * rc  # -U'(rc)
+        return u - uc + (r - rc) * fc, f_over_r - fc / r
+
+    @wp.func
+    def morse(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
+        """Shifted-force Morse energy and -dU/dr / r of one pair with r2 < rc^2."""
+        r = wp.sqrt(r2)
         u, force = morse_raw(r, eps, sig, alpha)
         uc, fc = morse_raw(rc, eps, sig, alpha)
         return u - uc + (r - rc) * fc, (force - fc) / r
 
-    return SimpleNamespace(pair_energy_force=pair_energy_force, lj_raw=lj_raw, morse_raw=morse_raw)
+    # by potential kind (the pair kernels are specialised per kind at build time); the no-grad
+    # set is for forward-only kernels
+    energy_force = {LENNARD_JONES: lennard_jones, SOFT_SPHERE: make_soft_sphere(True), MORSE: morse}
+    energy_force_no_grad = {**energy_force, SOFT_SPHERE: make_soft_sphere(False)}
+    return SimpleNamespace(energy_force=energy_force, energy_force_no_grad=energy_force_no_grad, lj_raw=lj_raw, morse_raw=morse_raw)

@@ -124,8 +124,10 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         count, index = neighbors.update(positions)
     if model.particle_count == 0:
         return
+    # outputs without gradient buffers cannot pass an adjoint back: take the faster forward-only kernel
+    differentiable = any(a.requires_grad for a in (forces_out, energy_out, virial_out))
     wp.launch(
-        kernels.pair_forces,
+        (kernels.pair_forces if differentiable else kernels.pair_forces_no_grad)[model.potential.kind],
         dim=model.particle_count,
         inputs=[
             model.particle_type,
@@ -133,7 +135,6 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
             model.pair_epsilon,
             model.pair_sigma,
             model.pair_alpha,
-            model.potential.kind,
             int(model.potential.sigma_from_diameters),
             model.precision.scalar(model.cutoff),
             model.box,
@@ -146,4 +147,5 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         ],
         outputs=[forces_out, energy_out, virial_out],
         device=model.device,
+        record_tape=differentiable,
     )
