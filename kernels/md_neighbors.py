@@ -38,33 +38,25 @@ def neighbor_kernels(scalar):
         c = int(wp.floor((x - origin) / width))
         return wp.clamp(c, 0, n - 1)
 
-    @wp.kernel(enable_backward=False)
-    def bin_particles(
-        # Model:
-        box: wp.array(dtype=vec3),
+    @wp.func
+    def bin_particle(
+        i: int,
+        box: vec3,
         periodic: int,
-        # Grid:
         origin: vec3,
         cell_width: vec3,
         ncell: wp.vec3i,
         cell_capacity: int,
-        # State in:
-        enabled: wp.array(dtype=int),
         positions: wp.array(dtype=vec3),
-        # Out:
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """Sort particles into cells (only if ``enabled[0] != 0``); ``status[0] = 1`` if a cell overflows."""
-        i = wp.tid()
-        if enabled[0] == 0:
-            return
+        """Put particle i into its cell; ``status[0] = 1`` if the cell overflows."""
         x = positions[i]
         if periodic != 0:
-            b = box[0]
-            x = x - wp.cw_mul(b, vec3(wp.floor(x[0] / b[0]), wp.floor(x[1] / b[1]), wp.floor(x[2] / b[2])))
+            x = x - wp.cw_mul(box, vec3(wp.floor(x[0] / box[0]), wp.floor(x[1] / box[1]), wp.floor(x[2] / box[2])))
         c = wp.vec3i(
             cell_coord(x[0], origin[0], cell_width[0], ncell[0]),
             cell_coord(x[1], origin[1], cell_width[1], ncell[1]),
@@ -77,34 +69,26 @@ def neighbor_kernels(scalar):
         else:
             status[0] = 1
 
-    @wp.kernel(enable_backward=False)
-    def build_half_list(
-        # Model:
-        box: wp.array(dtype=vec3),
+    @wp.func
+    def list_partners(
+        i: int,
+        box: vec3,
         periodic: int,
         search_radius: scalar,
-        # Grid:
         ncell: wp.vec3i,
         span: wp.vec3i,
         cell_capacity: int,
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
-        # State in:
-        enabled: wp.array(dtype=int),
         positions: wp.array(dtype=vec3),
-        # Out:
         neighbor_count: wp.array(dtype=int),
         neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """List the partners of particle i (only if ``enabled[0] != 0``); ``status[0] = 1`` on overflow."""
-        i = wp.tid()
-        if enabled[0] == 0:
-            return
+        """List the partners of particle i; ``status[0] = 1`` on overflow."""
         xi = positions[i]
-        b = box[0]
-        inv_b = inverse(b)
+        inv_b = inverse(box)
         ci = particle_cell[i]
         capacity = neighbor_index.shape[1]
         r2max = search_radius * search_radius
@@ -137,7 +121,7 @@ def neighbor_kernels(scalar):
                                 for k in range(n):
                                     j = cell_particles[cx, cy, cz, k]
                                     if j > i or not own:
-                                        d = min_image(xi - positions[j], b, inv_b, periodic)
+                                        d = min_image(xi - positions[j], box, inv_b, periodic)
                                         if wp.dot(d, d) < r2max:
                                             if count < capacity:
                                                 neighbor_index[i, count] = j
@@ -145,6 +129,53 @@ def neighbor_kernels(scalar):
         neighbor_count[i] = count
         if count > capacity:
             status[0] = 1
+
+    @wp.kernel(enable_backward=False)
+    def bin_particles(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        # Grid:
+        origin: vec3,
+        cell_width: vec3,
+        ncell: wp.vec3i,
+        cell_capacity: int,
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Out:
+        particle_cell: wp.array(dtype=wp.vec3i),
+        cell_count: wp.array3d(dtype=int),
+        cell_particles: wp.array4d(dtype=int),
+        status: wp.array(dtype=int),
+    ):
+        """Sort particles into the zeroed cells; ``status[0] = 1`` if a cell overflows."""
+        i = wp.tid()
+        bin_particle(i, box[0], periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles, status)
+
+    @wp.kernel(enable_backward=False)
+    def build_half_list(
+        # Model:
+        box: wp.array(dtype=vec3),
+        periodic: int,
+        search_radius: scalar,
+        # Grid:
+        ncell: wp.vec3i,
+        span: wp.vec3i,
+        cell_capacity: int,
+        particle_cell: wp.array(dtype=wp.vec3i),
+        cell_count: wp.array3d(dtype=int),
+        cell_particles: wp.array4d(dtype=int),
+        # State in:
+        positions: wp.array(dtype=vec3),
+        # Out:
+        neighbor_count: wp.array(dtype=int),
+        neighbor_index: wp.array2d(dtype=int),
+        status: wp.array(dtype=int),
+    ):
+        """List the partners of every particle; ``status[0] = 1`` on overflow."""
+        i = wp.tid()
+        list_partners(i, box[0], periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, positions,
+                      neighbor_count, neighbor_index, status)
 
     @wp.kernel(enable_backward=False)
     def needs_rebuild(
@@ -171,25 +202,37 @@ def neighbor_kernels(scalar):
             flag[0] = 1
 
     @wp.kernel(enable_backward=False)
-    def begin_rebuild(
+    def rebuild_if_moved(
         # Model:
         box: wp.array(dtype=vec3),
         periodic: int,
         half_skin: scalar,
+        search_radius: scalar,
+        # Grid:
+        origin: vec3,
+        cell_width: vec3,
+        ncell: wp.vec3i,
+        span: wp.vec3i,
+        cell_capacity: int,
         # State in:
         positions: wp.array(dtype=vec3),
         # Reference (in/out: set to ``positions`` on a rebuild):
         box_ref: wp.array(dtype=vec3),
         positions_ref: wp.array(dtype=vec3),
-        # Out:
-        rebuild: wp.array(dtype=int),
+        # Out (written on a rebuild):
+        particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
+        cell_particles: wp.array4d(dtype=int),
+        neighbor_count: wp.array(dtype=int),
+        neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """Device-side rebuild decision (launch with dim 1): ``rebuild[0] = 1`` if a particle moved
-        more than half the skin; then the reference positions are updated, ``cell_count`` zeroed and
-        ``status[2]`` (rebuild counter) incremented. ``status[1] = 1`` if a position is not finite
-        or the box changed (both need the host: the caller must redo the step there)."""
+        """The whole list update on one thread (launch with dim 1; for captured CPU graphs, where
+        Warp runs every kernel on one thread anyway and a skipped per-particle launch still costs
+        its per-thread overhead): if a particle moved more than half the skin, set the reference
+        positions, re-bin and rebuild the list, and count the rebuild in ``status[2]``.
+        ``status[1] = 1`` if a position is not finite or the box changed (both need the host:
+        the caller must redo the step there); ``status[0] = 1`` if a capacity overflowed."""
         b = box[0]
         inv_b = inverse(b)
         n = positions.shape[0]
@@ -203,7 +246,6 @@ def neighbor_kernels(scalar):
             d = min_image(x - positions_ref[i], b, inv_b, periodic)
             if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
                 moved = 1
-        rebuild[0] = moved
         if moved != 0:
             status[2] = status[2] + 1
             for i in range(n):
@@ -212,6 +254,11 @@ def neighbor_kernels(scalar):
                 for cy in range(cell_count.shape[1]):
                     for cz in range(cell_count.shape[2]):
                         cell_count[cx, cy, cz] = 0
+            for i in range(n):
+                bin_particle(i, b, periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles, status)
+            for i in range(n):
+                list_partners(i, b, periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, positions,
+                              neighbor_count, neighbor_index, status)
 
     return SimpleNamespace(
         min_image=min_image,
@@ -219,7 +266,7 @@ def neighbor_kernels(scalar):
         bin_particles=bin_particles,
         build_half_list=build_half_list,
         needs_rebuild=needs_rebuild,
-        begin_rebuild=begin_rebuild,
+        rebuild_if_moved=rebuild_if_moved,
     )
 
 

@@ -66,7 +66,6 @@ class NeighborList:
         self._positions_ref = None
         self._box_ref = None
         self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
-        self._one = wp.ones(1, dtype=wp.int32, device=model.device)
         self._status = wp.zeros(4, dtype=wp.int32, device=model.device)
         self._grid_args = None  # (origin, width, ncell, span) of the last build
         self._cells = None  # (particle_cell, cell_count, cell_particles) of the last build
@@ -118,7 +117,7 @@ class NeighborList:
         """``(key, arrays)``: the key identifies every array (by id: keep ``arrays`` alive with
         it) and size that a device-side update bakes into a captured graph."""
         grid = tuple(tuple(np.asarray(g).tolist()) for g in self._grid_args)
-        arrays = (*self._device_buffers, *self._cells, self._flag, self._status, self.model.box)
+        arrays = (*self._device_buffers, *self._cells, self._status, self.model.box)
         return (self.skin, self.capacity, self._cell_capacity, grid, tuple(id(a) for a in arrays)), arrays
 
     @property
@@ -133,29 +132,12 @@ class NeighborList:
         m = self.model
         p = m.precision
         origin, width, ncell, span = self._grid_args
-        particle_cell, cell_count, cell_particles = self._cells
         wp.launch(
-            self._kernels.begin_rebuild,
+            self._kernels.rebuild_if_moved,
             dim=1,
-            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), positions, self._box_ref, self._positions_ref],
-            outputs=[self._flag, cell_count, self._status],
-            device=m.device,
-            record_tape=False,
-        )
-        wp.launch(
-            self._kernels.bin_particles,
-            dim=m.particle_count,
-            inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._flag, positions],
-            outputs=[particle_cell, cell_count, cell_particles, self._status],
-            device=m.device,
-            record_tape=False,
-        )
-        wp.launch(
-            self._kernels.build_half_list,
-            dim=m.particle_count,
-            inputs=[m.box, int(m.periodic), p.scalar(self.search_radius), wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity,
-                    particle_cell, cell_count, cell_particles, self._flag, positions],
-            outputs=[self.neighbor_count, self.neighbor_index, self._status],
+            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), p.scalar(self.search_radius), p.vec3(*origin), p.vec3(*width),
+                    wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity, positions, self._box_ref, self._positions_ref],
+            outputs=[*self._cells, self.neighbor_count, self.neighbor_index, self._status],
             device=m.device,
             record_tape=False,
         )
@@ -229,7 +211,7 @@ class NeighborList:
             wp.launch(
                 self._kernels.bin_particles,
                 dim=m.particle_count,
-                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, self._one, positions],
+                inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, positions],
                 outputs=[particle_cell, cell_count, cell_particles, self._status],
                 device=m.device,
                 record_tape=False,
@@ -255,7 +237,6 @@ class NeighborList:
                     particle_cell,
                     cell_count,
                     cell_particles,
-                    self._one,
                     positions,
                 ],
                 outputs=[count, index, self._status],
