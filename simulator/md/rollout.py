@@ -181,9 +181,7 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
         if num_steps - t >= k and not on_device:
             on_device = nl is None or nl.begin_device_updates()
         if on_device and num_steps - t >= k:
-            graph = replay.graph(integrator, dt, k)
-            saved = replay.save(nl)
-            wp.capture_launch(graph)
+            wp.capture_launch(replay.graph(integrator, dt, k))  # snapshots the segment's start first
             status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
             if status[0] == 0 and status[1] == 0:
                 if nl is not None:
@@ -195,7 +193,7 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
                 t += k
                 continue
             # the list needs the host: restore the segment's start and step it from Python
-            replay.restore(nl, saved)
+            replay.restore(nl)
             steps = k
         else:
             steps = num_steps - t
@@ -234,9 +232,9 @@ class _Replay:
         nl_key, nl_arrays = nl.device_key() if nl is not None else (None, ())
         key = (type(integrator), params, float(dt), k, m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
         if key != self._key:
+            self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
             self._graph = _capture(m, integrator, *self.buffers, k, dt, self)
             self._key, self._keep = key, (model_arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
-            self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
         return self._graph
 
     def record(self, state, j):
@@ -246,7 +244,8 @@ class _Replay:
                       device=self.model.device, record_tape=False)
 
     def save(self, nl):
-        """Snapshot the segment's start (state and list) and reset the flags the graph sets."""
+        """Snapshot the segment's start (state and list) and reset the flags the graph sets
+        (captured at the start of the graph: no host work per segment)."""
         self.saved.assign(self.buffers[0])
         if nl is not None:
             for src, dst in zip(nl.device_arrays(), self._nl_saved):
@@ -254,19 +253,20 @@ class _Replay:
             nl.status.zero_()
         if self.first_bad is not None:
             self.first_bad.fill_(NO_DIVERGENCE)
-        return self.saved
 
-    def restore(self, nl, saved):
-        self.buffers[0].assign(saved)
+    def restore(self, nl):
+        self.buffers[0].assign(self.saved)
         if nl is not None:
             for src, dst in zip(self._nl_saved, nl.device_arrays()):
                 wp.copy(dst, src)
 
 
 def _capture(model, integrator, a, b, k, dt, watch):
-    """Capture ``k`` (even) steps a -> b -> a ... -> a, recording divergence at local step indices."""
+    """Capture a snapshot of the start (``watch.save``) and ``k`` (even) steps a -> b -> a ... -> a,
+    recording divergence at local step indices."""
     wp.capture_begin(device=model.device)
     try:
+        watch.save(integrator.neighbors)
         for j in range(k):
             src, dst = (a, b) if j % 2 == 0 else (b, a)
             integrator.step(model, src, dst, None, dt)
