@@ -17,7 +17,18 @@ import numpy as np
 import warp as wp
 
 from ..errors import check_positive
-from ..kernels.md import md_kernels
+from ..kernels.md import (
+    ADJ_ENERGY,
+    ADJ_FORCES,
+    ADJ_VIRIAL,
+    GRAD_ALPHA,
+    GRAD_BOX,
+    GRAD_DIAMETER,
+    GRAD_EPSILON,
+    GRAD_POSITIONS,
+    GRAD_SIGMA,
+    md_kernels,
+)
 from ..kernels.md_potentials import LENNARD_JONES, MORSE, SOFT_SPHERE
 
 
@@ -124,28 +135,59 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         count, index = neighbors.update(positions)
     if model.particle_count == 0:
         return
-    # outputs without gradient buffers cannot pass an adjoint back: take the faster forward-only kernel
-    differentiable = any(a.requires_grad for a in (forces_out, energy_out, virial_out))
-    wp.launch(
-        (kernels.pair_forces if differentiable else kernels.pair_forces_no_grad)[model.potential.kind],
-        dim=model.particle_count,
-        inputs=[
-            model.particle_type,
-            model.particle_diameter,
-            model.pair_epsilon,
-            model.pair_sigma,
-            model.pair_alpha,
-            int(model.potential.sigma_from_diameters),
-            model.precision.scalar(model.cutoff),
-            model.box,
-            int(model.periodic),
-            all_pairs,
-            count,
-            index,
-            positions,
-            int(compute_energy),
-        ],
-        outputs=[forces_out, energy_out, virial_out],
-        device=model.device,
-        record_tape=differentiable,
-    )
+    inputs = [
+        model.particle_type,
+        model.particle_diameter,
+        model.pair_epsilon,
+        model.pair_sigma,
+        model.pair_alpha,
+        int(model.potential.sigma_from_diameters),
+        model.precision.scalar(model.cutoff),
+        model.box,
+        int(model.periodic),
+        all_pairs,
+        count,
+        index,
+        positions,
+        int(compute_energy),
+    ]
+    outputs = [forces_out, energy_out, virial_out]
+    kind = model.potential.kind
+    wp.launch(kernels.pair_forces[kind], dim=model.particle_count, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
+    tape = active_tape()
+    if tape is not None:
+        _record_adjoint(tape, model, kernels.pair_forces_adjoint[kind], inputs, outputs)
+
+
+def active_tape():
+    """The ``wp.Tape`` recording now, or None (Warp has no public accessor)."""
+    src = getattr(wp, "_src", None)
+    runtime = src.context.runtime if src is not None else wp.context.runtime
+    return runtime.tape
+
+
+def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:
+    """Record the pair kernel's hand-written adjoint on ``tape``: it accumulates into the gradients
+    of the inputs that have one, from the gradients of the outputs that have one."""
+    from_diameters = model.potential.sigma_from_diameters
+    grads = {  # in the order of the adjoint kernel's outputs
+        GRAD_POSITIONS: inputs[12],
+        GRAD_DIAMETER: inputs[1] if from_diameters else None,
+        GRAD_EPSILON: inputs[2],
+        GRAD_SIGMA: None if from_diameters else inputs[3],
+        GRAD_ALPHA: None if model.potential.kind == LENNARD_JONES else inputs[4],
+        GRAD_BOX: inputs[7] if model.periodic else None,
+    }
+    seeds = {ADJ_FORCES: outputs[0], ADJ_ENERGY: outputs[1], ADJ_VIRIAL: outputs[2]}
+    wanted = sum(bit for bit, a in {**grads, **seeds}.items() if a is not None and a.grad is not None)
+    if not any(wanted & bit for bit in seeds) or not any(wanted & bit for bit in grads):
+        return
+    seed_arrays = [a.grad if wanted & bit else a for bit, a in seeds.items()]
+    # an input without a gradient gets its own values as a placeholder: the kernel never writes it
+    grad_arrays = [inputs[12], inputs[1], inputs[2], inputs[3], inputs[4], inputs[7]]
+    grad_arrays = [a.grad if a.grad is not None and wanted & bit else a for a, bit in zip(grad_arrays, grads)]
+
+    def backward():
+        wp.launch(adjoint_kernel, dim=model.particle_count, inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=model.device)
+
+    tape.record_func(backward, [a for a in (*inputs, *outputs) if isinstance(a, wp.array) and a.grad is not None])

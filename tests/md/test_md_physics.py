@@ -7,7 +7,6 @@ import os
 
 import numpy as np
 import pytest
-import warp as wp
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
@@ -110,30 +109,6 @@ def test_neighbor_list_energy_equals_all_pairs(case):
         assert e_list == pytest.approx(e_all, rel=1e-12, abs=1e-12)
         current = md.rollout(model, current, integrator, num_steps=40, dt=0.005, record=False).final
     assert nl.rebuild_count >= 2
-
-
-@pytest.mark.parametrize("potential", [
-    md.LennardJones(cutoff=2.5),
-    md.SoftSphere(epsilon=[[1.0, 2.0], [2.0, 1.5]], sigma=[[1.2, 1.3], [1.3, 1.25]], alpha=[[2.0, 2.5], [2.5, 3.0]]),
-    md.Morse(alpha=4.0, cutoff=2.5),
-], ids=["lj", "soft_sphere", "morse"])
-def test_forward_only_pair_kernel_matches_differentiable_one(potential):
-    """Forces without gradient buffers take a forward-only kernel (force summed in a register,
-    pow skipped at alpha = 2); it must give the differentiable kernel's forces to rounding."""
-    rng = np.random.default_rng(4)
-    n, box = 300, 8.0
-    builder = md.ParticleBuilder(dim=3, box=box)
-    builder.add_particles(lattice_positions(n, box, 3) + rng.uniform(-0.15, 0.15, (n, 3)), type=rng.integers(0, 2, n))
-    model = builder.finalize(potential, device=DEVICE, precision="float64")
-    nl = md.NeighborList(model, skin=0.3)
-    for neighbors in (nl, None):
-        forces = {}
-        for requires_grad in (True, False):
-            out = wp.zeros(n, dtype=wp.vec3d, device=DEVICE, requires_grad=requires_grad)
-            md.compute_forces(model, model.state().positions, out, neighbors)
-            forces[requires_grad] = out.numpy()
-        assert np.abs(forces[True]).max() > 1e-3
-        np.testing.assert_allclose(forces[False], forces[True], rtol=1e-12, atol=1e-12 * np.abs(forces[True]).max())
 
 
 def test_neighbor_list_overflow_resizes_and_logs(caplog):
