@@ -292,25 +292,48 @@ def articulation_kernels(scalar):
         return tau, ke * (gate_below + gate_above), kd * (gate_below + gate_above)
 
     @wp.func
-    def row_dot(m: wp.array2d(dtype=scalar), world: int, n: int, i: int, j: int, count: int):
-        """sum_{k < count} m[i, k] m[j, k] for a row-major n x n matrix."""
+    def subtree_dot(
+        l: wp.array2d(dtype=scalar), dof_desc_start: wp.array(dtype=int), dof_desc: wp.array(dtype=int), world: int, n: int, k: int, i: int
+    ):
+        """sum of L[m, k] L[m, i] over the dofs m below dof k in the dof tree (row-major n x n L)."""
         s = scalar(0.0)
-        for k in range(count):
-            s = s + m[world, i * n + k] * m[world, j * n + k]
+        for p in range(dof_desc_start[k], dof_desc_start[k + 1]):
+            m = dof_desc[p]
+            s = s + l[world, m * n + k] * l[world, m * n + i]
         return s
 
     @wp.func
-    def lower_dot(m: wp.array2d(dtype=scalar), y: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+    def subtree_dot_vec(
+        l: wp.array2d(dtype=scalar),
+        z: wp.array2d(dtype=scalar),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
+        world: int,
+        n: int,
+        k: int,
+    ):
+        """sum of L[m, k] z[m] over the dofs m below dof k."""
         s = scalar(0.0)
-        for k in range(i):
-            s = s + m[world, i * n + k] * y[world, k]
+        for p in range(dof_desc_start[k], dof_desc_start[k + 1]):
+            m = dof_desc[p]
+            s = s + l[world, m * n + k] * z[world, m]
         return s
 
     @wp.func
-    def upper_dot(m: wp.array2d(dtype=scalar), x: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+    def ancestor_dot(
+        l: wp.array2d(dtype=scalar),
+        x: wp.array2d(dtype=scalar),
+        dof_pair_start: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        world: int,
+        n: int,
+        k: int,
+    ):
+        """sum of L[k, i] x[i] over the dofs i above dof k (the pairs of row k after the diagonal)."""
         s = scalar(0.0)
-        for k in range(i + 1, n):
-            s = s + m[world, k * n + i] * x[world, k]
+        for p in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+            i = pair_col[p]
+            s = s + l[world, k * n + i] * x[world, i]
         return s
 
     @wp.func
@@ -409,6 +432,8 @@ def articulation_kernels(scalar):
         dof_limit_softness: wp.array(dtype=scalar),
         dof_pair_start: wp.array(dtype=int),
         pair_col: wp.array(dtype=int),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
         act_dof: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
@@ -457,7 +482,8 @@ def articulation_kernels(scalar):
         1. bias forces by recursive Newton-Euler with zero joint acceleration (gravity as a base
            acceleration), minus contact and control wrenches;
         2. joint-space mass matrix by the composite-rigid-body algorithm;
-        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by Cholesky;
+        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by a sparse
+           Cholesky (L^T L) factorisation;
            joint damping, PD gains and limit springs are thus integrated implicitly;
         4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
         """
@@ -516,24 +542,30 @@ def articulation_kernels(scalar):
             work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
 
         # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
-        #    dofs j <= i of k and its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]])
+        #    dof i itself and the dofs above it in the dof tree, i.e. the dofs j < i of k and those of
+        #    its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]], the diagonal first)
         for i in range(n):
             k = dof_link[i]
             ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], work_s[world, i])
             for p in range(dof_pair_start[i], dof_pair_start[i + 1]):
                 work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
 
-        # 5. Cholesky factorisation and solve
-        for j in range(n):
-            ljj = wp.sqrt(work_h[world, j * n + j] + work_diag[world, j] - row_dot(work_l, world, n, j, j, j))
-            work_l[world, j * n + j] = ljj
-            for i in range(j + 1, n):
-                work_l[world, i * n + j] = (work_h[world, i * n + j] - row_dot(work_l, world, n, i, j, j)) / ljj
-        for i in range(n):
-            work_y[world, i] = (work_rhs[world, i] - lower_dot(work_l, work_y, world, n, i)) / work_l[world, i * n + i]
-        for ii in range(n):
-            i = n - 1 - ii
-            work_qdd[world, i] = (work_y[world, i] - upper_dot(work_l, work_qdd, world, n, i)) / work_l[world, i * n + i]
+        # 5. H + diag = L^T L with L lower triangular and nonzero only at the ancestor pairs (parents
+        #    come first, so eliminating from the last dof up creates no fill-in; Featherstone's LTL),
+        #    computed column-free from the dofs below (dof_desc) and written once per entry; then
+        #    L^T y = rhs from the last dof up and L qdd = y from the root down
+        for kk in range(n):
+            k = n - 1 - kk
+            lkk = wp.sqrt(work_h[world, k * n + k] + work_diag[world, k] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, k))
+            work_l[world, k * n + k] = lkk
+            for pa in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+                a = pair_col[pa]
+                work_l[world, k * n + a] = (work_h[world, k * n + a] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, a)) / lkk
+        for kk in range(n):
+            k = n - 1 - kk
+            work_y[world, k] = (work_rhs[world, k] - subtree_dot_vec(work_l, work_y, dof_desc_start, dof_desc, world, n, k)) / work_l[world, k * n + k]
+        for k in range(n):
+            work_qdd[world, k] = (work_y[world, k] - ancestor_dot(work_l, work_qdd, dof_pair_start, pair_col, world, n, k)) / work_l[world, k * n + k]
 
         # 6. velocities, then positions from the new velocities
         for d in range(n):
