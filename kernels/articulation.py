@@ -253,7 +253,8 @@ def articulation_kernels(scalar):
 
     @wp.func
     def actuator_terms(
-        act_dof: wp.array(dtype=int),
+        dof_act_start: wp.array(dtype=int),
+        dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
@@ -266,19 +267,19 @@ def articulation_kernels(scalar):
         q: scalar,
         qd: scalar,
     ):
-        """(torque, stiffness, damping) of every actuator on ``dof``."""
+        """(torque, stiffness, damping) of every actuator on ``dof`` (``dof_act[dof_act_start[dof]:dof_act_start[dof + 1]]``)."""
         tau = scalar(0.0)
         stiff = scalar(0.0)
         damp = scalar(0.0)
-        for a in range(act_dof.shape[0]):
-            if act_dof[a] == dof:
-                u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
-                if act_kind[a] == ACTUATOR_MOTOR:
-                    tau = tau + act_gear[a] * u
-                else:
-                    tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
-                    stiff = stiff + act_kp[a]
-                    damp = damp + act_kd[a]
+        for p in range(dof_act_start[dof], dof_act_start[dof + 1]):
+            a = dof_act[p]
+            u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
+            if act_kind[a] == ACTUATOR_MOTOR:
+                tau = tau + act_gear[a] * u
+            else:
+                tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
+                stiff = stiff + act_kp[a]
+                damp = damp + act_kd[a]
         return tau, stiff, damp
 
     @wp.func
@@ -434,7 +435,8 @@ def articulation_kernels(scalar):
         pair_col: wp.array(dtype=int),
         dof_desc_start: wp.array(dtype=int),
         dof_desc: wp.array(dtype=int),
-        act_dof: wp.array(dtype=int),
+        dof_act_start: wp.array(dtype=int),
+        dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
@@ -531,7 +533,7 @@ def articulation_kernels(scalar):
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                act_dof, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
+                dof_act_start, dof_act, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
             )
             tau_l, stiff_l, damp_l = limit_terms(
                 dof_limit_lower[d], dof_limit_upper[d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd

@@ -529,7 +529,9 @@ class ArticulationModel:
             # the dofs below each dof (rows of the pairs whose column it is), ascending
             dof_desc_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(below[:, 1], minlength=nd))])),
             dof_desc=iarr(below[np.lexsort((below[:, 0], below[:, 1])), 0]),
-            act_dof=iarr(act_dof),
+            # the actuators of each dof, in actuator order
+            dof_act_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(np.asarray(act_dof, dtype=np.int64), minlength=nd))])),
+            dof_act=iarr(np.argsort(act_dof, kind="stable")),
             act_kind=iarr([a.kind for a in actuators]),
             act_gear=farr([a.gear for a in actuators]),
             act_lower=farr(np.clip([a.ctrl_range[0] for a in actuators], -big, big)),
@@ -693,7 +695,8 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
             "pair_col",
             "dof_desc_start",
             "dof_desc",
-            "act_dof",
+            "dof_act_start",
+            "dof_act",
             "act_kind",
             "act_gear",
             "act_lower",
