@@ -253,7 +253,8 @@ def articulation_kernels(scalar):
 
     @wp.func
     def actuator_terms(
-        act_dof: wp.array(dtype=int),
+        dof_act_start: wp.array(dtype=int),
+        dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
@@ -266,19 +267,19 @@ def articulation_kernels(scalar):
         q: scalar,
         qd: scalar,
     ):
-        """(torque, stiffness, damping) of every actuator on ``dof``."""
+        """(torque, stiffness, damping) of every actuator on ``dof`` (``dof_act[dof_act_start[dof]:dof_act_start[dof + 1]]``)."""
         tau = scalar(0.0)
         stiff = scalar(0.0)
         damp = scalar(0.0)
-        for a in range(act_dof.shape[0]):
-            if act_dof[a] == dof:
-                u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
-                if act_kind[a] == ACTUATOR_MOTOR:
-                    tau = tau + act_gear[a] * u
-                else:
-                    tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
-                    stiff = stiff + act_kp[a]
-                    damp = damp + act_kd[a]
+        for p in range(dof_act_start[dof], dof_act_start[dof + 1]):
+            a = dof_act[p]
+            u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
+            if act_kind[a] == ACTUATOR_MOTOR:
+                tau = tau + act_gear[a] * u
+            else:
+                tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
+                stiff = stiff + act_kp[a]
+                damp = damp + act_kd[a]
         return tau, stiff, damp
 
     @wp.func
@@ -292,25 +293,48 @@ def articulation_kernels(scalar):
         return tau, ke * (gate_below + gate_above), kd * (gate_below + gate_above)
 
     @wp.func
-    def row_dot(m: wp.array2d(dtype=scalar), world: int, n: int, i: int, j: int, count: int):
-        """sum_{k < count} m[i, k] m[j, k] for a row-major n x n matrix."""
+    def subtree_dot(
+        l: wp.array2d(dtype=scalar), dof_desc_start: wp.array(dtype=int), dof_desc: wp.array(dtype=int), world: int, n: int, k: int, i: int
+    ):
+        """sum of L[m, k] L[m, i] over the dofs m below dof k in the dof tree (row-major n x n L)."""
         s = scalar(0.0)
-        for k in range(count):
-            s = s + m[world, i * n + k] * m[world, j * n + k]
+        for p in range(dof_desc_start[k], dof_desc_start[k + 1]):
+            m = dof_desc[p]
+            s = s + l[world, m * n + k] * l[world, m * n + i]
         return s
 
     @wp.func
-    def lower_dot(m: wp.array2d(dtype=scalar), y: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+    def subtree_dot_vec(
+        l: wp.array2d(dtype=scalar),
+        z: wp.array2d(dtype=scalar),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
+        world: int,
+        n: int,
+        k: int,
+    ):
+        """sum of L[m, k] z[m] over the dofs m below dof k."""
         s = scalar(0.0)
-        for k in range(i):
-            s = s + m[world, i * n + k] * y[world, k]
+        for p in range(dof_desc_start[k], dof_desc_start[k + 1]):
+            m = dof_desc[p]
+            s = s + l[world, m * n + k] * z[world, m]
         return s
 
     @wp.func
-    def upper_dot(m: wp.array2d(dtype=scalar), x: wp.array2d(dtype=scalar), world: int, n: int, i: int):
+    def ancestor_dot(
+        l: wp.array2d(dtype=scalar),
+        x: wp.array2d(dtype=scalar),
+        dof_pair_start: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        world: int,
+        n: int,
+        k: int,
+    ):
+        """sum of L[k, i] x[i] over the dofs i above dof k (the pairs of row k after the diagonal)."""
         s = scalar(0.0)
-        for k in range(i + 1, n):
-            s = s + m[world, k * n + i] * x[world, k]
+        for p in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+            i = pair_col[p]
+            s = s + l[world, k * n + i] * x[world, i]
         return s
 
     @wp.func
@@ -409,7 +433,10 @@ def articulation_kernels(scalar):
         dof_limit_softness: wp.array(dtype=scalar),
         dof_pair_start: wp.array(dtype=int),
         pair_col: wp.array(dtype=int),
-        act_dof: wp.array(dtype=int),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
+        dof_act_start: wp.array(dtype=int),
+        dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
         act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
@@ -457,7 +484,8 @@ def articulation_kernels(scalar):
         1. bias forces by recursive Newton-Euler with zero joint acceleration (gravity as a base
            acceleration), minus contact and control wrenches;
         2. joint-space mass matrix by the composite-rigid-body algorithm;
-        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by Cholesky;
+        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by a sparse
+           Cholesky (L^T L) factorisation;
            joint damping, PD gains and limit springs are thus integrated implicitly;
         4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
         """
@@ -505,7 +533,7 @@ def articulation_kernels(scalar):
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                act_dof, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
+                dof_act_start, dof_act, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
             )
             tau_l, stiff_l, damp_l = limit_terms(
                 dof_limit_lower[d], dof_limit_upper[d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
@@ -516,24 +544,30 @@ def articulation_kernels(scalar):
             work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
 
         # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
-        #    dofs j <= i of k and its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]])
+        #    dof i itself and the dofs above it in the dof tree, i.e. the dofs j < i of k and those of
+        #    its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]], the diagonal first)
         for i in range(n):
             k = dof_link[i]
             ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], work_s[world, i])
             for p in range(dof_pair_start[i], dof_pair_start[i + 1]):
                 work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
 
-        # 5. Cholesky factorisation and solve
-        for j in range(n):
-            ljj = wp.sqrt(work_h[world, j * n + j] + work_diag[world, j] - row_dot(work_l, world, n, j, j, j))
-            work_l[world, j * n + j] = ljj
-            for i in range(j + 1, n):
-                work_l[world, i * n + j] = (work_h[world, i * n + j] - row_dot(work_l, world, n, i, j, j)) / ljj
-        for i in range(n):
-            work_y[world, i] = (work_rhs[world, i] - lower_dot(work_l, work_y, world, n, i)) / work_l[world, i * n + i]
-        for ii in range(n):
-            i = n - 1 - ii
-            work_qdd[world, i] = (work_y[world, i] - upper_dot(work_l, work_qdd, world, n, i)) / work_l[world, i * n + i]
+        # 5. H + diag = L^T L with L lower triangular and nonzero only at the ancestor pairs (parents
+        #    come first, so eliminating from the last dof up creates no fill-in; Featherstone's LTL),
+        #    computed column-free from the dofs below (dof_desc) and written once per entry; then
+        #    L^T y = rhs from the last dof up and L qdd = y from the root down
+        for kk in range(n):
+            k = n - 1 - kk
+            lkk = wp.sqrt(work_h[world, k * n + k] + work_diag[world, k] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, k))
+            work_l[world, k * n + k] = lkk
+            for pa in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+                a = pair_col[pa]
+                work_l[world, k * n + a] = (work_h[world, k * n + a] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, a)) / lkk
+        for kk in range(n):
+            k = n - 1 - kk
+            work_y[world, k] = (work_rhs[world, k] - subtree_dot_vec(work_l, work_y, dof_desc_start, dof_desc, world, n, k)) / work_l[world, k * n + k]
+        for k in range(n):
+            work_qdd[world, k] = (work_y[world, k] - ancestor_dot(work_l, work_qdd, dof_pair_start, pair_col, world, n, k)) / work_l[world, k * n + k]
 
         # 6. velocities, then positions from the new velocities
         for d in range(n):

@@ -209,6 +209,11 @@ def rigid_kernels(scalar):
             normal = wp.transform_vector(target_pose, normal_local)
 
         depth = radius_a - phi  # penetration [m], > 0 in contact
+        softness = contact_softness[world]
+        if softness <= zero and depth <= zero:
+            # the hard law (both modes when softness is 0) gives a separated candidate exactly zero
+            # force and torque, and zero adjoints: the rest would only add zeros
+            return
         contact_point = point_a - normal * (radius_a - scalar(0.5) * depth)
 
         v_rel = point_velocity(body_q, body_v, body_w, world, body_a, contact_point) - point_velocity(
@@ -220,7 +225,6 @@ def rigid_kernels(scalar):
         ke = scalar(0.5) * (shape_ke[world, source] + shape_ke[world, target])
         kd = scalar(0.5) * (shape_kd[world, source] + shape_kd[world, target])
         mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
-        softness = contact_softness[world]
         force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
         hard_force = force
         if contact_mode == CONTACT_SURROGATE:

@@ -418,13 +418,16 @@ def _build_layout(builder, coms) -> dict:
             dof_joint.append(link["joint"])
         nq += COORD_COUNT[link["kind"]]
         nd += DOF_COUNT[link["kind"]]
+    # the dof tree: a dof's parent is the previous dof of its joint, else the last dof of the
+    # nearest ancestor link with dofs; pairs (i, j) list dof i itself and then the dofs above it
     pairs = []
     for i in range(nd):
         k = dof_link[i]
+        pairs.append((i, i, k))
         a = k
         while a >= 0:
             for j in range(qd_start[a], qd_start[a] + DOF_COUNT[links[a]["kind"]]):
-                if j <= i:
+                if j < i:
                     pairs.append((i, j, k))
             a = links[a]["parent"]
     joint_link = {link["joint"]: k for k, link in enumerate(links)}
@@ -500,6 +503,7 @@ class ArticulationModel:
         upper = [j.limit[1] if j.limit else np.inf for j in dof_joint]
         big = np.finfo(prec.numpy).max / 16
         pairs = np.asarray(layout["pairs"], dtype=np.int32).reshape(-1, 3)
+        below = pairs[pairs[:, 0] != pairs[:, 1]]
         act_dof = [layout["qd_start"][layout["joint_link"][a.joint]] + a.dof for a in actuators]
         arrays = dict(
             link_body=iarr([lk["body"] for lk in links]),
@@ -522,7 +526,12 @@ class ArticulationModel:
             dof_limit_softness=farr([j.limit_softness for j in dof_joint]),
             dof_pair_start=iarr(np.searchsorted(pairs[:, 0], np.arange(nd + 1))),  # pairs are sorted by row
             pair_col=iarr(pairs[:, 1]),
-            act_dof=iarr(act_dof),
+            # the dofs below each dof (rows of the pairs whose column it is), ascending
+            dof_desc_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(below[:, 1], minlength=nd))])),
+            dof_desc=iarr(below[np.lexsort((below[:, 0], below[:, 1])), 0]),
+            # the actuators of each dof, in actuator order
+            dof_act_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(np.asarray(act_dof, dtype=np.int64), minlength=nd))])),
+            dof_act=iarr(np.argsort(act_dof, kind="stable")),
             act_kind=iarr([a.kind for a in actuators]),
             act_gear=farr([a.gear for a in actuators]),
             act_lower=farr(np.clip([a.ctrl_range[0] for a in actuators], -big, big)),
@@ -575,8 +584,7 @@ class ArticulationModel:
         """Give ``state`` its joint coordinates and work arrays, then run forward kinematics.
 
         With ``initialize=False`` the arrays are only allocated (for a step's output state):
-        no initial conditions, no forward kinematics; only the mass matrix ``h``, whose entries
-        outside the ancestor pairs are read as zeros, is zeroed.
+        no initial conditions, no forward kinematics (the step writes every entry it reads).
         """
         p, dev, W = model.precision, model.device, model.num_worlds
         alloc = wp.zeros if initialize else wp.empty
@@ -601,7 +609,7 @@ class ArticulationModel:
             mass=zeros((W, L), p.scalar),
             first_moment=zeros((W, L), p.vec3),
             rot_inertia=zeros((W, L), p.mat33),
-            h=wp.zeros((W, D * D), dtype=p.scalar, device=dev, requires_grad=requires_grad),
+            h=zeros((W, D * D), p.scalar),
             l=zeros((W, D * D), p.scalar),
             rhs=zeros((W, D), p.scalar),
             diag=zeros((W, D), p.scalar),
@@ -627,11 +635,11 @@ class ArticulationWork:
     mass: wp.array  # (W, L) composite mass [kg]
     first_moment: wp.array  # (W, L) composite m*c [kg m]
     rot_inertia: wp.array  # (W, L) composite inertia about the origin [kg m^2]
-    h: wp.array  # (W, D*D) mass matrix (lower triangle)
-    l: wp.array  # (W, D*D) Cholesky factor
+    h: wp.array  # (W, D*D) mass matrix, lower triangle at the ancestor pairs (other entries unused)
+    l: wp.array  # (W, D*D) sparse Cholesky factor L of H + diag = L^T L (same pattern as h)
     rhs: wp.array  # (W, D) generalised force
     diag: wp.array  # (W, D) implicit diagonal terms
-    y: wp.array  # (W, D) forward substitution
+    y: wp.array  # (W, D) solution of L^T y = rhs
     qdd: wp.array  # (W, D) joint accelerations
 
 
@@ -685,7 +693,10 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
             "dof_limit_softness",
             "dof_pair_start",
             "pair_col",
-            "act_dof",
+            "dof_desc_start",
+            "dof_desc",
+            "dof_act_start",
+            "dof_act",
             "act_kind",
             "act_gear",
             "act_lower",
