@@ -94,12 +94,20 @@ def potential_functions(scalar):
     @wp.func
     def lennard_jones(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
         """Shifted-force Lennard-Jones energy and -dU/dr / r of one pair with r2 < rc^2 (alpha
-        is unused)."""
+        is unused). One division per pair (1/r^2; 1/rc is loop-invariant)."""
+        inv_r2 = scalar(1.0) / r2
         r = wp.sqrt(r2)
-        u, f_over_r = lj_raw(r2, eps, sig)
-        uc, fc_over_rc = lj_raw(rc * rc, eps, sig)
-        fc = fc_over_rc * rc  # -U'(rc)
-        return u - uc + (r - rc) * fc, f_over_r - fc / r
+        inv_rc = scalar(1.0) / rc
+        sig2 = sig * sig
+        s2 = sig2 * inv_r2
+        s6 = s2 * s2 * s2
+        s12 = s6 * s6
+        s2c = sig2 * inv_rc * inv_rc
+        s6c = s2c * s2c * s2c
+        s12c = s6c * s6c
+        fc = scalar(24.0) * eps * (scalar(2.0) * s12c - s6c) * inv_rc  # -U'(rc)
+        u = scalar(4.0) * eps * ((s12 - s6) - (s12c - s6c)) + (r - rc) * fc
+        return u, (scalar(24.0) * eps * (scalar(2.0) * s12 - s6) - fc * r) * inv_r2
 
     @wp.func
     def lennard_jones_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar):
