@@ -57,6 +57,7 @@ import time
 import numpy as np
 
 LJ_STEPS_GRAD = 100
+REPEATS = 3  # forward timings are medians of this many runs (ours and the peer's)
 
 
 def _rss_mb() -> float:
@@ -91,6 +92,16 @@ class _PeakRSS:
 # workers (each runs in a fresh subprocess and prints one JSON line)
 
 
+def _median_seconds(fn, repeats: int = REPEATS) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` (which must synchronise itself)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
 def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
     import warp as wp
 
@@ -119,16 +130,9 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
         wp.synchronize_device(model.device)
         return traj
 
-    t0 = time.perf_counter()
-    forward(steps)
-    fwd = time.perf_counter() - t0
+    fwd = _median_seconds(lambda: forward(steps))
     grad_steps = LJ_STEPS_GRAD if case == "lj" else steps
-    if grad_steps != steps:
-        t0 = time.perf_counter()
-        forward(grad_steps)
-        fwd_grad = time.perf_counter() - t0
-    else:
-        fwd_grad = fwd
+    fwd_grad = _median_seconds(lambda: forward(grad_steps)) if grad_steps != steps else fwd
 
     # warm up the backward pass (Warp builds small helper kernels on the first one)
     warm = wp.Tape()
@@ -205,10 +209,8 @@ def _peer(case: str, n: int, steps: int, with_grad: bool) -> dict:
         return jax.lax.fori_loop(0, num, body, (state, nbrs))
 
     run_jit = jax.jit(run, static_argnums=2)
-    jax.block_until_ready(run_jit(state0, nbrs, steps))  # compile
-    t0 = time.perf_counter()
-    out = jax.block_until_ready(run_jit(state0, nbrs, steps))
-    fwd = time.perf_counter() - t0
+    out = jax.block_until_ready(run_jit(state0, nbrs, steps))  # compile
+    fwd = _median_seconds(lambda: jax.block_until_ready(run_jit(state0, nbrs, steps)))
     result = {"peer_particle_steps_per_s": n * steps / fwd, "peer_overflow": bool(out[1].did_buffer_overflow)}
     if not with_grad:
         return result
@@ -222,9 +224,7 @@ def _peer(case: str, n: int, steps: int, with_grad: bool) -> dict:
     if case == "lj":
         fwd_grad_fn = jax.jit(lambda x: run(state0.set(position=x), nbrs, grad_steps)[0].position)
         jax.block_until_ready(fwd_grad_fn(x0))
-        t0 = time.perf_counter()
-        jax.block_until_ready(fwd_grad_fn(x0))
-        fwd_grad = time.perf_counter() - t0
+        fwd_grad = _median_seconds(lambda: jax.block_until_ready(fwd_grad_fn(x0)))
     else:
         fwd_grad = fwd
     grad_fn = jax.jit(jax.grad(loss))
