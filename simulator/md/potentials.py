@@ -169,25 +169,27 @@ def active_tape():
 def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:
     """Record the pair kernel's hand-written adjoint on ``tape``: it accumulates into the gradients
     of the inputs that have one, from the gradients of the outputs that have one."""
-    from_diameters = model.potential.sigma_from_diameters
-    grads = {  # in the order of the adjoint kernel's outputs
-        GRAD_POSITIONS: inputs[12],
-        GRAD_DIAMETER: inputs[1] if from_diameters else None,
-        GRAD_EPSILON: inputs[2],
-        GRAD_SIGMA: None if from_diameters else inputs[3],
-        GRAD_ALPHA: None if model.potential.kind == LENNARD_JONES else inputs[4],
-        GRAD_BOX: inputs[7] if model.periodic else None,
+    m = model
+    from_diameters = m.potential.sigma_from_diameters
+    positions = inputs[12]
+    grads = {  # in the order of the adjoint kernel's outputs; None: not differentiated here
+        GRAD_POSITIONS: positions,
+        GRAD_DIAMETER: m.particle_diameter if from_diameters else None,
+        GRAD_EPSILON: m.pair_epsilon,
+        GRAD_SIGMA: None if from_diameters else m.pair_sigma,
+        GRAD_ALPHA: None if m.potential.kind == LENNARD_JONES else m.pair_alpha,
+        GRAD_BOX: m.box if m.periodic else None,
     }
     seeds = {ADJ_FORCES: outputs[0], ADJ_ENERGY: outputs[1], ADJ_VIRIAL: outputs[2]}
     wanted = sum(bit for bit, a in {**grads, **seeds}.items() if a is not None and a.grad is not None)
     if not any(wanted & bit for bit in seeds) or not any(wanted & bit for bit in grads):
         return
+    # an array without a gradient (or not differentiated) is passed as a placeholder the kernel never touches
     seed_arrays = [a.grad if wanted & bit else a for bit, a in seeds.items()]
-    # an input without a gradient gets its own values as a placeholder: the kernel never writes it
-    grad_arrays = [inputs[12], inputs[1], inputs[2], inputs[3], inputs[4], inputs[7]]
-    grad_arrays = [a.grad if a.grad is not None and wanted & bit else a for a, bit in zip(grad_arrays, grads)]
+    placeholders = [positions, m.particle_diameter, m.pair_epsilon, m.pair_sigma, m.pair_alpha, m.box]
+    grad_arrays = [grads[bit].grad if wanted & bit else placeholder for bit, placeholder in zip(grads, placeholders)]
 
     def backward():
-        wp.launch(adjoint_kernel, dim=model.particle_count, inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=model.device)
+        wp.launch(adjoint_kernel, dim=m.particle_count, inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=m.device)
 
     tape.record_func(backward, [a for a in (*inputs, *outputs) if isinstance(a, wp.array) and a.grad is not None])
