@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import warp as wp
 
 from .md_neighbors import neighbor_kernels
-from .md_potentials import potential_functions
+from .md_potentials import SOFT_SPHERE, potential_functions
 
 NO_DIVERGENCE = wp.constant(2147483647)
 
@@ -52,11 +52,12 @@ def md_kernels(scalar):
             return x
         return x - wp.cw_mul(box, vec3(wp.floor(x[0] / box[0]), wp.floor(x[1] / box[1]), wp.floor(x[2] / box[2])))
 
-    def make_pair_kernels(energy_force, vjp):
+    def make_pair_kernels(energy_force, vjp, cut, single_type):
         """The pair-force kernel of one potential and its hand-written adjoint, specialised at build
         time (a branch on the kind inside the pair loop cost ~2x). Warp's generated adjoint of the
         pair loop cost 3.5-5x the forward; the VJP functions of ``potential_functions`` give the
-        partial derivatives directly."""
+        partial derivatives directly. ``cut``: zero the pairs beyond ``cutoff`` (the soft sphere
+        vanishes beyond sigma by itself); ``single_type``: one type, so no per-pair type lookup."""
 
         @wp.kernel(enable_backward=False)
         def pair_forces(
@@ -102,21 +103,30 @@ def md_kernels(scalar):
                     j = neighbor_index[i, k]
                 d = min_image(xi - positions[j], b, inv_b, periodic)
                 r2 = wp.dot(d, d)
-                # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
-                inside = r2 < rc2
-                tj = particle_type[j]
-                ta = wp.min(ti, tj)
-                tb = wp.max(ti, tj)
+                ta = int(0)
+                tb = int(0)
+                if wp.static(not single_type):
+                    tj = particle_type[j]
+                    ta = wp.min(ti, tj)
+                    tb = wp.max(ti, tj)
                 sig = pair_sigma[ta, tb]
                 if sigma_from_diameter != 0:
                     sig = scalar(0.5) * (di + particle_diameter[j])
-                u, f_over_r = energy_force(wp.min(r2, rc2), pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
-                f_over_r = wp.where(inside, f_over_r, scalar(0.0))
+                u = scalar(0.0)
+                f_over_r = scalar(0.0)
+                if wp.static(cut):
+                    # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
+                    inside = r2 < rc2
+                    u, f_over_r = energy_force(wp.min(r2, rc2), pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
+                    u = wp.where(inside, u, scalar(0.0))
+                    f_over_r = wp.where(inside, f_over_r, scalar(0.0))
+                else:
+                    u, f_over_r = energy_force(r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
                 f = f_over_r * d
                 force_i += f
                 wp.atomic_sub(forces, j, f)
                 if compute_energy != 0:
-                    wp.atomic_add(energy, i, wp.where(inside, u, scalar(0.0)))
+                    wp.atomic_add(energy, i, u)
                     wp.atomic_add(virial, i, f_over_r * r2)
             wp.atomic_add(forces, i, force_i)
 
@@ -188,10 +198,16 @@ def md_kernels(scalar):
                     shift = vec3(wp.rint(dx[0] * inv_b[0]), wp.rint(dx[1] * inv_b[1]), wp.rint(dx[2] * inv_b[2]))
                 d = dx - wp.cw_mul(b, shift)  # = min_image(dx)
                 r2 = wp.dot(d, d)
-                if r2 < rc2:
-                    tj = particle_type[j]
-                    ta = wp.min(ti, tj)
-                    tb = wp.max(ti, tj)
+                within = True
+                if wp.static(cut):
+                    within = r2 < rc2
+                if within:
+                    ta = int(0)
+                    tb = int(0)
+                    if wp.static(not single_type):
+                        tj = particle_type[j]
+                        ta = wp.min(ti, tj)
+                        tb = wp.max(ti, tj)
                     sig = pair_sigma[ta, tb]
                     if sigma_from_diameter != 0:
                         sig = scalar(0.5) * (di + particle_diameter[j])
@@ -225,9 +241,13 @@ def md_kernels(scalar):
 
         return pair_forces, pair_forces_adjoint
 
-    pair_kernels = {kind: make_pair_kernels(pot.energy_force[kind], pot.vjp[kind]) for kind in pot.energy_force}
-    pair_forces = {kind: pair[0] for kind, pair in pair_kernels.items()}
-    pair_forces_adjoint = {kind: pair[1] for kind, pair in pair_kernels.items()}
+    pair_kernels = {
+        (kind, single_type): make_pair_kernels(pot.energy_force[kind], pot.vjp[kind], kind != SOFT_SPHERE, single_type)
+        for kind in pot.energy_force
+        for single_type in (False, True)
+    }
+    pair_forces = {key: pair[0] for key, pair in pair_kernels.items()}
+    pair_forces_adjoint = {key: pair[1] for key, pair in pair_kernels.items()}
 
     @wp.kernel
     def verlet_drift(
@@ -472,8 +492,8 @@ def md_kernels(scalar):
             wp.atomic_min(first_bad_step, 0, step)
 
     return SimpleNamespace(
-        pair_forces=pair_forces,  # by potential kind
-        pair_forces_adjoint=pair_forces_adjoint,  # by potential kind
+        pair_forces=pair_forces,  # by (potential kind, single type)
+        pair_forces_adjoint=pair_forces_adjoint,  # by (potential kind, single type)
         verlet_drift=verlet_drift,
         verlet_kick=verlet_kick,
         baoab_drift=baoab_drift,

@@ -68,16 +68,17 @@ def bidisperse_packing(
     requires_grad: bool = False,
 ):
     """2D bidisperse soft-sphere packing (the MD experiment of Metz et al. 2021, after jax-md):
-    n/2 disks of diameter 1 (type 0) and n/2 of ``small_diameter`` (type 1), soft sphere
-    eps = 1, alpha = 2, sigma_ij = (d_i + d_j)/2, uniform random positions in a periodic square."""
+    n/2 disks of diameter 1 (the first half) and n/2 of ``small_diameter``, soft sphere eps = 1,
+    alpha = 2, sigma_ij = (d_i + d_j)/2, uniform random positions in a periodic square. One
+    particle type: the diameters alone set the pair lengths."""
     if n < 2 or n % 2:
         raise ValueError(f"n must be an even number >= 2, got {n!r}")
     box = packing_box_side(n, small_diameter, packing_fraction)
     rng = np.random.default_rng(seed)
     positions = rng.uniform(0.0, box, size=(n, 2))
     builder = md.ParticleBuilder(dim=2, box=box)
-    builder.add_particles(positions[: n // 2], type=0, diameter=1.0)
-    builder.add_particles(positions[n // 2 :], type=1, diameter=small_diameter)
+    builder.add_particles(positions[: n // 2], diameter=1.0)
+    builder.add_particles(positions[n // 2 :], diameter=small_diameter)
     potential = md.SoftSphere(epsilon=1.0, alpha=2.0, sigma_from_diameters=True)
     model = builder.finalize(potential, device=device, precision=precision, requires_grad=requires_grad)
     return model, model.state()

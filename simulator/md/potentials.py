@@ -152,11 +152,11 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         int(compute_energy),
     ]
     outputs = [forces_out, energy_out, virial_out]
-    kind = model.potential.kind
-    wp.launch(kernels.pair_forces[kind], dim=model.particle_count, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
+    key = (model.potential.kind, model.pair_epsilon.shape[0] == 1)  # kernels specialised per potential and for one type
+    wp.launch(kernels.pair_forces[key], dim=model.particle_count, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
     tape = active_tape()
     if tape is not None:
-        _record_adjoint(tape, model, kernels.pair_forces_adjoint[kind], inputs, outputs)
+        _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], inputs, outputs)
 
 
 def active_tape():
