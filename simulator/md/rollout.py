@@ -151,8 +151,10 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
     Warp CPU graph ping-ponging between two states, with one host read of the status flags per
     segment. A segment that met a list overflow, a non-finite position or a box change is
     restored and redone by stepping from Python (which grows the list, or raises as usual), so the
-    results are bitwise those of stepping from Python. The graph and its buffers are kept on the
-    integrator and reused while nothing it baked in (arrays, sizes, parameters, ``dt``) changed.
+    results are bitwise those of stepping from Python. A shorter tail runs as its own graph of an
+    even number of steps (an odd last step is stepped from Python). The graphs and their buffers
+    are kept on the integrator and reused while nothing they baked in (arrays, sizes, parameters,
+    ``dt``) changed.
     """
     nl = integrator.neighbors
     replay = getattr(integrator, "_replay", None)
@@ -178,10 +180,12 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
     t = 0
     on_device = False
     while t < num_steps:
-        if num_steps - t >= k and not on_device:
+        remaining = num_steps - t
+        segment = k if remaining >= k else remaining - remaining % 2  # a tail gets its own (even) graph
+        if segment >= 2 and not on_device:
             on_device = nl is None or nl.begin_device_updates()
-        if on_device and num_steps - t >= k:
-            wp.capture_launch(replay.graph(integrator, dt, k))  # snapshots the segment's start first
+        if on_device and segment >= 2:
+            wp.capture_launch(replay.graph(integrator, dt, segment))  # snapshots the segment's start first
             status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
             if status[0] == 0 and status[1] == 0:
                 if nl is not None:
@@ -190,13 +194,13 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
                     bad = int(replay.first_bad.numpy()[0])
                     if bad != NO_DIVERGENCE:
                         watch.record_step(bad + t)
-                t += k
+                t += segment
                 continue
             # the list needs the host: restore the segment's start and step it from Python
             replay.restore(nl)
-            steps = k
+            steps = segment
         else:
-            steps = num_steps - t
+            steps = remaining
         if on_device and nl is not None:
             nl.end_device_updates()
         on_device = False
@@ -213,7 +217,8 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
 
 
 class _Replay:
-    """Two ping-pong states, the snapshot for a redo, and the captured graph with its key."""
+    """Two ping-pong states, the snapshot for a redo, and the captured graphs (by segment length)
+    with the key they are valid for."""
 
     def __init__(self, model, watching: bool):
         self.model = model
@@ -222,7 +227,7 @@ class _Replay:
         self.first_bad = wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device) if watching else None
         self._key = None
         self._keep = None
-        self._graph = None
+        self._graphs = {}
         self._nl_saved = None
 
     def graph(self, integrator, dt, k):
@@ -230,12 +235,14 @@ class _Replay:
         model_arrays = tuple(getattr(m, f) for f in m.__dataclass_fields__ if isinstance(getattr(m, f), wp.array))
         params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
         nl_key, nl_arrays = nl.device_key() if nl is not None else (None, ())
-        key = (type(integrator), params, float(dt), k, m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
+        key = (type(integrator), params, float(dt), m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
         if key != self._key:
             self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
-            self._graph = _capture(m, integrator, *self.buffers, k, dt, self)
+            self._graphs = {}
             self._key, self._keep = key, (model_arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
-        return self._graph
+        if k not in self._graphs:
+            self._graphs[k] = _capture(m, integrator, *self.buffers, k, dt, self)
+        return self._graphs[k]
 
     def record(self, state, j):
         if self.first_bad is not None:

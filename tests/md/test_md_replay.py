@@ -90,15 +90,17 @@ def test_replay_graph_is_reused_and_recaptured_when_inputs_change(monkeypatch):
     model, state = lj_fluid(108, density=0.8, temperature=1.0, device="cpu")
     integrator = md.VelocityVerlet(neighbors=md.NeighborList(model, skin=0.3))
     first = md.rollout(model, state, integrator, num_steps=num_steps, dt=0.005, record=False).final
-    graph = integrator._replay._graph
+    graph = integrator._replay._graphs[num_steps]
     again = md.rollout(model, state, integrator, num_steps=num_steps, dt=0.005, record=False).final
-    assert integrator._replay._graph is graph  # nothing changed: the graph is replayed again
+    assert integrator._replay._graphs[num_steps] is graph  # nothing changed: the graph is replayed again
     np.testing.assert_array_equal(first.positions.numpy(), again.positions.numpy())
     assert first.positions.ptr != again.positions.ptr  # each rollout returns its own final state
-    for dt in (0.002, 0.005):  # a new dt recaptures, and matches stepping from Python
-        replayed = md.rollout(model, state, integrator, num_steps=num_steps, dt=dt, record=False).final
+    # a new dt recaptures, and matches stepping from Python; a tail of 7 steps replays a 6-step
+    # graph and steps the last one from Python
+    for dt, steps in ((0.002, num_steps), (0.005, num_steps + 7)):
+        replayed = md.rollout(model, state, integrator, num_steps=steps, dt=dt, record=False).final
         with monkeypatch.context() as m:
             m.setattr(rollout_module, "REPLAY_SEGMENT", 10**9)
-            python = md.rollout(model, state, integrator, num_steps=num_steps, dt=dt, record=False).final
+            python = md.rollout(model, state, integrator, num_steps=steps, dt=dt, record=False).final
         np.testing.assert_array_equal(replayed.positions.numpy(), python.positions.numpy())
         np.testing.assert_array_equal(replayed.velocities.numpy(), python.velocities.numpy())
