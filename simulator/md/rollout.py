@@ -6,7 +6,11 @@
   tape gets one custom backward entry that re-simulates each segment on a local tape and
   back-propagates through it, newest segment first. Memory: ``num_steps / k + k`` states.
   Gradients reach the initial state, the model's parameters and the *final* state (a loss that
-  reads intermediate states needs ``record=True``).
+  reads intermediate states needs ``record=True``). Each segment is re-simulated with the
+  neighbor list its forward pass used, so the gradients are bitwise those of ``record=True``.
+  On the CPU, for FIRE and velocity Verlet (no list or a periodic one), every full segment is
+  re-simulated and back-propagated by replaying one captured Warp graph (:class:`_WindowGraph`):
+  no Python per launch, so the gradient of a small system is bound by its kernels.
 """
 
 from __future__ import annotations
@@ -299,11 +303,13 @@ def _warp_runtime():
 
 
 def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTrajectory:
+    nl = integrator.neighbors
     runtime = _warp_runtime()
     outer_tape = runtime.tape
     runtime.tape = None  # the forward pass is not recorded: the backward re-simulates
     try:
         checkpoints = [start]
+        lists = [_list_snapshot(nl)]  # the list each checkpoint's forces were computed with
         current = start
         a, b = model.state(), model.state()
         for t in range(num_steps):
@@ -313,31 +319,229 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
             watch.record(nxt, t)
             if last_of_segment:
                 checkpoints.append(nxt)
+                lists.append(_list_snapshot(nl))
             current = nxt
     finally:
         runtime.tape = outer_tape
 
     def backward():
-        for seg in range(len(checkpoints) - 2, -1, -1):
-            seg_start, seg_end = checkpoints[seg], checkpoints[seg + 1]
-            steps = seg_end.step_index - seg_start.step_index
-            local = wp.Tape()
-            with local:
-                cur = seg_start
-                for _ in range(steps - 1):
-                    nxt = model.state()
-                    integrator.step(model, cur, nxt, None, dt)
-                    cur = nxt
-                integrator.step(model, cur, seg_end, None, dt)  # rewrites the same values
-            local.backward()
-            # the adjoint now sits in seg_start's gradients; clear seg_end's (checkpoints only)
-            if seg + 1 < len(checkpoints) - 1:
-                for array in seg_end.arrays().values():
-                    if array.grad is not None:
-                        array.grad.zero_()
+        segments = list(range(len(checkpoints) - 2, -1, -1))
+        if _can_replay_gradient(model, integrator, checkpoints, lists, every):
+            # the parameters' gradients and the final state's (a backward may consume its seed)
+            saved = [(a.grad, wp.clone(a.grad)) for a in (*model.parameters().values(), *checkpoints[-1].arrays().values())
+                     if a.grad is not None]
+            if _replayed_backward(model, integrator, checkpoints, lists, dt, every):
+                return
+            # the device list overflowed or met a non-finite position: redo it all from Python
+            for grad, copy in saved:
+                wp.copy(grad, copy)
+            for state in checkpoints[1:-1]:
+                _zero_gradients(state)
+        for seg in segments:
+            _segment_backward(model, integrator, checkpoints, lists, dt, seg)
 
     if outer_tape is not None and model.requires_grad and len(checkpoints) > 1:
         final = checkpoints[-1]
         arrays = [x for s in (start, final) for x in s.arrays().values() if x.requires_grad]
         outer_tape.record_func(backward, arrays)
     return MDTrajectory(states=checkpoints, dt=dt)
+
+
+def _segment_backward(model, integrator, checkpoints, lists, dt, seg) -> None:
+    """Re-simulate segment ``seg`` on a local tape (from Python, with the neighbor list it started
+    with) and back-propagate: the adjoint of its end moves to its start."""
+    seg_start, seg_end = checkpoints[seg], checkpoints[seg + 1]
+    steps = seg_end.step_index - seg_start.step_index
+    local = wp.Tape()
+    with _list_restored(integrator.neighbors, lists[seg]), local:
+        cur = seg_start
+        for _ in range(steps - 1):
+            nxt = model.state()
+            integrator.step(model, cur, nxt, None, dt)
+            cur = nxt
+        integrator.step(model, cur, seg_end, None, dt)  # rewrites the same values
+    local.backward()
+    # the adjoint now sits in seg_start's gradients; clear seg_end's (checkpoints only)
+    if seg + 1 < len(checkpoints) - 1:
+        _zero_gradients(seg_end)
+
+
+def _zero_gradients(state) -> None:
+    for array in state.arrays().values():
+        if array.grad is not None:
+            array.grad.zero_()
+
+
+_LIST_FIELDS = ("neighbor_count", "neighbor_index", "_positions_ref", "_box_ref")
+
+
+def _list_snapshot(nl):
+    """References to the host-built list arrays (a host rebuild writes new arrays, never these)."""
+    return None if nl is None else tuple(getattr(nl, f) for f in _LIST_FIELDS)
+
+
+class _list_restored:
+    """Make ``nl`` use ``snapshot`` (host-checked updates) for a re-simulation, then put back
+    the arrays it had."""
+
+    def __init__(self, nl, snapshot):
+        self.nl, self.snapshot = nl, snapshot
+
+    def __enter__(self):
+        if self.nl is not None:
+            self.kept = _list_snapshot(self.nl)
+            for f, array in zip(_LIST_FIELDS, self.snapshot):
+                setattr(self.nl, f, array)
+        return self
+
+    def __exit__(self, *exc):
+        if self.nl is not None:
+            for f, array in zip(_LIST_FIELDS, self.kept):
+                setattr(self.nl, f, array)
+
+
+def _can_replay_gradient(model, integrator, checkpoints, lists, every) -> bool:
+    """The replayed backward needs what :func:`_can_replay` needs, at least one full window, and
+    one list capacity for every checkpoint (a capacity grown during the forward pass changes the
+    shape of the list arrays)."""
+    from .integrators import FIRE, VelocityVerlet
+
+    nl = integrator.neighbors
+    if not (
+        type(integrator) in (FIRE, VelocityVerlet)
+        and model.device.is_cpu
+        and not model.device.is_capturing
+        and (nl is None or (model.periodic and nl._cells is not None))
+        and len(checkpoints) > 1
+        and checkpoints[1].step_index - checkpoints[0].step_index == every
+    ):
+        return False
+    if nl is not None:
+        shape = nl.neighbor_index.shape
+        if any(snap[1].shape != shape for snap in lists):
+            return False
+    return True
+
+
+def _replayed_backward(model, integrator, checkpoints, lists, dt, every) -> bool:
+    """The checkpointed backward with every full window re-simulated and back-propagated by one
+    captured graph (see :class:`_WindowGraph`); a last partial window goes through Python.
+    Returns False (the caller redoes it all from Python) if the device-side list update needed
+    the host."""
+    full = [seg for seg in range(len(checkpoints) - 1) if checkpoints[seg + 1].step_index - checkpoints[seg].step_index == every]
+    last_full = full[-1]
+    if last_full + 1 < len(checkpoints) - 1:  # the partial window, newest, first
+        _segment_backward(model, integrator, checkpoints, lists, dt, len(checkpoints) - 2)
+    replay = getattr(integrator, "_grad_replay", None)
+    key = _WindowGraph.key(model, integrator, every, dt)
+    if replay is None or replay.key_value != key:
+        replay = integrator._grad_replay = _WindowGraph(model, integrator, every, dt, key)
+    runtime = _warp_runtime()
+    outer = runtime.tape
+    runtime.tape = None
+    try:
+        seed = checkpoints[last_full + 1]
+        for grad, src in zip(replay.gradients(replay.pool[every]), replay.gradients(seed)):
+            wp.copy(grad, src)
+        if last_full + 1 < len(checkpoints) - 1:
+            _zero_gradients(seed)
+        for seg in range(last_full, -1, -1):
+            if not replay.window(checkpoints[seg], lists[seg]):
+                return False
+        start = checkpoints[0]
+        for grad, adjoint in zip(replay.gradients(start), replay.gradients(replay.pool[0])):
+            grad.assign(grad.numpy() + adjoint.numpy())  # CPU only: the same sums as a kernel
+    finally:
+        runtime.tape = outer
+    return True
+
+
+class _WindowGraph:
+    """One window of ``k`` steps, re-simulated on a tape and back-propagated, captured once as a
+    Warp CPU graph over a fixed pool of ``k + 1`` states and replayed for every window.
+
+    Per window the caller copies the checkpoint into ``pool[0]`` and its neighbor list into the
+    list buffer 0; the graph then zeroes the flags and the gradients of ``pool[0:k]``, runs the
+    recorded forward (step ``j`` copies list buffer ``j`` into buffer ``j + 1`` and updates it on
+    the device, in place, so every step's adjoint reads the list that step used), back-propagates
+    from the adjoint already in ``pool[k]`` (parameter gradients accumulate across windows) and
+    moves ``pool[0]``'s adjoint into ``pool[k]``, the seed of the window before.
+    """
+
+    def __init__(self, model, integrator, k, dt, key):
+        self.key_value = key
+        self.model, self.integrator = model, integrator
+        self.pool = [model.state() for _ in range(k + 1)]
+        nl = integrator.neighbors
+        if nl is not None:
+            count, index, positions_ref, box_ref = _list_snapshot(nl)
+            self.lists = [(wp.empty_like(count), wp.empty_like(index), wp.empty_like(positions_ref)) for _ in range(k + 1)]
+            self.box_ref = wp.empty_like(box_ref)
+        self.tape = wp.Tape()
+        self.graph = self._capture(k, dt)
+
+    @staticmethod
+    def key(model, integrator, k, dt):
+        nl = integrator.neighbors
+        arrays = [getattr(model, f) for f in model.__dataclass_fields__ if isinstance(getattr(model, f), wp.array)]
+        arrays += [a.grad for a in arrays if a.grad is not None]
+        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
+        nl_key = None
+        if nl is not None:
+            grid = tuple(tuple(np.asarray(g).tolist()) for g in nl._grid_args)
+            arrays += [*nl._cells, nl._status]
+            nl_key = (nl.skin, nl.neighbor_index.shape, nl._cell_capacity, grid)
+        return (type(integrator), params, float(dt), k, model.periodic, model.potential, model.cutoff, nl_key,
+                tuple(id(a) for a in arrays), tuple(arrays))  # the arrays themselves keep their ids unique
+
+    @staticmethod
+    def gradients(state) -> list:
+        return [a.grad for a in state.arrays().values() if a.grad is not None]
+
+    def _capture(self, k, dt):
+        model, integrator, pool = self.model, self.integrator, self.pool
+        nl = integrator.neighbors
+        kept = _list_snapshot(nl)
+        wp.capture_begin(device=model.device)
+        try:
+            if nl is not None:
+                nl._on_device = True
+                nl.status.zero_()
+            for state in pool[:k]:
+                for grad in self.gradients(state):
+                    grad.zero_()
+            with self.tape:
+                for j in range(k):
+                    if nl is not None:
+                        src, dst = self.lists[j], self.lists[j + 1]
+                        for s, d in zip(src, dst):
+                            wp.copy(d, s)
+                        nl.neighbor_count, nl.neighbor_index, nl._positions_ref = dst
+                        nl._box_ref = self.box_ref
+                    integrator.step(model, pool[j], pool[j + 1], None, dt)
+            self.tape.backward()
+            for dst, src in zip(self.gradients(pool[k]), self.gradients(pool[0])):
+                wp.copy(dst, src)
+        finally:
+            graph = wp.capture_end(device=model.device)
+            if nl is not None:
+                nl._on_device = False
+                for f, array in zip(_LIST_FIELDS, kept):
+                    setattr(nl, f, array)
+        return graph
+
+    def window(self, checkpoint, snapshot) -> bool:
+        """Re-simulate and back-propagate the window that starts at ``checkpoint`` (whose list
+        is ``snapshot``); False if the list update needed the host (the gradients are then wrong)."""
+        self.pool[0].assign(checkpoint)
+        nl = self.integrator.neighbors
+        if nl is not None:
+            for dst, src in zip((*self.lists[0], self.box_ref), snapshot):
+                wp.copy(dst, src)
+        wp.capture_launch(self.graph)
+        if nl is not None:
+            status = nl.status.numpy()
+            if status[0] != 0 or status[1] != 0:
+                return False
+            nl.rebuild_count += int(status[2])
+        return True

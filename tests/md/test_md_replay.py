@@ -5,6 +5,7 @@ import importlib
 
 import numpy as np
 import pytest
+import warp as wp
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
@@ -104,3 +105,118 @@ def test_replay_graph_is_reused_and_recaptured_when_inputs_change(monkeypatch):
             python = md.rollout(model, state, integrator, num_steps=steps, dt=dt, record=False).final
         np.testing.assert_array_equal(replayed.positions.numpy(), python.positions.numpy())
         np.testing.assert_array_equal(replayed.velocities.numpy(), python.velocities.numpy())
+
+
+# -- the checkpointed gradient replayed as one captured graph per window ----------------------
+
+
+def _gradient(monkeypatch, build, num_steps, *, mode, every=8, graph=None):
+    """Gradients of the final potential energy w.r.t. positions, velocities and every parameter
+    with a gradient, for ``mode`` "record" (full tape), "python" (checkpointed, re-simulated from
+    Python) or "replay" (checkpointed, one graph per window); and the list's rebuild count."""
+    model, state, integrator = build()
+    nl = integrator.neighbors
+    with monkeypatch.context() as m:
+        if mode == "python":
+            m.setattr(rollout_module, "_can_replay_gradient", lambda *args: False)
+        tape = wp.Tape()
+        with tape:
+            traj = md.rollout(model, state, integrator, num_steps=num_steps, dt=0.005,
+                              checkpoint_every=None if mode == "record" else every)
+            energy = md.potential_energy(model, traj.final, nl)
+        tape.backward(loss=energy)
+    assert (getattr(integrator, "_grad_replay", None) is not None) == (mode == "replay" if graph is None else graph)
+    grads = {"positions": state.positions.grad.numpy(), "velocities": state.velocities.grad.numpy()}
+    grads.update({name: a.grad.numpy() for name, a in model.parameters().items() if a.grad is not None})
+    return grads, nl and nl.rebuild_count
+
+
+def _fire_packing_f64(capacity=None):
+    def build():
+        model, state = bidisperse_packing(128, small_diameter=0.6, seed=1, device="cpu", precision="float64", requires_grad=True)
+        return model, state, md.FIRE(neighbors=md.NeighborList(model, skin=0.2, capacity=capacity))
+
+    return build
+
+
+def _lj_verlet_f64(neighbors=True, capacity=None):
+    def build():
+        model, state = lj_fluid(108, density=0.8, temperature=1.0, device="cpu", precision="float64", requires_grad=True)
+        nl = md.NeighborList(model, skin=0.1, capacity=capacity) if neighbors else None
+        return model, state, md.VelocityVerlet(neighbors=nl)
+
+    return build
+
+
+def _assert_same_gradients(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+@pytest.mark.parametrize("build", [_fire_packing_f64(), _lj_verlet_f64(), _lj_verlet_f64(neighbors=False)],
+                         ids=["fire", "lj", "lj_all_pairs"])
+def test_replayed_checkpointed_gradient_is_bitwise_the_recorded_one(monkeypatch, build):
+    """Five full windows of 8 steps and a partial one of 3, with list rebuilds inside windows: the
+    replayed backward, the Python one and the fully recorded tape give the same bits (every
+    re-simulated step reads the list its forward step used)."""
+    num_steps = 43
+    record, rebuilds = _gradient(monkeypatch, build, num_steps, mode="record")
+    python, _ = _gradient(monkeypatch, build, num_steps, mode="python")
+    replay, _ = _gradient(monkeypatch, build, num_steps, mode="replay")
+    if rebuilds is not None:
+        assert rebuilds > 4  # rebuilt during the rollout: inside windows of the re-simulation too
+    assert np.abs(record["positions"]).max() > 0
+    _assert_same_gradients(record, python)
+    _assert_same_gradients(record, replay)
+
+
+def test_replayed_gradient_falls_back_to_python_after_a_device_list_failure(monkeypatch):
+    """A window whose device-side list update needed the host (simulated here) makes the whole
+    gradient redo from Python, with the parameter gradients of the windows already done undone."""
+    build, num_steps = _fire_packing_f64(), 43  # a partial window (Python) first, then the graphs
+    expected, _ = _gradient(monkeypatch, build, num_steps, mode="record")
+    window = rollout_module._WindowGraph.window
+    calls = []
+
+    def failing_second(self, checkpoint, snapshot):
+        calls.append(window(self, checkpoint, snapshot))
+        return len(calls) < 2
+
+    monkeypatch.setattr(rollout_module._WindowGraph, "window", failing_second)
+    got, _ = _gradient(monkeypatch, build, num_steps, mode="replay")
+    assert len(calls) == 2
+    _assert_same_gradients(expected, got)
+
+
+def test_replayed_gradient_needs_one_list_capacity(monkeypatch):
+    """A list capacity grown during the forward pass (the melting lattice overflows the lattice's
+    count) changes the list's shape between checkpoints: that gradient goes through Python, and
+    is still exact."""
+    model, state = lj_fluid(108, density=0.8, temperature=1.0, device="cpu")
+    probe = md.NeighborList(model, skin=0.1)
+    probe.update(state.positions)
+    tight = int(probe.neighbor_count.numpy().max())
+    build = _lj_verlet_f64(capacity=tight)
+    expected, _ = _gradient(monkeypatch, build, 40, mode="record")
+    got, _ = _gradient(monkeypatch, build, 40, mode="replay", graph=False)
+    _assert_same_gradients(expected, got)
+    model, state, integrator = build()
+    md.rollout(model, state, integrator, num_steps=40, dt=0.005, record=False)
+    assert integrator.neighbors.capacity > tight
+
+
+def test_window_graph_is_reused_across_gradients(monkeypatch):
+    model, state, integrator = _lj_verlet_f64()()
+    nl = integrator.neighbors
+    results = []
+    for _ in range(2):
+        tape = wp.Tape()
+        with tape:
+            traj = md.rollout(model, state, integrator, num_steps=24, dt=0.005, checkpoint_every=8)
+            energy = md.potential_energy(model, traj.final, nl)
+        tape.backward(loss=energy)
+        results.append((integrator._grad_replay.graph, state.positions.grad.numpy().copy()))
+        tape.zero()
+    assert results[0][0] is results[1][0]
+    np.testing.assert_array_equal(results[0][1], results[1][1])
