@@ -66,6 +66,7 @@ import time
 import numpy as np
 
 LJ_STEPS_GRAD = 100
+CHECKPOINT_EVERY = 32  # window of the replayed checkpointed gradient (FIRE)
 REPEATS = 3  # forward timings are medians of this many runs (ours and the peer's)
 
 
@@ -143,10 +144,18 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
     grad_steps = LJ_STEPS_GRAD if case == "lj" else steps
     fwd_grad = _median_seconds(lambda: forward(grad_steps)) if grad_steps != steps else fwd
 
-    # warm up the backward pass (Warp builds small helper kernels on the first one)
+    # The gradient's path. FIRE: checkpoints every CHECKPOINT_EVERY steps, and the backward replays
+    # one captured Warp CPU graph per window (re-simulation and adjoint; see
+    # simulator.md.rollout._WindowGraph): bitwise the fully recorded gradient, without Python per
+    # launch. LJ (N = 4096): the fully recorded rollout (record=True), kernel-bound already; the
+    # re-simulation of the checkpointed path would add a forward pass.
+    every = CHECKPOINT_EVERY if case == "fire" else None
+    # warm up the backward pass (Warp builds small helper kernels on the first one; the
+    # checkpointed path captures its window graph, kept on the integrator as jax-md's jit)
     warm = wp.Tape()
     with warm:
-        e = md.potential_energy(model, md.rollout(model, state, integrator, num_steps=2, dt=0.005).final, nl)
+        warm_steps = 2 * every if every else 2
+        e = md.potential_energy(model, md.rollout(model, state, integrator, num_steps=warm_steps, dt=0.005, checkpoint_every=every).final, nl)
     warm.backward(loss=e)
     warm.zero()
     del warm, e
@@ -157,7 +166,8 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
     with _PeakRSS() as rss:
         t0 = time.perf_counter()
         with tape:
-            traj = md.rollout(model, state, integrator, num_steps=grad_steps, dt=0.005, check_divergence=False)
+            traj = md.rollout(model, state, integrator, num_steps=grad_steps, dt=0.005, check_divergence=False,
+                              checkpoint_every=every)
             energy = md.potential_energy(model, traj.final, nl)
         wp.synchronize_device(model.device)
         t1 = time.perf_counter()
