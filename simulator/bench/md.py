@@ -146,15 +146,16 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
 
     # The gradient's path. FIRE: checkpoints every CHECKPOINT_EVERY steps, and the backward replays
     # one captured Warp CPU graph per window (re-simulation and adjoint; see
-    # simulator.md.rollout._WindowGraph): bitwise the fully recorded gradient, without Python per
-    # launch. LJ (N = 4096): the fully recorded rollout (record=True), kernel-bound already; the
+    # simulator.md.rollout._WindowGraph; 1000 = 31 x 32 + 8: a second graph for the last 8 steps):
+    # bitwise the fully recorded gradient, without Python per launch. LJ (N = 4096): the fully recorded rollout (record=True), kernel-bound already; the
     # re-simulation of the checkpointed path would add a forward pass.
     every = CHECKPOINT_EVERY if case == "fire" else None
     # warm up the backward pass (Warp builds small helper kernels on the first one; the
-    # checkpointed path captures its window graph, kept on the integrator as jax-md's jit)
+    # checkpointed path captures its window graphs, one per window length, kept on the integrator
+    # as jax-md's jit keeps its compiled function)
     warm = wp.Tape()
     with warm:
-        warm_steps = 2 * every if every else 2
+        warm_steps = every + grad_steps % every if every else 2
         e = md.potential_energy(model, md.rollout(model, state, integrator, num_steps=warm_steps, dt=0.005, checkpoint_every=every).final, nl)
     warm.backward(loss=e)
     warm.zero()

@@ -326,11 +326,11 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
 
     def backward():
         segments = list(range(len(checkpoints) - 2, -1, -1))
-        if _can_replay_gradient(model, integrator, checkpoints, lists, every):
+        if _can_replay_gradient(model, integrator, checkpoints, lists):
             # the parameters' gradients and the final state's (a backward may consume its seed)
             saved = [(a.grad, wp.clone(a.grad)) for a in (*model.parameters().values(), *checkpoints[-1].arrays().values())
                      if a.grad is not None]
-            if _replayed_backward(model, integrator, checkpoints, lists, dt, every):
+            if _replayed_backward(model, integrator, checkpoints, lists, dt):
                 return
             # the device list overflowed or met a non-finite position: redo it all from Python
             for grad, copy in saved:
@@ -400,10 +400,9 @@ class _list_restored:
                 setattr(self.nl, f, array)
 
 
-def _can_replay_gradient(model, integrator, checkpoints, lists, every) -> bool:
-    """The replayed backward needs what :func:`_can_replay` needs, at least one full window, and
-    one list capacity for every checkpoint (a capacity grown during the forward pass changes the
-    shape of the list arrays)."""
+def _can_replay_gradient(model, integrator, checkpoints, lists) -> bool:
+    """The replayed backward needs what :func:`_can_replay` needs and one list capacity for every
+    checkpoint (a capacity grown during the forward pass changes the shape of the list arrays)."""
     from .integrators import FIRE, VelocityVerlet
 
     nl = integrator.neighbors
@@ -413,7 +412,6 @@ def _can_replay_gradient(model, integrator, checkpoints, lists, every) -> bool:
         and not model.device.is_capturing
         and (nl is None or (model.periodic and nl._cells is not None))
         and len(checkpoints) > 1
-        and checkpoints[1].step_index - checkpoints[0].step_index == every
     ):
         return False
     if nl is not None:
@@ -423,33 +421,35 @@ def _can_replay_gradient(model, integrator, checkpoints, lists, every) -> bool:
     return True
 
 
-def _replayed_backward(model, integrator, checkpoints, lists, dt, every) -> bool:
-    """The checkpointed backward with every full window re-simulated and back-propagated by one
-    captured graph (see :class:`_WindowGraph`); a last partial window goes through Python.
-    Returns False (the caller redoes it all from Python) if the device-side list update needed
-    the host."""
-    full = [seg for seg in range(len(checkpoints) - 1) if checkpoints[seg + 1].step_index - checkpoints[seg].step_index == every]
-    last_full = full[-1]
-    if last_full + 1 < len(checkpoints) - 1:  # the partial window, newest, first
-        _segment_backward(model, integrator, checkpoints, lists, dt, len(checkpoints) - 2)
-    replay = getattr(integrator, "_grad_replay", None)
-    key = _WindowGraph.key(model, integrator, every, dt)
-    if replay is None or replay.key_value != key:
-        replay = integrator._grad_replay = _WindowGraph(model, integrator, every, dt, key)
+def _replayed_backward(model, integrator, checkpoints, lists, dt) -> bool:
+    """The checkpointed backward with every window re-simulated and back-propagated by a captured
+    graph (see :class:`_WindowGraph`; one per window length, kept on the integrator, so a last
+    shorter window has its own). Returns False (the caller redoes it all from Python) if the
+    device-side list update needed the host."""
+    graphs = getattr(integrator, "_grad_replay", None)
+    if graphs is None:
+        graphs = integrator._grad_replay = {}
     runtime = _warp_runtime()
     outer = runtime.tape
     runtime.tape = None
     try:
-        seed = checkpoints[last_full + 1]
-        for grad, src in zip(replay.gradients(replay.pool[every]), replay.gradients(seed)):
-            wp.copy(grad, src)
-        if last_full + 1 < len(checkpoints) - 1:
-            _zero_gradients(seed)
-        for seg in range(last_full, -1, -1):
-            if not replay.window(checkpoints[seg], lists[seg]):
+        seed = checkpoints[-1]  # the window before holds its adjoint in pool[0]
+        previous = None
+        for seg in range(len(checkpoints) - 2, -1, -1):
+            steps = checkpoints[seg + 1].step_index - checkpoints[seg].step_index
+            key = _WindowGraph.key(model, integrator, steps, dt)
+            graph = graphs.get(steps)
+            if graph is None or graph.key_value != key:
+                graph = graphs[steps] = _WindowGraph(model, integrator, steps, dt, key)
+            if graph is not previous:  # the same graph moved it there itself
+                source = seed if previous is None else previous.pool[0]
+                for grad, src in zip(graph.gradients(graph.pool[steps]), graph.gradients(source)):
+                    wp.copy(grad, src)
+            if not graph.window(checkpoints[seg], lists[seg]):
                 return False
+            previous = graph
         start = checkpoints[0]
-        for grad, adjoint in zip(replay.gradients(start), replay.gradients(replay.pool[0])):
+        for grad, adjoint in zip(previous.gradients(start), previous.gradients(previous.pool[0])):
             grad.assign(grad.numpy() + adjoint.numpy())  # CPU only: the same sums as a kernel
     finally:
         runtime.tape = outer
@@ -458,14 +458,16 @@ def _replayed_backward(model, integrator, checkpoints, lists, dt, every) -> bool
 
 class _WindowGraph:
     """One window of ``k`` steps, re-simulated on a tape and back-propagated, captured once as a
-    Warp CPU graph over a fixed pool of ``k + 1`` states and replayed for every window.
+    Warp CPU graph over a fixed pool of ``k + 1`` states and replayed for every window of ``k``
+    steps.
 
     Per window the caller copies the checkpoint into ``pool[0]`` and its neighbor list into the
     list buffer 0; the graph then zeroes the flags and the gradients of ``pool[0:k]``, runs the
     recorded forward (step ``j`` copies list buffer ``j`` into buffer ``j + 1`` and updates it on
     the device, in place, so every step's adjoint reads the list that step used), back-propagates
     from the adjoint already in ``pool[k]`` (parameter gradients accumulate across windows) and
-    moves ``pool[0]``'s adjoint into ``pool[k]``, the seed of the window before.
+    moves ``pool[0]``'s adjoint into ``pool[k]``, the seed of the window before (the caller copies
+    the seed of the first window it replays).
     """
 
     def __init__(self, model, integrator, k, dt, key):

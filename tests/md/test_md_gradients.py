@@ -269,7 +269,7 @@ def test_checkpointed_rollout_matches_full_record(integrator_name):
 
 def test_replayed_checkpointed_fire_gradient_matches_finite_differences():
     """dE/dd_i and dE/dx after 20 FIRE steps, checkpointed every 6 steps: three windows replayed
-    as one captured graph each (with list rebuilds), and a partial window from Python."""
+    as one captured graph each (with list rebuilds), and a shorter window as its own graph."""
     model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=DEVICE, requires_grad=True)
     nl = md.NeighborList(model, skin=0.05)
     integrator = md.FIRE(neighbors=nl)
