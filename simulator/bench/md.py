@@ -157,10 +157,11 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
     warm = wp.Tape()
     with warm:
         warm_steps = every + grad_steps % every if every else 2
-        e = md.potential_energy(model, md.rollout(model, state, integrator, num_steps=warm_steps, dt=0.005, checkpoint_every=every).final, nl)
+        warm_traj = md.rollout(model, state, integrator, num_steps=warm_steps, dt=0.005, checkpoint_every=every)
+        e = md.potential_energy(model, warm_traj.final, nl)
     warm.backward(loss=e)
     warm.zero()
-    del warm, e
+    del warm, warm_traj, e
 
     cuda = model.device.is_cuda
     base_pool = wp.get_mempool_used_mem_current(model.device) if cuda else 0
