@@ -17,7 +17,7 @@ import warp as wp
 from ..errors import check_nonnegative, check_positive, check_timestep
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
-from .potentials import compute_forces
+from .potentials import active_tape, compute_forces
 
 
 def _seed(seed: int, step_index: int) -> int:
@@ -192,36 +192,65 @@ class FIRE(_Integrator):
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
         n = model.particle_count
-        wp.launch(
+        # hand-written adjoints (same bits as Warp's generated ones, ~2x faster on the CPU)
+        _launch_with_adjoint(
             k.fire_drift,
-            dim=n,
-            inputs=[model.particle_mass, model.box, int(model.periodic), state_in.fire_dt, state_in.positions,
-                    state_in.velocities, state_in.forces],
-            outputs=[state_out.half_velocities, state_out.positions],
-            device=model.device,
+            k.fire_drift_adjoint,
+            n,
+            [model.particle_mass, model.box, int(model.periodic), state_in.fire_dt, state_in.positions, state_in.velocities,
+             state_in.forces],
+            [state_out.half_velocities, state_out.positions],
+            model.device,
         )
         self._forces(model, state_out)
         md_velocities = state_out.fire_velocities
         state_out.fire_sums.zero_()
-        wp.launch(
+        _launch_with_adjoint(
             k.fire_kick,
-            dim=n,
-            inputs=[model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces],
-            outputs=[md_velocities, state_out.fire_sums],
-            device=model.device,
+            k.fire_kick_adjoint,
+            n,
+            [model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces],
+            [md_velocities, state_out.fire_sums],
+            model.device,
         )
-        wp.launch(
+        _launch_with_adjoint(
             k.fire_mix,
-            dim=n,
-            inputs=[
+            k.fire_mix_adjoint,
+            n,
+            [
                 s(self.dt_max), self.n_min, s(self.f_inc), s(self.f_dec), s(self.alpha_start), s(self.f_alpha),
                 s(self.force_norm_eps), state_out.fire_sums, state_in.fire_dt, state_in.fire_alpha, state_in.fire_count,
                 md_velocities, state_out.forces,
             ],
-            outputs=[state_out.velocities, state_out.fire_dt, state_out.fire_alpha, state_out.fire_count],
-            device=model.device,
+            [state_out.velocities, state_out.fire_dt, state_out.fire_alpha, state_out.fire_count],
+            model.device,
         )
         state_out.step_index = state_in.step_index + 1
+
+
+def _differentiable(a) -> bool:
+    return isinstance(a, wp.array) and getattr(a.dtype, "_wp_scalar_type_", a.dtype) in (wp.float32, wp.float64)
+
+
+def _launch_with_adjoint(kernel, adjoint, dim, inputs, outputs, device) -> None:
+    """Launch ``kernel``; on an active tape record its hand-written ``adjoint`` (which takes the
+    inputs, the adjoints of the floating-point outputs, then accumulates into the adjoints of the
+    floating-point array inputs) in place of Warp's generated one. An array without a gradient
+    gets a zero placeholder."""
+    wp.launch(kernel, dim=dim, inputs=inputs, outputs=outputs, device=device, record_tape=False)
+    tape = active_tape()
+    if tape is None:
+        return
+    seeds = [a for a in outputs if _differentiable(a)]
+    targets = [a for a in inputs if _differentiable(a)]
+    if not any(a.grad is not None for a in targets) or not any(a.grad is not None for a in seeds):
+        return
+    grads = [a.grad if a.grad is not None else wp.zeros_like(a, requires_grad=False) for a in (*seeds, *targets)]
+
+    def backward():
+        wp.launch(adjoint, dim=dim, inputs=[*inputs, *grads[: len(seeds)]], outputs=grads[len(seeds) :], device=device)
+
+    tape.record_func(backward, [a for a in (*inputs, *outputs) if isinstance(a, wp.array) and a.grad is not None])
 
 
 def check_forces(model: ParticleModel, state: ParticleState, neighbors=None) -> None:

@@ -283,3 +283,57 @@ def test_replayed_checkpointed_fire_gradient_matches_finite_differences():
     assert nl.rebuild_count > before + 3
     assert (getattr(integrator, "_grad_replay", None) is not None) == wp.get_device(DEVICE).is_cpu
     check_gradient(loss, state.positions, [(3, 0), (30, 1)], rtol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+@pytest.mark.parametrize("power,count,dt", [(1.0, 10, 0.1), (1.0, 10, 0.39), (1.0, 2, 0.1), (-1.0, 10, 0.1), (0.0, 10, 0.1)],
+                         ids=["accelerate", "dt_max", "wait", "stop", "zero_power"])
+def test_fire_hand_written_adjoints_are_warps_generated_ones(precision, power, count, dt):
+    """The hand-written adjoints of fire_drift, fire_kick and fire_mix (every branch of the time
+    step and mixing factor) give bitwise the gradients of Warp's generated adjoints, and clear the
+    adjoints of stored outputs as those do."""
+    from simulator.kernels.md import md_kernels
+
+    scalar = wp.float64 if precision == "float64" else wp.float32
+    vec3 = wp.types.vector(3, scalar)
+    k = md_kernels(scalar)
+    n = 64
+    rng = np.random.default_rng(0)
+
+    def arr(values, dtype=scalar):
+        return wp.array(np.asarray(values, dtype=np.float64), dtype=dtype, device="cpu", requires_grad=True)
+
+    vecs = lambda lo=-1.0, hi=1.0: arr(rng.uniform(lo, hi, (n, 3)), vec3)  # noqa: E731
+    mass, box = arr(rng.uniform(0.5, 1.5, n)), arr([[5.0, 5.5, 6.0]], vec3)
+    fire_dt, alpha, fire_count = arr([dt]), arr([0.1]), wp.array([count], dtype=int, device="cpu")
+    params = [scalar(0.4), 5, scalar(1.1), scalar(0.5), scalar(0.1), scalar(0.99), scalar(1e-6)]
+    sums = arr([power, 2.0, 3.0])
+    md_v, forces = vecs(), vecs()
+    cases = [
+        (k.fire_drift, k.fire_drift_adjoint, [mass, box, 1, fire_dt, vecs(-1.0, 7.0), vecs(), forces], [vecs(), vecs()]),
+        (k.fire_kick, k.fire_kick_adjoint, [mass, fire_dt, vecs(), forces], [vecs(), arr(np.zeros(3))]),
+        (k.fire_mix, k.fire_mix_adjoint, [*params, sums, fire_dt, alpha, fire_count, md_v, forces],
+         [vecs(), arr([0.0]), arr([0.0]), wp.zeros(1, dtype=int, device="cpu")]),
+    ]
+    for kernel, adjoint, inputs, outputs in cases:
+        floats = lambda arrays: [a for a in arrays if isinstance(a, wp.array) and a.dtype != wp.int32]  # noqa: E731
+        seeds = [rng.normal(size=a.grad.numpy().shape) for a in floats(outputs)]
+        results = []
+        for generated in (True, False):
+            for a in floats(inputs):
+                a.grad.zero_()
+            for a, seed in zip(floats(outputs), seeds):
+                a.grad.assign(seed)
+            if generated:
+                tape = wp.Tape()
+                with tape:
+                    wp.launch(kernel, dim=n, inputs=inputs, outputs=outputs, device="cpu")
+                tape.backward()
+            else:
+                wp.launch(kernel, dim=n, inputs=inputs, outputs=outputs, device="cpu")
+                wp.launch(adjoint, dim=n, inputs=[*inputs, *(a.grad for a in floats(outputs))],
+                          outputs=[a.grad for a in floats(inputs)], device="cpu")
+            results.append([a.grad.numpy().copy() for a in (*floats(inputs), *floats(outputs))])
+        assert any(np.abs(g).max() > 0 for g in results[0])
+        for a, b in zip(*results):
+            np.testing.assert_array_equal(b, a, err_msg=kernel.key)
