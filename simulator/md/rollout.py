@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -415,8 +416,8 @@ def _can_replay_gradient(model, integrator, checkpoints, lists) -> bool:
     ):
         return False
     if nl is not None:
-        shape = nl.neighbor_index.shape
-        if any(snap[1].shape != shape for snap in lists):
+        shapes = [a.shape for a in _list_snapshot(nl)]
+        if any([a.shape for a in snap] != shapes for snap in lists):
             return False
     return True
 
@@ -435,12 +436,15 @@ def _replayed_backward(model, integrator, checkpoints, lists, dt) -> bool:
     try:
         seed = checkpoints[-1]  # the window before holds its adjoint in pool[0]
         previous = None
+        checked = set()
         for seg in range(len(checkpoints) - 2, -1, -1):
             steps = checkpoints[seg + 1].step_index - checkpoints[seg].step_index
-            key = _WindowGraph.key(model, integrator, steps, dt)
             graph = graphs.get(steps)
-            if graph is None or graph.key_value != key:
-                graph = graphs[steps] = _WindowGraph(model, integrator, steps, dt, key)
+            if steps not in checked:  # once per backward: nothing the key reads changes in it
+                key = _WindowGraph.key(model, integrator, steps, dt)
+                if graph is None or graph.key_value != key:
+                    graph = graphs[steps] = _WindowGraph(model, integrator, steps, dt, key)
+                checked.add(steps)
             if graph is not previous:  # the same graph moved it there itself
                 source = seed if previous is None else previous.pool[0]
                 for grad, src in zip(graph.gradients(graph.pool[steps]), graph.gradients(source)):
@@ -461,10 +465,11 @@ class _WindowGraph:
     Warp CPU graph over a fixed pool of ``k + 1`` states and replayed for every window of ``k``
     steps.
 
-    Per window the caller copies the checkpoint into ``pool[0]`` and its neighbor list into the
-    list buffer 0; the graph then zeroes the flags and the gradients of ``pool[0:k]``, runs the
-    recorded forward (step ``j`` copies list buffer ``j`` into buffer ``j + 1`` and updates it on
-    the device, in place, so every step's adjoint reads the list that step used), back-propagates
+    Per window the caller copies the checkpoint into ``pool[0]`` and its neighbor list into list
+    buffer 0 and the reference positions and box; the graph then zeroes the flags and the
+    gradients of ``pool[0:k]``, runs the recorded forward (step ``j`` copies list buffer ``j``
+    into buffer ``j + 1`` and updates it on the device, in place, so every step's adjoint reads
+    the list that step used), back-propagates
     from the adjoint already in ``pool[k]`` (parameter gradients accumulate across windows) and
     moves ``pool[0]``'s adjoint into ``pool[k]``, the seed of the window before (the caller copies
     the seed of the first window it replays).
@@ -477,10 +482,16 @@ class _WindowGraph:
         nl = integrator.neighbors
         if nl is not None:
             count, index, positions_ref, box_ref = _list_snapshot(nl)
-            self.lists = [(wp.empty_like(count), wp.empty_like(index), wp.empty_like(positions_ref)) for _ in range(k + 1)]
-            self.box_ref = wp.empty_like(box_ref)
+            # per step: the list its adjoint reads; shared: the reference positions and box, which
+            # only the (sequential) rebuild decisions of the forward read
+            self.lists = [(wp.empty_like(count), wp.empty_like(index)) for _ in range(k + 1)]
+            self.refs = (wp.empty_like(positions_ref), wp.empty_like(box_ref))
         self.tape = wp.Tape()
         self.graph = self._capture(k, dt)
+        # where each window's start goes (contiguous CPU arrays): pool[0], list buffer 0, references
+        starts = [*self.pool[0].arrays().values(), *((*self.lists[0], *self.refs) if nl is not None else ())]
+        assert all(a.is_contiguous and a.device.is_cpu for a in starts)
+        self._starts = [(a.ptr, a.size * wp.types.type_size_in_bytes(a.dtype)) for a in starts]
 
     @staticmethod
     def key(model, integrator, k, dt):
@@ -518,8 +529,8 @@ class _WindowGraph:
                         src, dst = self.lists[j], self.lists[j + 1]
                         for s, d in zip(src, dst):
                             wp.copy(d, s)
-                        nl.neighbor_count, nl.neighbor_index, nl._positions_ref = dst
-                        nl._box_ref = self.box_ref
+                        nl.neighbor_count, nl.neighbor_index = dst
+                        nl._positions_ref, nl._box_ref = self.refs
                     integrator.step(model, pool[j], pool[j + 1], None, dt)
             self.tape.backward()
             for dst, src in zip(self.gradients(pool[k]), self.gradients(pool[0])):
@@ -535,11 +546,10 @@ class _WindowGraph:
     def window(self, checkpoint, snapshot) -> bool:
         """Re-simulate and back-propagate the window that starts at ``checkpoint`` (whose list
         is ``snapshot``); False if the list update needed the host (the gradients are then wrong)."""
-        self.pool[0].assign(checkpoint)
         nl = self.integrator.neighbors
-        if nl is not None:
-            for dst, src in zip((*self.lists[0], self.box_ref), snapshot):
-                wp.copy(dst, src)
+        sources = [*checkpoint.arrays().values(), *(snapshot if nl is not None else ())]
+        for (dst, nbytes), src in zip(self._starts, sources):
+            ctypes.memmove(dst, src.ptr, nbytes)  # a Python wp.copy costs ~10x more
         wp.capture_launch(self.graph)
         if nl is not None:
             status = nl.status.numpy()
