@@ -8,9 +8,10 @@
   Gradients reach the initial state, the model's parameters and the *final* state (a loss that
   reads intermediate states needs ``record=True``). Each segment is re-simulated with the
   neighbor list its forward pass used, so the gradients are bitwise those of ``record=True``.
-  On the CPU, for FIRE and velocity Verlet (no list or a periodic one), every full segment is
-  re-simulated and back-propagated by replaying one captured Warp graph (:class:`_WindowGraph`):
-  no Python per launch, so the gradient of a small system is bound by its kernels.
+  On the CPU, for FIRE and velocity Verlet (no list or a periodic one), the forward pass runs
+  each segment as replayed graphs (as ``record=False`` does), and every segment is re-simulated
+  and back-propagated by replaying one captured Warp graph (:class:`_WindowGraph`): no Python
+  per launch, so the gradient of a small system is bound by its kernels.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def _can_replay(model, integrator, num_steps) -> bool:
     )
 
 
-def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
+def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0) -> ParticleState:
     """An unrecorded rollout that replays captured graphs of ``REPLAY_SEGMENT`` steps.
 
     Per step, Python launches cost far more than the kernels of a small system, and the host
@@ -168,7 +169,7 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
     bufs = replay.buffers
     bufs[0].assign(start)
     try:
-        _replay_steps(model, start, integrator, replay, num_steps, dt, watch)
+        _replay_steps(model, start, integrator, replay, num_steps, dt, watch, first_step)
     finally:
         if nl is not None and nl._on_device:
             nl.end_device_updates()
@@ -178,7 +179,8 @@ def _replayed(model, start, integrator, num_steps, dt, watch) -> ParticleState:
     return final
 
 
-def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> None:
+def _replay_steps(model, start, integrator, replay, num_steps, dt, watch, first_step) -> None:
+    """``first_step``: the rollout step of ``start`` (for divergence reports)."""
     nl = integrator.neighbors
     k = REPLAY_SEGMENT
     bufs = replay.buffers
@@ -198,7 +200,7 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
                 if replay.first_bad is not None:
                     bad = int(replay.first_bad.numpy()[0])
                     if bad != NO_DIVERGENCE:
-                        watch.record_step(bad + t)
+                        watch.record_step(first_step + bad + t)
                 t += segment
                 continue
             # the list needs the host: restore the segment's start and step it from Python
@@ -212,9 +214,9 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch) -> Non
         a, b = bufs
         a.step_index = start.step_index + t
         for _ in range(steps):
-            _guarded_step(integrator, model, a, b, dt, t)
+            _guarded_step(integrator, model, a, b, dt, first_step + t)
             if watch.first_bad is not None:
-                watch.record(b, t)
+                watch.record(b, first_step + t)
             a, b = b, a
             t += 1
         if a is not bufs[0]:
@@ -313,14 +315,21 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
         lists = [_list_snapshot(nl)]  # the list each checkpoint's forces were computed with
         current = start
         a, b = model.state(), model.state()
-        for t in range(num_steps):
-            last_of_segment = (t + 1) % every == 0 or t + 1 == num_steps
-            nxt = model.state() if last_of_segment else (a if current is not a else b)
-            _guarded_step(integrator, model, current, nxt, dt, t)
-            watch.record(nxt, t)
-            if last_of_segment:
-                checkpoints.append(nxt)
-                lists.append(_list_snapshot(nl))
+        replay = _can_replay(model, integrator, every)  # segments as replayed graphs (bitwise the same)
+        for first in range(0, num_steps, every):
+            steps = min(every, num_steps - first)
+            if replay:
+                nxt = model.state()
+                nxt.assign(_replayed(model, current, integrator, steps, dt, watch, first_step=first))
+                nxt.step_index = current.step_index + steps
+            else:
+                for t in range(first, first + steps):
+                    nxt = model.state() if t == first + steps - 1 else (a if current is not a else b)
+                    _guarded_step(integrator, model, current, nxt, dt, t)
+                    watch.record(nxt, t)
+                    current = nxt
+            checkpoints.append(nxt)
+            lists.append(_list_snapshot(nl))
             current = nxt
     finally:
         runtime.tape = outer_tape

@@ -194,3 +194,18 @@ def test_divergence_is_reported():
     for neighbors in (md.NeighborList(model), None):
         with pytest.raises(SimulationDivergedError, match="non-finite at step"):
             md.rollout(model, state, md.VelocityVerlet(neighbors=neighbors), num_steps=50, dt=0.5, record=False)
+
+
+def test_divergence_step_is_the_same_on_every_rollout_path():
+    """Stepped from Python, replayed as graphs, and checkpointed (whose forward replays graphs
+    segment by segment) name the same first non-finite step."""
+    model, state = lj_fluid(108, density=0.8, device=DEVICE)
+    for use_list in (True, False):  # with a list, the device list check hands a bad segment to Python
+        steps = {}
+        for name, options in (("python", {"record": True}), ("replayed", {"record": False}), ("checkpointed", {"checkpoint_every": 32})):
+            integrator = md.VelocityVerlet(neighbors=md.NeighborList(model) if use_list else None)
+            with pytest.raises(SimulationDivergedError) as info:
+                md.rollout(model, state, integrator, num_steps=120, dt=0.045, **options)
+            steps[name] = info.value.step
+        assert steps["python"] > 32  # diverges after the first segment, so the offsets matter
+        assert steps["replayed"] == steps["python"] and steps["checkpointed"] == steps["python"], steps
