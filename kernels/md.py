@@ -188,6 +188,7 @@ def md_kernels(scalar):
             adj_xi = vec3()
             adj_di = scalar(0.0)
             adj_b = vec3()
+            adj_type_pair = vec3()  # single type: (epsilon, sigma, alpha) adjoints of entry [0, 0]
             for k in range(count):
                 j = i + 1 + k
                 if all_pairs == 0:
@@ -215,25 +216,38 @@ def md_kernels(scalar):
                     if (wanted & ADJ_FORCES) != 0:
                         adj_f = adj_fi - adj_forces[j]
                     adj_g = wp.dot(adj_f, d) + adj_w * r2
-                    g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff, adj_u, adj_g)
+                    g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff, adj_u, adj_g,
+                                                                 wanted & GRAD_ALPHA)
                     adj_r2 = adj_r2 + adj_w * g
                     adj_d = g * adj_f + scalar(2.0) * adj_r2 * d
                     adj_xi += adj_d
                     if (wanted & GRAD_POSITIONS) != 0:
                         wp.atomic_sub(adj_positions, j, adj_d)
                     adj_b -= wp.cw_mul(adj_d, shift)
-                    if (wanted & GRAD_EPSILON) != 0:
-                        wp.atomic_add(adj_pair_epsilon, ta, tb, adj_eps)
-                    if (wanted & GRAD_ALPHA) != 0:
-                        wp.atomic_add(adj_pair_alpha, ta, tb, adj_alpha)
                     if sigma_from_diameter != 0:
                         adj_di += scalar(0.5) * adj_sig
                         if (wanted & GRAD_DIAMETER) != 0:
                             wp.atomic_add(adj_particle_diameter, j, scalar(0.5) * adj_sig)
-                    elif (wanted & GRAD_SIGMA) != 0:
-                        wp.atomic_add(adj_pair_sigma, ta, tb, adj_sig)
+                        adj_sig = scalar(0.0)
+                    if wp.static(single_type):
+                        # every pair adds to entry [0, 0]: sum in registers, add once per particle
+                        adj_type_pair += vec3(adj_eps, adj_sig, adj_alpha)
+                    else:
+                        if (wanted & GRAD_EPSILON) != 0:
+                            wp.atomic_add(adj_pair_epsilon, ta, tb, adj_eps)
+                        if (wanted & GRAD_ALPHA) != 0:
+                            wp.atomic_add(adj_pair_alpha, ta, tb, adj_alpha)
+                        if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                            wp.atomic_add(adj_pair_sigma, ta, tb, adj_sig)
             if (wanted & GRAD_POSITIONS) != 0:
                 wp.atomic_add(adj_positions, i, adj_xi)
+            if wp.static(single_type):
+                if (wanted & GRAD_EPSILON) != 0:
+                    wp.atomic_add(adj_pair_epsilon, 0, 0, adj_type_pair[0])
+                if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                    wp.atomic_add(adj_pair_sigma, 0, 0, adj_type_pair[1])
+                if (wanted & GRAD_ALPHA) != 0:
+                    wp.atomic_add(adj_pair_alpha, 0, 0, adj_type_pair[2])
             if (wanted & GRAD_DIAMETER) != 0:
                 wp.atomic_add(adj_particle_diameter, i, adj_di)
             if (wanted & GRAD_BOX) != 0 and periodic != 0:

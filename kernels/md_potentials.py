@@ -16,7 +16,7 @@ Powers are written as products (no ``pow`` of ``sigma / r``), so derivatives wit
 ``sigma`` and ``epsilon`` stay finite for every pair inside the cutoff.
 
 Each potential also has a hand-written vector-Jacobian product ``*_vjp(r2, eps, sig, alpha, rc,
-adj_u, adj_g) -> (g, adj_r2, adj_eps, adj_sig, adj_alpha)``: given the adjoints of ``u`` and of
+adj_u, adj_g, with_alpha) -> (g, adj_r2, adj_eps, adj_sig, adj_alpha)``: given the adjoints of ``u`` and of
 ``g = f_over_r``, the adjoints of the pair's inputs (and ``g`` itself, which the adjoint pair
 kernel needs). Throughout, ``dU/d(r^2) = -g / 2`` and ``u``, ``g`` are linear in ``eps``.
 """
@@ -67,29 +67,35 @@ def potential_functions(scalar):
         return scalar(0.0), scalar(0.0)
 
     @wp.func
-    def soft_sphere_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar):
+    def soft_sphere_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar, with_alpha: int):
         """VJP of :func:`soft_sphere` (zero beyond contact). With x = 1 - r/s:
-        u = eps/a x^a, g = eps/(s r) x^(a-1); dx/dr = -1/s, dx/ds = r/s^2."""
+        u = eps/a x^a, g = eps/(s r) x^(a-1); dx/dr = -1/s, dx/ds = r/s^2. The alpha part (a log)
+        only ``with_alpha``."""
         zero = scalar(0.0)
         if r2 >= sig * sig:
             return zero, zero, zero, zero, zero
         r = wp.sqrt(r2)
-        x = scalar(1.0) - r / sig
-        xa1 = x
+        inv_r = scalar(1.0) / r
+        inv_s = scalar(1.0) / sig
+        x = scalar(1.0) - r * inv_s
+        xa1 = x  # x^(alpha - 1) and x^(alpha - 2), exact at alpha = 2
+        xa2 = scalar(1.0)
         if alpha != scalar(2.0):
             xa1 = wp.pow(x, alpha - scalar(1.0))
-        xa2 = xa1 / x  # x > 0 inside contact
+            xa2 = xa1 / x  # x > 0 inside contact
+        am1 = alpha - scalar(1.0)
         u1 = xa1 * x / alpha  # u / eps
-        g1 = xa1 / (sig * r)  # g / eps
-        dg1_dr = -((alpha - scalar(1.0)) * xa2 / (sig * sig * r) + g1 / r)
-        dg1_ds = (-xa1 / sig + (alpha - scalar(1.0)) * xa2 * r / (sig * sig)) / (sig * r)
-        du1_ds = xa1 * r / (sig * sig)
-        log_x = wp.log(x)
-        du1_da = u1 * (log_x - scalar(1.0) / alpha)
-        dg1_da = g1 * log_x
+        g1 = xa1 * inv_s * inv_r  # g / eps
+        dg1_dr = -(am1 * xa2 * inv_s * inv_s + g1) * inv_r
+        dg1_ds = (am1 * xa2 * r * inv_s - xa1) * inv_s * inv_s * inv_r
+        du1_ds = xa1 * r * inv_s * inv_s
+        adj_alpha = zero
+        if with_alpha != 0:
+            log_x = wp.log(x)
+            adj_alpha = eps * (g1 * log_x * adj_g + u1 * (log_x - scalar(1.0) / alpha) * adj_u)
         g = eps * g1
-        adj_r2 = eps * dg1_dr / (scalar(2.0) * r) * adj_g - scalar(0.5) * g * adj_u
-        return g, adj_r2, g1 * adj_g + u1 * adj_u, eps * (dg1_ds * adj_g + du1_ds * adj_u), eps * (dg1_da * adj_g + du1_da * adj_u)
+        adj_r2 = scalar(0.5) * (eps * dg1_dr * inv_r * adj_g - g * adj_u)
+        return g, adj_r2, g1 * adj_g + u1 * adj_u, eps * (dg1_ds * adj_g + du1_ds * adj_u), adj_alpha
 
     @wp.func
     def lennard_jones(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
@@ -110,7 +116,7 @@ def potential_functions(scalar):
         return u, (scalar(24.0) * eps * (scalar(2.0) * s12 - s6) - fc * r) * inv_r2
 
     @wp.func
-    def lennard_jones_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar):
+    def lennard_jones_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar, with_alpha: int):
         """VJP of :func:`lennard_jones`. With s6 = (s^2/r^2)^3, s12 = s6^2 (and at rc):
         u_raw = 4 (s12 - s6), g_raw = 24 (2 s12 - s6) / r^2, Fc = -U'(rc) = g_raw(rc) rc (per eps);
         u = u_raw - u_raw(rc) + (r - rc) Fc, g = g_raw - Fc / r; d s6/ds = 6 s6/s, d s12/ds = 12 s12/s."""
@@ -155,7 +161,7 @@ def potential_functions(scalar):
         return o * o - scalar(1.0), force, dforce_dr, du_da, dforce_da
 
     @wp.func
-    def morse_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar):
+    def morse_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar, with_alpha: int):
         """VJP of :func:`morse`: u = U(r) - U(rc) + (r - rc) F(rc), g = (F(r) - F(rc)) / r."""
         r = wp.sqrt(r2)
         u_r, f_r, df_r, du_da_r, df_da_r = morse_terms(r, sig, alpha)

@@ -7,6 +7,7 @@ and the checkpointed rollout. Central differences:
 g_k ~ (L(p + h e_k) - L(p - h e_k)) / 2h with h = 1e-6.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -72,11 +73,16 @@ def _weighted_pair_sums(forces: wp.array(dtype=wp.vec3d), energy: wp.array(dtype
     md.SoftSphere(alpha=2.5, sigma_from_diameters=True),
 ], ids=["lj", "morse", "soft_sphere", "soft_sphere_diameters"])
 @pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "free"])
-def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodic):
+@pytest.mark.parametrize("types", [1, 2], ids=["one_type", "two_types"])
+def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodic, types):
     """The hand-written pair adjoint, seeded on all three outputs at once
-    (L = sum_i w_i . F_i + 0.7 sum E_i - 0.3 sum W_i), w.r.t. every input it differentiates."""
+    (L = sum_i w_i . F_i + 0.7 sum E_i - 0.3 sum W_i), w.r.t. every input it differentiates, in
+    the kernels for one particle type and for several."""
     from_diameters = potential.sigma_from_diameters
-    model = lj_system(potential=potential, types=2, density=1.2 if from_diameters else 0.3, periodic=periodic)
+    if types == 1:  # the same functional form with scalar parameters
+        potential = dataclasses.replace(potential, **{k: float(np.asarray(getattr(potential, k)).flat[-1]) for k in ("epsilon", "sigma", "alpha")})
+    model = lj_system(potential=potential, types=types, density=1.2 if from_diameters else 0.3, periodic=periodic)
+    assert model.pair_epsilon.shape == (types, types)
     state = model.state()
     nl = md.NeighborList(model)
     n = model.particle_count
@@ -91,14 +97,15 @@ def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodi
         wp.launch(_weighted_pair_sums, dim=n, inputs=[forces, energy, virial, weights], outputs=[out], device=DEVICE)
         return out
 
+    pairs = [(0, 0), (0, 1), (1, 1)] if types == 2 else [(0, 0)]
     check_gradient(loss, state.positions, [(0, 0), (5, 1), (17, 2), (30, 0)])
-    check_gradient(loss, model.pair_epsilon, [(0, 0), (0, 1), (1, 1)])
+    check_gradient(loss, model.pair_epsilon, pairs)
     if from_diameters:
         check_gradient(loss, model.particle_diameter, [0, 7, 19, 40])
     else:
-        check_gradient(loss, model.pair_sigma, [(0, 0), (0, 1), (1, 1)])
+        check_gradient(loss, model.pair_sigma, pairs)
     if potential.name != "lennard_jones":
-        check_gradient(loss, model.pair_alpha, [(0, 0), (0, 1), (1, 1)] if not from_diameters else [(0, 0)])
+        check_gradient(loss, model.pair_alpha, pairs if not from_diameters else [(0, 0)])
     if periodic:
         check_gradient(loss, model.box, [(0, 0), (0, 1), (0, 2)])
 
