@@ -21,36 +21,40 @@ The plain forward (``record=False``) of FIRE and velocity Verlet replays capture
 of 32 steps with the neighbor list checked and rebuilt on the device (see
 ``simulator.md.rollout``); the warm-up captures the graph, as jax-md's warm-up compiles.
 
-Forward timings are medians of 3 runs, ours and jax-md's alike. Measured (full run, 2 shared CPU
-cores, float32, Warp 1.19, jax-md from PyPI on the CPU):
+Forward timings are medians of 3 runs, ours and jax-md's alike. Measured (full runs on 2 shared
+CPU cores, float32, Warp 1.19, jax-md from PyPI on the CPU; ranges over this session's runs, as
+the shared cores make runs vary by up to ~1.7x):
 
-=========================  ==========  ==========  ========  =========  =========
-case                       p-steps/s   jax-md      x jax-md  rev/fwd    grad/fwd
-=========================  ==========  ==========  ========  =========  =========
-LJ 3D N=4096, 200 steps    1.81 M      0.32 M      5.6       1.78       3.11
-LJ 3D N=32768, 50 steps    1.65 M      0.33 M      5.0       1.65       2.80
-FIRE 2D N=512, 1000 steps  11.7 M      4.1-6.1 M   1.9-2.8   7.3        21
-=========================  ==========  ==========  ========  =========  =========
+=========================  ============  ==========  =========  =========  =========
+case                       p-steps/s     jax-md      x jax-md   rev/fwd    grad/fwd
+=========================  ============  ==========  =========  =========  =========
+LJ 3D N=4096, 200 steps    1.73-1.91 M   0.26-0.33   5.6-6.6    1.8-2.0    3.1-4.0
+LJ 3D N=32768, 50 steps    1.65-1.76 M   0.27-0.34   5.0-6.6    1.65-1.85  2.8-3.0
+FIRE 2D N=512, 1000 steps  8.1-14.0 M    4.1-6.1 M   1.6-3.0    1.7-2.9    3.2-5.4
+=========================  ============  ==========  =========  =========  =========
 
 Where the time goes, and what changed it (kernel times from captured-graph replays):
 
-* The pair kernel is specialised per potential at build time (a branch on the kind inside the
-  pair loop cost ~2x) and sums particle i's force in a register: soft-sphere FIRE at N=512
-  45 -> 26 us per step (2179 listed pairs, ~12 ns each; a plain C loop over the same list takes
-  ~12 us on this CPU). Lennard-Jones takes one division per pair: 1.78 -> 1.64 ms at N=4096.
+* The pair kernel is specialised at build time per potential (a branch on the kind inside the
+  pair loop cost ~2x), for one particle type (no per-pair type lookup) and, for the soft
+  sphere, without the cutoff clamp (it vanishes beyond sigma by itself); it sums particle i's
+  force in a register. Soft-sphere FIRE at N=512: 45 -> 20 us per step (2179 listed pairs; a
+  plain C loop over the same list takes ~12 us on this CPU). Lennard-Jones takes one division
+  per pair: 1.78 -> 1.5-1.7 ms at N=4096.
 * The pair kernel's adjoint is hand-written (per-potential VJPs, ``kernels/md_potentials.py``):
   Warp's generated adjoint of the pair loop cost 3.5-5x the forward kernel, the hand-written one
-  ~2.2x. LJ rev/fwd went from 2.8-3.4 to 1.65-1.8.
-* FIRE and velocity Verlet forward passes replay captured Warp CPU graphs of 32 steps with the
-  neighbor list checked and rebuilt on the device by one single-thread kernel, and the
-  segment's snapshot (for a redo on overflow) captured into the graph: FIRE at N=512 went from
-  2.0 M (a Python loop) to 7.4 M and then 11.7 M particle-steps/s. A FIRE step is now ~35 us
-  of kernels (pair 26, drift 2.3, list check 3.4, kick 1.9, mix 2.0) plus rebuilds every ~20
-  steps. 5x jax-md would need ~20 us per step, i.e. a pair kernel faster than the C loop.
-* FIRE's gradient at N=512 is bound by Python: every recorded launch costs ~50-100 us of
-  argument packing in ``Tape.backward`` against ~50 us of kernels per step: recorded forward
-  plus backward take ~0.9 s, jax-md's jitted gradient ~0.3 s (3.4x its forward pass).
-* Runs vary by ~10-20 % (the 2 cores are shared), jax-md's FIRE more (4.1-6.1 M seen).
+  ~2-2.5x. LJ rev/fwd went from 2.8-3.4 to 1.65-2.0.
+* FIRE and velocity Verlet forward passes replay captured Warp CPU graphs of 32 steps (a tail
+  gets its own graph) with the neighbor list checked and rebuilt on the device by one
+  single-thread kernel, and the segment's snapshot (for a redo on overflow) captured into the
+  graph: FIRE at N=512 went from 2.0 M (a Python loop) to 7.4 M and then 8-14 M
+  particle-steps/s. A FIRE step is ~30 us of kernels (pair 20, drift 2.3, list check 3.4, kick
+  1.9, mix 2.0) plus rebuilds every ~20 steps. 5x jax-md would need ~17-25 us per step.
+* FIRE's gradient (rows above) checkpoints every 32 steps: the forward pass replays graphs, and
+  the backward replays one captured graph per window that re-simulates the window on a tape and
+  back-propagates it (``simulator.md.rollout._WindowGraph``; bitwise the fully recorded
+  gradient). Recorded from Python instead, every launch cost ~50-100 us of argument packing:
+  rev/fwd was 7.3 and grad/fwd 21.
 """
 
 from __future__ import annotations
