@@ -59,6 +59,36 @@ def md_kernels(scalar):
         partial derivatives directly. ``cut``: zero the pairs beyond ``cutoff`` (the soft sphere
         vanishes beyond sigma by itself); ``single_type``: one type, so no per-pair type lookup."""
 
+        @wp.func
+        def partner_count(i: int, all_pairs: int, n_particles: int, neighbor_count: wp.array(dtype=int), neighbor_index: wp.array2d(dtype=int)):
+            """How many partners particle i has: its list entries (an overflowed list is redone on
+            the host), or every j > i."""
+            if all_pairs == 0:
+                return wp.min(neighbor_count[i], neighbor_index.shape[1])
+            return n_particles - 1 - i
+
+        @wp.func
+        def partner(i: int, k: int, all_pairs: int, neighbor_index: wp.array2d(dtype=int)):
+            """Particle i's k-th partner."""
+            if all_pairs == 0:
+                return neighbor_index[i, k]
+            return i + 1 + k
+
+        @wp.func
+        def pair_parameters(ti: int, di: scalar, j: int, particle_type: wp.array(dtype=int), particle_diameter: wp.array(dtype=scalar),
+                            pair_sigma: wp.array2d(dtype=scalar), sigma_from_diameter: int):
+            """The type pair (upper triangle) and sigma of particles i and j."""
+            ta = int(0)
+            tb = int(0)
+            if wp.static(not single_type):
+                tj = particle_type[j]
+                ta = wp.min(ti, tj)
+                tb = wp.max(ti, tj)
+            sig = pair_sigma[ta, tb]
+            if sigma_from_diameter != 0:
+                sig = scalar(0.5) * (di + particle_diameter[j])
+            return ta, tb, sig
+
         @wp.kernel(enable_backward=False)
         def pair_forces(
             # Model:
@@ -93,25 +123,12 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            count = n_particles - 1 - i
-            if all_pairs == 0:
-                count = wp.min(neighbor_count[i], neighbor_index.shape[1])  # an overflowed list is redone on the host
             force_i = vec3()
-            for k in range(count):
-                j = i + 1 + k
-                if all_pairs == 0:
-                    j = neighbor_index[i, k]
+            for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
+                j = partner(i, k, all_pairs, neighbor_index)
                 d = min_image(xi - positions[j], b, inv_b, periodic)
                 r2 = wp.dot(d, d)
-                ta = int(0)
-                tb = int(0)
-                if wp.static(not single_type):
-                    tj = particle_type[j]
-                    ta = wp.min(ti, tj)
-                    tb = wp.max(ti, tj)
-                sig = pair_sigma[ta, tb]
-                if sigma_from_diameter != 0:
-                    sig = scalar(0.5) * (di + particle_diameter[j])
+                ta, tb, sig = pair_parameters(ti, di, j, particle_type, particle_diameter, pair_sigma, sigma_from_diameter)
                 u = scalar(0.0)
                 f_over_r = scalar(0.0)
                 if wp.static(cut):
@@ -172,9 +189,6 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            count = n_particles - 1 - i
-            if all_pairs == 0:
-                count = wp.min(neighbor_count[i], neighbor_index.shape[1])
             adj_fi = vec3()
             if (wanted & ADJ_FORCES) != 0:
                 adj_fi = adj_forces[i]
@@ -189,10 +203,8 @@ def md_kernels(scalar):
             adj_di = scalar(0.0)
             adj_b = vec3()
             adj_type_pair = vec3()  # single type: (epsilon, sigma, alpha) adjoints of entry [0, 0]
-            for k in range(count):
-                j = i + 1 + k
-                if all_pairs == 0:
-                    j = neighbor_index[i, k]
+            for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
+                j = partner(i, k, all_pairs, neighbor_index)
                 dx = xi - positions[j]
                 shift = vec3()
                 if periodic != 0:
@@ -203,15 +215,7 @@ def md_kernels(scalar):
                 if wp.static(cut):
                     within = r2 < rc2
                 if within:
-                    ta = int(0)
-                    tb = int(0)
-                    if wp.static(not single_type):
-                        tj = particle_type[j]
-                        ta = wp.min(ti, tj)
-                        tb = wp.max(ti, tj)
-                    sig = pair_sigma[ta, tb]
-                    if sigma_from_diameter != 0:
-                        sig = scalar(0.5) * (di + particle_diameter[j])
+                    ta, tb, sig = pair_parameters(ti, di, j, particle_type, particle_diameter, pair_sigma, sigma_from_diameter)
                     adj_f = adj_fi
                     if (wanted & ADJ_FORCES) != 0:
                         adj_f = adj_fi - adj_forces[j]
