@@ -159,11 +159,16 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], inputs, outputs)
 
 
-def active_tape():
-    """The ``wp.Tape`` recording now, or None (Warp has no public accessor)."""
+def warp_runtime():
+    """Warp's runtime object, which holds the active tape (Warp exposes no public way to read or
+    pause it)."""
     src = getattr(wp, "_src", None)
-    runtime = src.context.runtime if src is not None else wp.context.runtime
-    return runtime.tape
+    return src.context.runtime if src is not None else wp.context.runtime
+
+
+def active_tape():
+    """The ``wp.Tape`` recording now, or None."""
+    return warp_runtime().tape
 
 
 def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:

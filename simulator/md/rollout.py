@@ -26,6 +26,7 @@ from ..errors import SimulationDivergedError
 from ..kernels.md import NO_DIVERGENCE, md_kernels
 from .neighbors import NonFinitePositionsError
 from .particles import ParticleModel, ParticleState
+from .potentials import warp_runtime
 
 
 @dataclass
@@ -143,7 +144,7 @@ def _can_replay(model, integrator, num_steps) -> bool:
         and type(integrator) in (FIRE, VelocityVerlet)
         and model.device.is_cpu
         and not model.device.is_capturing
-        and _warp_runtime().tape is None
+        and warp_runtime().tape is None
         and (nl is None or model.periodic)
     )
 
@@ -299,15 +300,9 @@ def _guarded_step(integrator, model, state_in, state_out, dt, t):
             f"or check for overlapping particles", step=t, world=0) from exc
 
 
-def _warp_runtime():
-    """Warp's runtime object, which holds the active tape (Warp exposes no public way to pause it)."""
-    src = getattr(wp, "_src", None)
-    return src.context.runtime if src is not None else wp.context.runtime
-
-
 def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTrajectory:
     nl = integrator.neighbors
-    runtime = _warp_runtime()
+    runtime = warp_runtime()
     outer_tape = runtime.tape
     runtime.tape = None  # the forward pass is not recorded: the backward re-simulates
     try:
@@ -439,7 +434,7 @@ def _replayed_backward(model, integrator, checkpoints, lists, dt) -> bool:
     graphs = getattr(integrator, "_grad_replay", None)
     if graphs is None:
         graphs = integrator._grad_replay = {}
-    runtime = _warp_runtime()
+    runtime = warp_runtime()
     outer = runtime.tape
     runtime.tape = None
     try:
