@@ -11,6 +11,7 @@ particle, particles per cell) grow automatically, with a log message, when a bui
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 
@@ -113,12 +114,61 @@ class NeighborList:
             wp.clone(a) for a in (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
         )
 
-    def device_key(self) -> tuple:
-        """``(key, arrays)``: the key identifies every array (by id: keep ``arrays`` alive with
-        it) and size that a device-side update bakes into a captured graph."""
+    @property
+    def on_device(self) -> bool:
+        """Whether :meth:`update` runs on the device (see :meth:`begin_device_updates`)."""
+        return self._on_device
+
+    @property
+    def built(self) -> bool:
+        return self._cells is not None
+
+    def layout_key(self) -> tuple:
+        """``(key, arrays)``: the sizes, grid and cell arrays that a device-side update bakes into
+        a captured graph (keep ``arrays`` alive with the key: it holds their ids)."""
         grid = tuple(tuple(np.asarray(g).tolist()) for g in self._grid_args)
-        arrays = (*self._device_buffers, *self._cells, self._status, self.model.box)
+        arrays = (*self._cells, self._status, self.model.box)
         return (self.skin, self.capacity, self._cell_capacity, grid, tuple(id(a) for a in arrays)), arrays
+
+    def device_key(self) -> tuple:
+        """``(key, arrays)`` of :meth:`layout_key` plus the private buffers of
+        :meth:`begin_device_updates`."""
+        key, arrays = self.layout_key()
+        buffers = tuple(self._device_buffers)
+        return (key, tuple(id(a) for a in buffers)), (*arrays, *buffers)
+
+    def snapshot(self) -> tuple:
+        """References to the current list: ``(neighbor_count, neighbor_index, reference
+        positions, reference box)``. A host rebuild writes new arrays, so a snapshot taken
+        outside device updates stays valid."""
+        return self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref
+
+    def restore(self, snapshot: tuple) -> None:
+        """Make ``snapshot`` (from :meth:`snapshot`) the current list."""
+        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = snapshot
+
+    @contextlib.contextmanager
+    def restored(self, snapshot: tuple):
+        """Use ``snapshot`` inside the block (host-checked updates), then the list from before."""
+        kept = self.snapshot()
+        self.restore(snapshot)
+        try:
+            yield self
+        finally:
+            self.restore(kept)
+
+    @contextlib.contextmanager
+    def updating_in_place(self):
+        """Inside the block, :meth:`update` checks and rebuilds on the device, in place, into
+        whatever arrays :meth:`restore` makes current (for capturing a graph over buffers the
+        caller owns); afterwards the list from before is current again."""
+        kept = self.snapshot()
+        self._on_device = True
+        try:
+            yield self
+        finally:
+            self._on_device = False
+            self.restore(kept)
 
     @property
     def status(self) -> wp.array:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from dataclasses import dataclass, field
 
@@ -172,7 +173,7 @@ def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0) -> P
     try:
         _replay_steps(model, start, integrator, replay, num_steps, dt, watch, first_step)
     finally:
-        if nl is not None and nl._on_device:
+        if nl is not None and nl.on_device:
             nl.end_device_updates()
     final = model.state(requires_grad=False)
     final.assign(bufs[0])
@@ -358,7 +359,8 @@ def _segment_backward(model, integrator, checkpoints, lists, dt, seg) -> None:
     seg_start, seg_end = checkpoints[seg], checkpoints[seg + 1]
     steps = seg_end.step_index - seg_start.step_index
     local = wp.Tape()
-    with _list_restored(integrator.neighbors, lists[seg]), local:
+    nl = integrator.neighbors
+    with nl.restored(lists[seg]) if nl is not None else contextlib.nullcontext(), local:
         cur = seg_start
         for _ in range(steps - 1):
             nxt = model.state()
@@ -377,32 +379,8 @@ def _zero_gradients(state) -> None:
             array.grad.zero_()
 
 
-_LIST_FIELDS = ("neighbor_count", "neighbor_index", "_positions_ref", "_box_ref")
-
-
 def _list_snapshot(nl):
-    """References to the host-built list arrays (a host rebuild writes new arrays, never these)."""
-    return None if nl is None else tuple(getattr(nl, f) for f in _LIST_FIELDS)
-
-
-class _list_restored:
-    """Make ``nl`` use ``snapshot`` (host-checked updates) for a re-simulation, then put back
-    the arrays it had."""
-
-    def __init__(self, nl, snapshot):
-        self.nl, self.snapshot = nl, snapshot
-
-    def __enter__(self):
-        if self.nl is not None:
-            self.kept = _list_snapshot(self.nl)
-            for f, array in zip(_LIST_FIELDS, self.snapshot):
-                setattr(self.nl, f, array)
-        return self
-
-    def __exit__(self, *exc):
-        if self.nl is not None:
-            for f, array in zip(_LIST_FIELDS, self.kept):
-                setattr(self.nl, f, array)
+    return None if nl is None else nl.snapshot()
 
 
 def _can_replay_gradient(model, integrator, checkpoints, lists) -> bool:
@@ -415,7 +393,7 @@ def _can_replay_gradient(model, integrator, checkpoints, lists) -> bool:
         type(integrator) in (FIRE, VelocityVerlet)
         and model.device.is_cpu
         and not model.device.is_capturing
-        and (nl is None or (model.periodic and nl._cells is not None))
+        and (nl is None or (model.periodic and nl.built))
         and len(checkpoints) > 1
     ):
         return False
@@ -505,9 +483,8 @@ class _WindowGraph:
         params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
         nl_key = None
         if nl is not None:
-            grid = tuple(tuple(np.asarray(g).tolist()) for g in nl._grid_args)
-            arrays += [*nl._cells, nl._status]
-            nl_key = (nl.skin, nl.neighbor_index.shape, nl._cell_capacity, grid)
+            nl_key, nl_arrays = nl.layout_key()
+            arrays += nl_arrays
         return (type(integrator), params, float(dt), k, model.periodic, model.potential, model.cutoff, nl_key,
                 tuple(id(a) for a in arrays), tuple(arrays))  # the arrays themselves keep their ids unique
 
@@ -518,33 +495,27 @@ class _WindowGraph:
     def _capture(self, k, dt):
         model, integrator, pool = self.model, self.integrator, self.pool
         nl = integrator.neighbors
-        kept = _list_snapshot(nl)
-        wp.capture_begin(device=model.device)
-        try:
-            if nl is not None:
-                nl._on_device = True
-                nl.status.zero_()
-            for state in pool[:k]:
-                for grad in self.gradients(state):
-                    grad.zero_()
-            with self.tape:
-                for j in range(k):
-                    if nl is not None:
-                        src, dst = self.lists[j], self.lists[j + 1]
-                        for s, d in zip(src, dst):
-                            wp.copy(d, s)
-                        nl.neighbor_count, nl.neighbor_index = dst
-                        nl._positions_ref, nl._box_ref = self.refs
-                    integrator.step(model, pool[j], pool[j + 1], None, dt)
-            self.tape.backward()
-            for dst, src in zip(self.gradients(pool[k]), self.gradients(pool[0])):
-                wp.copy(dst, src)
-        finally:
-            graph = wp.capture_end(device=model.device)
-            if nl is not None:
-                nl._on_device = False
-                for f, array in zip(_LIST_FIELDS, kept):
-                    setattr(nl, f, array)
+        with nl.updating_in_place() if nl is not None else contextlib.nullcontext():
+            wp.capture_begin(device=model.device)
+            try:
+                if nl is not None:
+                    nl.status.zero_()
+                for state in pool[:k]:
+                    for grad in self.gradients(state):
+                        grad.zero_()
+                with self.tape:
+                    for j in range(k):
+                        if nl is not None:
+                            src, dst = self.lists[j], self.lists[j + 1]
+                            for s, d in zip(src, dst):
+                                wp.copy(d, s)
+                            nl.restore((*dst, *self.refs))
+                        integrator.step(model, pool[j], pool[j + 1], None, dt)
+                self.tape.backward()
+                for dst, src in zip(self.gradients(pool[k]), self.gradients(pool[0])):
+                    wp.copy(dst, src)
+            finally:
+                graph = wp.capture_end(device=model.device)
         return graph
 
     def window(self, checkpoint, snapshot) -> bool:
