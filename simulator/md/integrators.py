@@ -35,6 +35,18 @@ class _Integrator:
         state.forces.zero_()
         compute_forces(model, state.positions, state.forces, self.neighbors)
 
+    def _forces_and_kick(self, model: ParticleModel, state_out: ParticleState, dt) -> None:
+        """Forces at ``state_out``'s new positions, then the second half kick
+        ``v = v' + F dt / 2m`` (velocity Verlet and BAOAB end alike)."""
+        self._forces(model, state_out)
+        wp.launch(
+            md_kernels(model.precision.scalar).verlet_kick,
+            dim=model.particle_count,
+            inputs=[model.particle_mass, dt, state_out.half_velocities, state_out.forces],
+            outputs=[state_out.velocities],
+            device=model.device,
+        )
+
     def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
         """A new state with ``state``'s positions and velocities and the forces at those positions.
 
@@ -76,14 +88,7 @@ class VelocityVerlet(_Integrator):
             outputs=[state_out.half_velocities, state_out.positions],
             device=model.device,
         )
-        self._forces(model, state_out)
-        wp.launch(
-            k.verlet_kick,
-            dim=n,
-            inputs=[model.particle_mass, h, state_out.half_velocities, state_out.forces],
-            outputs=[state_out.velocities],
-            device=model.device,
-        )
+        self._forces_and_kick(model, state_out, h)
         state_out.step_index = state_in.step_index + 1
 
 
@@ -130,14 +135,7 @@ class LangevinBAOAB(_Integrator):
             outputs=[state_out.half_velocities, state_out.positions],
             device=model.device,
         )
-        self._forces(model, state_out)
-        wp.launch(
-            k.verlet_kick,
-            dim=n,
-            inputs=[model.particle_mass, s(dt), state_out.half_velocities, state_out.forces],
-            outputs=[state_out.velocities],
-            device=model.device,
-        )
+        self._forces_and_kick(model, state_out, s(dt))
         state_out.step_index = state_in.step_index + 1
 
 
