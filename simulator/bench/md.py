@@ -69,6 +69,8 @@ import time
 
 import numpy as np
 
+from .timing import median_seconds
+
 LJ_STEPS_GRAD = 100
 CHECKPOINT_EVERY = 32  # window of the replayed checkpointed gradient (FIRE)
 REPEATS = 3  # forward timings are medians of this many runs (ours and the peer's)
@@ -106,16 +108,6 @@ class _PeakRSS:
 # workers (each runs in a fresh subprocess and prints one JSON line)
 
 
-def _median_seconds(fn, repeats: int = REPEATS) -> float:
-    """Median wall seconds of ``repeats`` calls of ``fn`` (which must synchronise itself)."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
     import warp as wp
 
@@ -144,9 +136,9 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
         wp.synchronize_device(model.device)
         return traj
 
-    fwd = _median_seconds(lambda: forward(steps))
+    fwd = median_seconds(lambda: forward(steps), REPEATS)
     grad_steps = LJ_STEPS_GRAD if case == "lj" else steps
-    fwd_grad = _median_seconds(lambda: forward(grad_steps)) if grad_steps != steps else fwd
+    fwd_grad = median_seconds(lambda: forward(grad_steps), REPEATS) if grad_steps != steps else fwd
 
     # The gradient's path. FIRE: checkpoints every CHECKPOINT_EVERY steps, and the backward replays
     # one captured Warp CPU graph per window (re-simulation and adjoint; see
@@ -236,7 +228,7 @@ def _peer(case: str, n: int, steps: int, with_grad: bool) -> dict:
 
     run_jit = jax.jit(run, static_argnums=2)
     out = jax.block_until_ready(run_jit(state0, nbrs, steps))  # compile
-    fwd = _median_seconds(lambda: jax.block_until_ready(run_jit(state0, nbrs, steps)))
+    fwd = median_seconds(lambda: jax.block_until_ready(run_jit(state0, nbrs, steps)), REPEATS)
     result = {"peer_particle_steps_per_s": n * steps / fwd, "peer_overflow": bool(out[1].did_buffer_overflow)}
     if not with_grad:
         return result
@@ -250,7 +242,7 @@ def _peer(case: str, n: int, steps: int, with_grad: bool) -> dict:
     if case == "lj":
         fwd_grad_fn = jax.jit(lambda x: run(state0.set(position=x), nbrs, grad_steps)[0].position)
         jax.block_until_ready(fwd_grad_fn(x0))
-        fwd_grad = _median_seconds(lambda: jax.block_until_ready(fwd_grad_fn(x0)))
+        fwd_grad = median_seconds(lambda: jax.block_until_ready(fwd_grad_fn(x0)), REPEATS)
     else:
         fwd_grad = fwd
     grad_fn = jax.jit(jax.grad(loss))

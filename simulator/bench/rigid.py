@@ -67,10 +67,11 @@ import json as json_module
 import os
 import resource
 import sys
-import time
 
 import numpy as np
 import warp as wp
+
+from .timing import median_seconds, seconds
 
 SUBSTEP = 0.0025  # [s] our ant substep (dt 0.01 s with 4 substeps)
 DT, SUBSTEPS = 0.01, 4
@@ -78,15 +79,6 @@ DT, SUBSTEPS = 0.01, 4
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _timed(fn) -> float:
-    """Wall seconds of ``fn()`` (device synchronised before and after)."""
-    wp.synchronize()
-    start = time.perf_counter()
-    fn()
-    wp.synchronize()
-    return time.perf_counter() - start
 
 
 def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> dict:
@@ -103,7 +95,7 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
     def forward():
         rollout(model, state, None, num_steps=steps // SUBSTEPS, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)
 
-    forward_s = float(np.median([_timed(forward) for _ in range(repeats)]))
+    forward_s = median_seconds(forward, repeats, wp.synchronize)
     steps_per_s = SUBSTEPS * (steps // SUBSTEPS) / forward_s
 
     horizon = reverse_steps // SUBSTEPS
@@ -111,7 +103,8 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
     controls.joint_act.fill_(0.1)
     unrecorded, recorded, reverse = [], [], []
     for _ in range(repeats + 1):  # the first round warms up the adjoint kernels
-        unrecorded.append(_timed(lambda: rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)))
+        unrecorded.append(seconds(lambda: rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, record=False,
+                                                  check_divergence=False), wp.synchronize))
         tape = wp.Tape()
 
         def record(tape=tape):
@@ -119,8 +112,8 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
                 traj = rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, check_divergence=False)
                 tape.loss = scene.loss(traj, controls)
 
-        recorded.append(_timed(record))
-        reverse.append(_timed(lambda tape=tape: tape.backward(grads={tape.loss: wp.ones_like(tape.loss)})))
+        recorded.append(seconds(record, wp.synchronize))
+        reverse.append(seconds(lambda tape=tape: tape.backward(grads={tape.loss: wp.ones_like(tape.loss)}), wp.synchronize))
         tape.reset()
         controls.joint_act.grad.zero_()
     reverse_s, recorded_s, unrecorded_s = (float(np.median(x[1:])) for x in (reverse, recorded, unrecorded))
@@ -165,8 +158,8 @@ def _captured(scene, controls, horizon: int, repeats: int) -> tuple[float, float
         tape.backward(grads={loss: seed})
     finally:
         reverse = wp.capture_end(device=model.device)
-    forward_s = float(np.median([_timed(lambda: wp.capture_launch(forward)) for _ in range(repeats)]))
-    reverse_s = float(np.median([_timed(lambda: wp.capture_launch(reverse)) for _ in range(repeats)]))
+    forward_s = median_seconds(lambda: wp.capture_launch(forward), repeats, wp.synchronize)
+    reverse_s = median_seconds(lambda: wp.capture_launch(reverse), repeats, wp.synchronize)
     tape.reset()
     return forward_s, reverse_s
 
@@ -206,7 +199,7 @@ def _mujoco(worlds: int, steps: int, repeats: int, threads: int) -> dict | None:
 
         run()  # warm-up (thread pool)
         name = f"mujoco.rollout ({threads} threads)"
-    elapsed = float(np.median([_timed(run) for _ in range(repeats)]))
+    elapsed = median_seconds(run, repeats, wp.synchronize)
     return {"peer": name, "steps_per_s": worlds * steps / elapsed, "sim_seconds_per_s_per_world": steps / elapsed * model.opt.timestep,
             "timestep": model.opt.timestep}
 
