@@ -19,7 +19,7 @@ import warp as wp
 
 from simulator import md
 from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
-from simulator.scenes.md_systems import bidisperse_packing, packing_box_side
+from simulator.scenes.md_systems import bidisperse_packing, packing_box_side_derivative
 
 COLUMNS = ["diameter", "steps", "seed", "energy", "dE_dD"]
 
@@ -38,9 +38,7 @@ def energy_and_gradient(diameter: float, steps: int, seed: int, *, n: int = 128,
     tape.backward(loss=energy)
     d_diameters = model.particle_diameter.grad.numpy()[n // 2 :].sum()
     d_box = float(np.sum(model.box.grad.numpy()))  # both sides are L
-    side = packing_box_side(n, diameter)
-    d_side = side * diameter / (diameter**2 + 1.0)  # L = c*sqrt(D^2 + 1)
-    return float(energy.numpy()[0]), float(d_diameters + d_box * d_side)
+    return float(energy.numpy()[0]), float(d_diameters + d_box * packing_box_side_derivative(n, diameter))
 
 
 def run(out_dir="out", *, quick: bool = False, device=None) -> dict:

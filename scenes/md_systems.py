@@ -57,6 +57,11 @@ def packing_box_side(n: int, small_diameter: float, packing_fraction: float = 0.
     return math.sqrt((n / 2) * math.pi * (small_diameter**2 + 1.0) / 4.0 / packing_fraction)
 
 
+def packing_box_side_derivative(n: int, small_diameter: float, packing_fraction: float = 0.98) -> float:
+    """d(side)/d(small_diameter) of :func:`packing_box_side`: ``L D / (D^2 + 1)``."""
+    return packing_box_side(n, small_diameter, packing_fraction) * small_diameter / (small_diameter**2 + 1.0)
+
+
 def bidisperse_packing(
     n: int = 128,
     *,

@@ -10,7 +10,7 @@ import pytest
 
 from simulator import md
 from simulator.errors import SimulationDivergedError
-from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid
+from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid, packing_box_side, packing_box_side_derivative
 
 DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
@@ -209,3 +209,11 @@ def test_divergence_step_is_the_same_on_every_rollout_path():
             steps[name] = info.value.step
         assert steps["python"] > 32  # diverges after the first segment, so the offsets matter
         assert steps["replayed"] == steps["python"] and steps["checkpointed"] == steps["python"], steps
+
+
+@pytest.mark.parametrize("diameter", [0.1, 0.6, 0.85])
+def test_packing_box_side_derivative_matches_central_difference(diameter):
+    """The packing demo's chain rule dE/dD includes dE/dL * dL/dD; dL/dD against central differences."""
+    h = 1e-6
+    fd = (packing_box_side(128, diameter + h) - packing_box_side(128, diameter - h)) / (2 * h)
+    assert packing_box_side_derivative(128, diameter) == pytest.approx(fd, rel=1e-7)
