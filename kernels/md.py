@@ -44,13 +44,8 @@ def md_kernels(scalar):
     pot = potential_functions(scalar)
     min_image = neighbor_kernels(scalar).min_image
     inverse = neighbor_kernels(scalar).inverse
-
-    @wp.func
-    def wrap(x: vec3, box: vec3, periodic: int):
-        """Fold a position into [0, box) on every axis of a periodic box."""
-        if periodic == 0:
-            return x
-        return x - wp.cw_mul(box, vec3(wp.floor(x[0] / box[0]), wp.floor(x[1] / box[1]), wp.floor(x[2] / box[2])))
+    wrap = neighbor_kernels(scalar).wrap
+    wrap_shift = neighbor_kernels(scalar).wrap_shift
 
     def make_pair_kernels(energy_force, vjp, cut, single_type):
         """The pair-force kernel of one potential and its hand-written adjoint, specialised at build
@@ -75,19 +70,33 @@ def md_kernels(scalar):
             return i + 1 + k
 
         @wp.func
-        def pair_parameters(ti: int, di: scalar, j: int, particle_type: wp.array(dtype=int), particle_diameter: wp.array(dtype=scalar),
-                            pair_sigma: wp.array2d(dtype=scalar), sigma_from_diameter: int):
-            """The type pair (upper triangle) and sigma of particles i and j."""
-            ta = int(0)
-            tb = int(0)
+        def type_pair_parameters(ti: int, pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar),
+                                 pair_alpha: wp.array2d(dtype=scalar)):
+            """(epsilon, sigma, alpha) of the type pair (ti, ti): with one type, those of every pair,
+            read once per particle instead of once per pair."""
+            return vec3(pair_epsilon[ti, ti], pair_sigma[ti, ti], pair_alpha[ti, ti])
+
+        @wp.func
+        def pair_parameters(ti: int, di: scalar, j: int, own: vec3, particle_type: wp.array(dtype=int), particle_diameter: wp.array(dtype=scalar),
+                            pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar), pair_alpha: wp.array2d(dtype=scalar),
+                            sigma_from_diameter: int):
+            """The type pair (upper triangle) and epsilon, sigma, alpha of particles i and j
+            (``own``: :func:`type_pair_parameters` of i)."""
+            ta = ti
+            tb = ti
+            eps = own[0]
+            sig = own[1]
+            alpha = own[2]
             if wp.static(not single_type):
                 tj = particle_type[j]
                 ta = wp.min(ti, tj)
                 tb = wp.max(ti, tj)
-            sig = pair_sigma[ta, tb]
+                eps = pair_epsilon[ta, tb]
+                sig = pair_sigma[ta, tb]
+                alpha = pair_alpha[ta, tb]
             if sigma_from_diameter != 0:
                 sig = scalar(0.5) * (di + particle_diameter[j])
-            return ta, tb, sig
+            return ta, tb, eps, sig, alpha
 
         @wp.kernel(enable_backward=False)
         def pair_forces(
@@ -123,22 +132,24 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
+            own = type_pair_parameters(ti, pair_epsilon, pair_sigma, pair_alpha)
             force_i = vec3()
             for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
                 j = partner(i, k, all_pairs, neighbor_index)
                 d = min_image(xi - positions[j], b, inv_b, periodic)
                 r2 = wp.dot(d, d)
-                ta, tb, sig = pair_parameters(ti, di, j, particle_type, particle_diameter, pair_sigma, sigma_from_diameter)
+                ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
+                                                          pair_alpha, sigma_from_diameter)
                 u = scalar(0.0)
                 f_over_r = scalar(0.0)
                 if wp.static(cut):
                     # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
                     inside = r2 < rc2
-                    u, f_over_r = energy_force(wp.min(r2, rc2), pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
+                    u, f_over_r = energy_force(wp.min(r2, rc2), eps, sig, alpha, cutoff)
                     u = wp.where(inside, u, scalar(0.0))
                     f_over_r = wp.where(inside, f_over_r, scalar(0.0))
                 else:
-                    u, f_over_r = energy_force(r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff)
+                    u, f_over_r = energy_force(r2, eps, sig, alpha, cutoff)
                 f = f_over_r * d
                 force_i += f
                 wp.atomic_sub(forces, j, f)
@@ -189,6 +200,7 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
+            own = type_pair_parameters(ti, pair_epsilon, pair_sigma, pair_alpha)
             adj_fi = vec3()
             if (wanted & ADJ_FORCES) != 0:
                 adj_fi = adj_forces[i]
@@ -215,12 +227,13 @@ def md_kernels(scalar):
                 if wp.static(cut):
                     within = r2 < rc2
                 if within:
-                    ta, tb, sig = pair_parameters(ti, di, j, particle_type, particle_diameter, pair_sigma, sigma_from_diameter)
+                    ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
+                                                              pair_alpha, sigma_from_diameter)
                     adj_f = adj_fi
                     if (wanted & ADJ_FORCES) != 0:
                         adj_f = adj_fi - adj_forces[j]
                     adj_g = wp.dot(adj_f, d) + adj_w * r2
-                    g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, pair_epsilon[ta, tb], sig, pair_alpha[ta, tb], cutoff, adj_u, adj_g,
+                    g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, eps, sig, alpha, cutoff, adj_u, adj_g,
                                                                  wanted & GRAD_ALPHA)
                     adj_r2 = adj_r2 + adj_w * g
                     adj_d = g * adj_f + scalar(2.0) * adj_r2 * d
@@ -475,7 +488,7 @@ def md_kernels(scalar):
         adj_positions_out[i] = vec3(scalar(0.0))
         if periodic != 0:
             b = box[0]
-            wp.atomic_sub(adj_box, 0, wp.cw_mul(vec3(wp.floor(y[0] / b[0]), wp.floor(y[1] / b[1]), wp.floor(y[2] / b[2])), ay))
+            wp.atomic_sub(adj_box, 0, wp.cw_mul(wrap_shift(y, b, periodic), ay))
         av = adj_half_velocities_out[i] + ay * dt
         adj_half_velocities_out[i] = vec3(scalar(0.0))
         adj_positions_in[i] = adj_positions_in[i] + ay

@@ -30,6 +30,28 @@ def neighbor_kernels(scalar):
         return d - wp.cw_mul(box, vec3(wp.rint(d[0] * inv_box[0]), wp.rint(d[1] * inv_box[1]), wp.rint(d[2] * inv_box[2])))
 
     @wp.func
+    def fold_count(x: scalar, side: scalar):
+        """How many box sides to subtract from the coordinate x to fold it into [0, side): zero,
+        with no division, for the usual particle already inside."""
+        if x >= scalar(0.0) and x < side:
+            return scalar(0.0)
+        return wp.floor(x / side)
+
+    @wp.func
+    def wrap_shift(x: vec3, box: vec3, periodic: int):
+        """:func:`fold_count` per axis (zero in free space); ``wrap(x) = x - box * wrap_shift(x)``."""
+        if periodic == 0:
+            return vec3()
+        return vec3(fold_count(x[0], box[0]), fold_count(x[1], box[1]), fold_count(x[2], box[2]))
+
+    @wp.func
+    def wrap(x: vec3, box: vec3, periodic: int):
+        """Fold a position into [0, box) on every axis of a periodic box."""
+        if periodic == 0:
+            return x
+        return x - wp.cw_mul(box, wrap_shift(x, box, periodic))
+
+    @wp.func
     def inverse(box: vec3):
         return vec3(scalar(1.0) / box[0], scalar(1.0) / box[1], scalar(1.0) / box[2])
 
@@ -54,9 +76,7 @@ def neighbor_kernels(scalar):
         status: wp.array(dtype=int),
     ):
         """Put particle i into its cell; ``status[0] = 1`` if the cell overflows."""
-        x = positions[i]
-        if periodic != 0:
-            x = x - wp.cw_mul(box, vec3(wp.floor(x[0] / box[0]), wp.floor(x[1] / box[1]), wp.floor(x[2] / box[2])))
+        x = wrap(positions[i], box, periodic)
         c = wp.vec3i(
             cell_coord(x[0], origin[0], cell_width[0], ncell[0]),
             cell_coord(x[1], origin[1], cell_width[1], ncell[1]),
@@ -263,6 +283,8 @@ def neighbor_kernels(scalar):
     return SimpleNamespace(
         min_image=min_image,
         inverse=inverse,
+        wrap=wrap,
+        wrap_shift=wrap_shift,
         bin_particles=bin_particles,
         build_half_list=build_half_list,
         needs_rebuild=needs_rebuild,
