@@ -90,6 +90,21 @@ def neighbor_kernels(scalar):
             status[0] = 1
 
     @wp.func
+    def stencil_cell(c: int, n: int, periodic: int):
+        """A stencil cell index ``c`` (at most one box off) along one axis of ``n`` cells: the
+        cell (folded into [0, n) in a periodic box; left out of range in free space) and the
+        shift, in box sides (-1, 0 or 1), of the image of its particles that the stencil means."""
+        shift = scalar(0.0)
+        if periodic != 0:
+            if c >= n:
+                c = c - n
+                shift = scalar(1.0)
+            elif c < 0:
+                c = c + n
+                shift = scalar(-1.0)
+        return c, shift
+
+    @wp.func
     def list_partners(
         i: int,
         box: vec3,
@@ -106,42 +121,51 @@ def neighbor_kernels(scalar):
         neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """List the partners of particle i; ``status[0] = 1`` on overflow."""
+        """List the partners of particle i; ``status[0] = 1`` on overflow.
+
+        In a periodic box the image of a partner is known per stencil cell (the cell index
+        wrapped around the box or not), so the displacement needs no rounding per candidate;
+        only an axis with a single cell (``span`` 0) takes the minimum image per candidate."""
         xi = positions[i]
         inv_b = inverse(box)
         ci = particle_cell[i]
         capacity = neighbor_index.shape[1]
         r2max = search_radius * search_radius
+        image_x = periodic != 0 and span[0] == 0
+        image_y = periodic != 0 and span[1] == 0
+        image_z = periodic != 0 and span[2] == 0
         count = int(0)
         # half stencil: the own cell (pairs j > i) and the cell offsets after (0, 0, 0) in
         # lexicographic order (every pair of particles in different cells is seen once)
         for ox in range(0, span[0] + 1):
-            cx = ci[0] + ox
-            if periodic != 0:
-                cx = cx % ncell[0]
+            cx, sx = stencil_cell(ci[0] + ox, ncell[0], periodic)
             if cx < ncell[0]:
                 ylo = -span[1]
                 if ox == 0:
                     ylo = 0
                 for oy in range(ylo, span[1] + 1):
-                    cy = ci[1] + oy
-                    if periodic != 0:
-                        cy = (cy + ncell[1]) % ncell[1]
+                    cy, sy = stencil_cell(ci[1] + oy, ncell[1], periodic)
                     if cy >= 0 and cy < ncell[1]:
                         zlo = -span[2]
                         if ox == 0 and oy == 0:
                             zlo = 0
                         for oz in range(zlo, span[2] + 1):
-                            cz = ci[2] + oz
-                            if periodic != 0:
-                                cz = (cz + ncell[2]) % ncell[2]
+                            cz, sz = stencil_cell(ci[2] + oz, ncell[2], periodic)
                             if cz >= 0 and cz < ncell[2]:
                                 own = ox == 0 and oy == 0 and oz == 0
+                                # the displacement to the image x_j + box * shift is (x_i - box * shift) - x_j
+                                xs = xi - wp.cw_mul(box, vec3(sx, sy, sz))
                                 n = wp.min(cell_count[cx, cy, cz], cell_capacity)
                                 for k in range(n):
                                     j = cell_particles[cx, cy, cz, k]
                                     if j > i or not own:
-                                        d = min_image(xi - positions[j], box, inv_b, periodic)
+                                        d = xs - positions[j]
+                                        if image_x:
+                                            d = vec3(d[0] - box[0] * wp.rint(d[0] * inv_b[0]), d[1], d[2])
+                                        if image_y:
+                                            d = vec3(d[0], d[1] - box[1] * wp.rint(d[1] * inv_b[1]), d[2])
+                                        if image_z:
+                                            d = vec3(d[0], d[1], d[2] - box[2] * wp.rint(d[2] * inv_b[2]))
                                         if wp.dot(d, d) < r2max:
                                             if count < capacity:
                                                 neighbor_index[i, count] = j
