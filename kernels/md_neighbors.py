@@ -73,9 +73,11 @@ def neighbor_kernels(scalar):
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        cell_positions: wp.array4d(dtype=vec3),
         status: wp.array(dtype=int),
     ):
-        """Put particle i into its cell; ``status[0] = 1`` if the cell overflows."""
+        """Put particle i (index and position folded into the box) into its cell; ``status[0] =
+        1`` if the cell overflows."""
         x = wrap(positions[i], box, periodic)
         c = wp.vec3i(
             cell_coord(x[0], origin[0], cell_width[0], ncell[0]),
@@ -86,6 +88,7 @@ def neighbor_kernels(scalar):
         slot = wp.atomic_add(cell_count, c[0], c[1], c[2], 1)
         if slot < cell_capacity:
             cell_particles[c[0], c[1], c[2], slot] = i
+            cell_positions[c[0], c[1], c[2], slot] = x
         else:
             status[0] = 1
 
@@ -116,6 +119,7 @@ def neighbor_kernels(scalar):
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        cell_positions: wp.array4d(dtype=vec3),
         positions: wp.array(dtype=vec3),
         neighbor_count: wp.array(dtype=int),
         neighbor_index: wp.array2d(dtype=int),
@@ -123,10 +127,12 @@ def neighbor_kernels(scalar):
     ):
         """List the partners of particle i; ``status[0] = 1`` on overflow.
 
-        In a periodic box the image of a partner is known per stencil cell (the cell index
-        wrapped around the box or not), so the displacement needs no rounding per candidate;
-        only an axis with a single cell (``span`` 0) takes the minimum image per candidate."""
-        xi = positions[i]
+        Candidates are read from their cell's positions (folded into the box when binned, so
+        each lies in its cell), which makes the image of a partner known per stencil cell (the
+        cell index wrapped around the box or not): the displacement needs no rounding per
+        candidate. Only an axis with a single cell (``span`` 0) takes the minimum image per
+        candidate."""
+        xi = wrap(positions[i], box, periodic)
         inv_b = inverse(box)
         ci = particle_cell[i]
         capacity = neighbor_index.shape[1]
@@ -157,16 +163,16 @@ def neighbor_kernels(scalar):
                                 xs = xi - wp.cw_mul(box, vec3(sx, sy, sz))
                                 n = wp.min(cell_count[cx, cy, cz], cell_capacity)
                                 for k in range(n):
-                                    j = cell_particles[cx, cy, cz, k]
-                                    if j > i or not own:
-                                        d = xs - positions[j]
-                                        if image_x:
-                                            d = vec3(d[0] - box[0] * wp.rint(d[0] * inv_b[0]), d[1], d[2])
-                                        if image_y:
-                                            d = vec3(d[0], d[1] - box[1] * wp.rint(d[1] * inv_b[1]), d[2])
-                                        if image_z:
-                                            d = vec3(d[0], d[1], d[2] - box[2] * wp.rint(d[2] * inv_b[2]))
-                                        if wp.dot(d, d) < r2max:
+                                    d = xs - cell_positions[cx, cy, cz, k]
+                                    if image_x:
+                                        d = vec3(d[0] - box[0] * wp.rint(d[0] * inv_b[0]), d[1], d[2])
+                                    if image_y:
+                                        d = vec3(d[0], d[1] - box[1] * wp.rint(d[1] * inv_b[1]), d[2])
+                                    if image_z:
+                                        d = vec3(d[0], d[1], d[2] - box[2] * wp.rint(d[2] * inv_b[2]))
+                                    if wp.dot(d, d) < r2max:
+                                        j = cell_particles[cx, cy, cz, k]
+                                        if j > i or not own:
                                             if count < capacity:
                                                 neighbor_index[i, count] = j
                                             count += 1
@@ -190,11 +196,13 @@ def neighbor_kernels(scalar):
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        cell_positions: wp.array4d(dtype=vec3),
         status: wp.array(dtype=int),
     ):
         """Sort particles into the zeroed cells; ``status[0] = 1`` if a cell overflows."""
         i = wp.tid()
-        bin_particle(i, box[0], periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles, status)
+        bin_particle(i, box[0], periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles,
+                     cell_positions, status)
 
     @wp.kernel(enable_backward=False)
     def build_half_list(
@@ -209,6 +217,7 @@ def neighbor_kernels(scalar):
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        cell_positions: wp.array4d(dtype=vec3),
         # State in:
         positions: wp.array(dtype=vec3),
         # Out:
@@ -218,8 +227,8 @@ def neighbor_kernels(scalar):
     ):
         """List the partners of every particle; ``status[0] = 1`` on overflow."""
         i = wp.tid()
-        list_partners(i, box[0], periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, positions,
-                      neighbor_count, neighbor_index, status)
+        list_partners(i, box[0], periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, cell_positions,
+                      positions, neighbor_count, neighbor_index, status)
 
     @wp.kernel(enable_backward=False)
     def needs_rebuild(
@@ -267,6 +276,7 @@ def neighbor_kernels(scalar):
         particle_cell: wp.array(dtype=wp.vec3i),
         cell_count: wp.array3d(dtype=int),
         cell_particles: wp.array4d(dtype=int),
+        cell_positions: wp.array4d(dtype=vec3),
         neighbor_count: wp.array(dtype=int),
         neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
@@ -299,10 +309,11 @@ def neighbor_kernels(scalar):
                     for cz in range(cell_count.shape[2]):
                         cell_count[cx, cy, cz] = 0
             for i in range(n):
-                bin_particle(i, b, periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles, status)
+                bin_particle(i, b, periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles,
+                             cell_positions, status)
             for i in range(n):
-                list_partners(i, b, periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, positions,
-                              neighbor_count, neighbor_index, status)
+                list_partners(i, b, periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles,
+                              cell_positions, positions, neighbor_count, neighbor_index, status)
 
     return SimpleNamespace(
         min_image=min_image,

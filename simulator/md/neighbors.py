@@ -69,7 +69,7 @@ class NeighborList:
         self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
         self._status = wp.zeros(4, dtype=wp.int32, device=model.device)
         self._grid_args = None  # (origin, width, ncell, span) of the last build
-        self._cells = None  # (particle_cell, cell_count, cell_particles) of the last build
+        self._cells = None  # (particle_cell, cell_count, cell_particles, cell_positions) of the last build
         self._on_device = False  # see begin_device_updates
         self._device_buffers = None
         if self.capacity < 1:
@@ -252,17 +252,18 @@ class NeighborList:
             # the cell arrays are only read by the list build (never by a recorded launch): reuse them
             shape = (*(int(c) for c in ncell), self._cell_capacity)
             if self._cells is not None and self._cells[2].shape == shape:
-                particle_cell, cell_count, cell_particles = self._cells
+                particle_cell, cell_count, cell_particles, cell_positions = self._cells
                 cell_count.zero_()
             else:
                 cell_count = wp.zeros(shape[:3], dtype=wp.int32, device=m.device)
                 cell_particles = wp.zeros(shape, dtype=wp.int32, device=m.device)
+                cell_positions = wp.zeros(shape, dtype=p.vec3, device=m.device)
                 particle_cell = wp.zeros(m.particle_count, dtype=wp.vec3i, device=m.device)
             wp.launch(
                 self._kernels.bin_particles,
                 dim=m.particle_count,
                 inputs=[m.box, int(m.periodic), p.vec3(*origin), p.vec3(*width), wp.vec3i(*ncell), self._cell_capacity, positions],
-                outputs=[particle_cell, cell_count, cell_particles, self._status],
+                outputs=[particle_cell, cell_count, cell_particles, cell_positions, self._status],
                 device=m.device,
                 record_tape=False,
             )
@@ -287,6 +288,7 @@ class NeighborList:
                     particle_cell,
                     cell_count,
                     cell_particles,
+                    cell_positions,
                     positions,
                 ],
                 outputs=[count, index, self._status],
@@ -301,7 +303,7 @@ class NeighborList:
             self.capacity = new_capacity
         self.neighbor_count, self.neighbor_index = count, index
         self._grid_args = (origin, width, ncell, span)
-        self._cells = (particle_cell, cell_count, cell_particles)
+        self._cells = (particle_cell, cell_count, cell_particles, cell_positions)
         self._positions_ref = wp.array(positions_host, dtype=p.vec3, device=m.device)
         self._box_ref = wp.array(m.box.numpy(), dtype=p.vec3, device=m.device)
         self.rebuild_count += 1

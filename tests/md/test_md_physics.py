@@ -111,6 +111,32 @@ def test_neighbor_list_energy_equals_all_pairs(case):
     assert nl.rebuild_count >= 2
 
 
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_neighbor_list_finds_pairs_across_the_box_face(precision):
+    """A wrap in float32 can leave a particle exactly on the upper face (x = L: -1e-8 + L rounds
+    to L); the list bins it into the first cell and must still pair it with particles on both
+    sides of the face, with the same energy as the all-pairs sum."""
+    side = 10.0
+    builder = md.ParticleBuilder(dim=3, box=side)
+    rng = np.random.default_rng(4)
+    pos = lattice_positions(64, side, 3) + rng.uniform(-0.2, 0.2, (64, 3))
+    builder.add_particles(pos)
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE, precision=precision)
+    state = model.state()
+    x = state.positions.numpy()
+    x[0] = (side, 5.0, 5.0)  # on the face itself: after folding, in cell 0
+    x[1] = (0.9, 5.0, 5.1)  # across the face (distance ~0.9)
+    x[2] = (side - 0.95, 5.1, 5.0)  # on the same side (distance ~0.95)
+    state.positions.assign(x)
+    assert state.positions.numpy()[0, 0] == side
+    nl = md.NeighborList(model, skin=0.3)
+    e_list = float(md.potential_energy(model, state, nl).numpy()[0])
+    e_all = float(md.potential_energy(model, state, None).numpy()[0])
+    listed = {(i, int(j)) for i, (c, row) in enumerate(zip(nl.neighbor_count.numpy(), nl.neighbor_index.numpy())) for j in row[:c]}
+    assert {(0, 1), (1, 0)} & listed and {(0, 2), (2, 0)} & listed
+    assert e_list == pytest.approx(e_all, rel=1e-6 if precision == "float32" else 1e-12)
+
+
 def test_neighbor_list_overflow_resizes_and_logs(caplog):
     model, state = lj_fluid(256, density=0.8, device=DEVICE)
     nl = md.NeighborList(model, capacity=2, cell_capacity=1)
