@@ -1,6 +1,7 @@
 """Cell-list neighbor search for molecular dynamics (not differentiable: integer outputs).
 
-A *half* Verlet list: every pair within ``cutoff + skin`` at build time appears once, under one
+A *half* Verlet list: every pair within ``cutoff + skin`` (a soft sphere: ``sigma_ij + skin``) at
+build time appears once, under one
 of its two particles (j > i within a cell; between cells, under the particle whose cell comes
 first in a half stencil); particle i's partners are stored in ``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting
 past the capacity, so the caller can detect an overflow, resize and rebuild.
@@ -15,6 +16,13 @@ import functools
 from types import SimpleNamespace
 
 import warp as wp
+
+# how far apart a pair may be listed (``pair_range``): the search radius (cutoff + skin) for every
+# pair, or sigma_ij + skin for a potential that vanishes beyond sigma_ij (the soft sphere), with
+# sigma_ij = (d_i + d_j) / 2 or from the type pair's sigma
+RANGE_CUTOFF = wp.constant(0)
+RANGE_DIAMETERS = wp.constant(1)
+RANGE_TYPE_SIGMA = wp.constant(2)
 
 
 @functools.cache
@@ -108,11 +116,40 @@ def neighbor_kernels(scalar):
         return c, shift
 
     @wp.func
+    def within_pair_range(
+        r2: scalar,
+        i: int,
+        j: int,
+        pair_range: int,
+        skin: scalar,
+        particle_type: wp.array(dtype=int),
+        particle_diameter: wp.array(dtype=scalar),
+        pair_sigma: wp.array2d(dtype=scalar),
+    ):
+        """Whether a pair at squared distance r2 (inside the search radius) belongs in the list."""
+        if pair_range == RANGE_CUTOFF:
+            return True
+        sigma = scalar(0.0)
+        if pair_range == RANGE_DIAMETERS:
+            sigma = scalar(0.5) * (particle_diameter[i] + particle_diameter[j])
+        else:
+            ti = particle_type[i]
+            tj = particle_type[j]
+            sigma = pair_sigma[wp.min(ti, tj), wp.max(ti, tj)]
+        reach = sigma + skin
+        return r2 < reach * reach
+
+    @wp.func
     def list_partners(
         i: int,
         box: vec3,
         periodic: int,
         search_radius: scalar,
+        pair_range: int,
+        skin: scalar,
+        particle_type: wp.array(dtype=int),
+        particle_diameter: wp.array(dtype=scalar),
+        pair_sigma: wp.array2d(dtype=scalar),
         ncell: wp.vec3i,
         span: wp.vec3i,
         cell_capacity: int,
@@ -125,7 +162,8 @@ def neighbor_kernels(scalar):
         neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """List the partners of particle i; ``status[0] = 1`` on overflow.
+        """List the partners of particle i within the search radius (``pair_range``: or within
+        sigma_ij + skin); ``status[0] = 1`` on overflow.
 
         Candidates are read from their cell's positions (folded into the box when binned, so
         each lies in its cell), which makes the image of a partner known per stencil cell (the
@@ -170,9 +208,12 @@ def neighbor_kernels(scalar):
                                         d = vec3(d[0], d[1] - box[1] * wp.rint(d[1] * inv_b[1]), d[2])
                                     if image_z:
                                         d = vec3(d[0], d[1], d[2] - box[2] * wp.rint(d[2] * inv_b[2]))
-                                    if wp.dot(d, d) < r2max:
+                                    r2 = wp.dot(d, d)
+                                    if r2 < r2max:
                                         j = cell_particles[cx, cy, cz, k]
-                                        if j > i or not own:
+                                        if (j > i or not own) and within_pair_range(
+                                            r2, i, j, pair_range, skin, particle_type, particle_diameter, pair_sigma
+                                        ):
                                             if count < capacity:
                                                 neighbor_index[i, count] = j
                                             count += 1
@@ -210,6 +251,11 @@ def neighbor_kernels(scalar):
         box: wp.array(dtype=vec3),
         periodic: int,
         search_radius: scalar,
+        pair_range: int,
+        skin: scalar,
+        particle_type: wp.array(dtype=int),
+        particle_diameter: wp.array(dtype=scalar),
+        pair_sigma: wp.array2d(dtype=scalar),
         # Grid:
         ncell: wp.vec3i,
         span: wp.vec3i,
@@ -227,8 +273,9 @@ def neighbor_kernels(scalar):
     ):
         """List the partners of every particle; ``status[0] = 1`` on overflow."""
         i = wp.tid()
-        list_partners(i, box[0], periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles, cell_positions,
-                      positions, neighbor_count, neighbor_index, status)
+        list_partners(i, box[0], periodic, search_radius, pair_range, skin, particle_type, particle_diameter, pair_sigma, ncell, span,
+                      cell_capacity, particle_cell, cell_count, cell_particles, cell_positions, positions, neighbor_count, neighbor_index,
+                      status)
 
     @wp.kernel(enable_backward=False)
     def needs_rebuild(
@@ -261,6 +308,11 @@ def neighbor_kernels(scalar):
         periodic: int,
         half_skin: scalar,
         search_radius: scalar,
+        pair_range: int,
+        skin: scalar,
+        particle_type: wp.array(dtype=int),
+        particle_diameter: wp.array(dtype=scalar),
+        pair_sigma: wp.array2d(dtype=scalar),
         # Grid:
         origin: vec3,
         cell_width: vec3,
@@ -312,8 +364,9 @@ def neighbor_kernels(scalar):
                 bin_particle(i, b, periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles,
                              cell_positions, status)
             for i in range(n):
-                list_partners(i, b, periodic, search_radius, ncell, span, cell_capacity, particle_cell, cell_count, cell_particles,
-                              cell_positions, positions, neighbor_count, neighbor_index, status)
+                list_partners(i, b, periodic, search_radius, pair_range, skin, particle_type, particle_diameter, pair_sigma, ncell, span,
+                              cell_capacity, particle_cell, cell_count, cell_particles, cell_positions, positions, neighbor_count,
+                              neighbor_index, status)
 
     return SimpleNamespace(
         min_image=min_image,

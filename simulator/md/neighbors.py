@@ -1,8 +1,9 @@
 """Verlet neighbor lists built from a cell list, with a skin and automatic rebuild.
 
-The list holds every pair within ``cutoff + skin`` at build time. It stays exact (it contains
-every pair within ``cutoff``) while no particle has moved more than ``skin / 2`` and the box is
-unchanged; :meth:`NeighborList.update` checks that on the device and rebuilds when needed.
+The list holds every pair within ``cutoff + skin`` at build time (for the soft sphere, which
+vanishes beyond each pair's sigma_ij: within ``sigma_ij + skin``, so a polydisperse packing lists
+only the pairs that can touch). It stays exact (it contains every pair within ``cutoff``, or
+``sigma_ij``) while no particle has moved more than ``skin / 2`` and the box is unchanged; :meth:`NeighborList.update` checks that on the device and rebuilds when needed.
 
 Each rebuild writes *new* arrays, never the ones a recorded force launch already read, so a
 ``wp.Tape`` replays every step's adjoint with the list that step used. Capacities (neighbors per
@@ -19,7 +20,8 @@ import numpy as np
 import warp as wp
 
 from ..errors import check_nonnegative
-from ..kernels.md_neighbors import neighbor_kernels
+from ..kernels.md_neighbors import RANGE_CUTOFF, RANGE_DIAMETERS, RANGE_TYPE_SIGMA, neighbor_kernels
+from ..kernels.md_potentials import SOFT_SPHERE
 
 logger = logging.getLogger("simulator.md")
 
@@ -30,6 +32,16 @@ class NonFinitePositionsError(ValueError):
     def __init__(self, message: str, *, particle: int):
         super().__init__(message)
         self.particle = particle
+
+
+def _pair_range(model) -> int:
+    """How far a pair may be listed (see ``kernels.md_neighbors``): the soft sphere vanishes beyond
+    its sigma_ij, so its pairs need only sigma_ij + skin."""
+    if model.potential.kind != SOFT_SPHERE:
+        return int(RANGE_CUTOFF)
+    if model.potential.sigma_from_diameters:
+        return int(RANGE_DIAMETERS)
+    return int(RANGE_TYPE_SIGMA) if model.pair_sigma.shape[0] > 1 else int(RANGE_CUTOFF)
 
 
 class NeighborList:
@@ -52,6 +64,7 @@ class NeighborList:
         self.model = model
         self.skin = float(check_nonnegative("skin", skin))
         self.search_radius = model.cutoff + self.skin
+        self._pair_range = _pair_range(model)
         self._kernels = neighbor_kernels(model.precision.scalar)
         n = model.particle_count
         density = n / max(model.volume(), 1e-30)
@@ -185,12 +198,17 @@ class NeighborList:
         wp.launch(
             self._kernels.rebuild_if_moved,
             dim=1,
-            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), p.scalar(self.search_radius), p.vec3(*origin), p.vec3(*width),
-                    wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity, positions, self._box_ref, self._positions_ref],
+            inputs=[m.box, int(m.periodic), p.scalar(0.5 * self.skin), p.scalar(self.search_radius), *self._range_args(), p.vec3(*origin),
+                    p.vec3(*width), wp.vec3i(*ncell), wp.vec3i(*span), self._cell_capacity, positions, self._box_ref, self._positions_ref],
             outputs=[*self._cells, self.neighbor_count, self.neighbor_index, self._status],
             device=m.device,
             record_tape=False,
         )
+
+    def _range_args(self) -> list:
+        """The list kernels' per-pair range arguments (``pair_range`` to ``pair_sigma``)."""
+        m = self.model
+        return [self._pair_range, m.precision.scalar(self.skin), m.particle_type, m.particle_diameter, m.pair_sigma]
 
     def _needs_rebuild(self, positions: wp.array) -> bool:
         m = self.model
@@ -282,6 +300,7 @@ class NeighborList:
                     m.box,
                     int(m.periodic),
                     p.scalar(self.search_radius),
+                    *self._range_args(),
                     wp.vec3i(*ncell),
                     wp.vec3i(*span),
                     self._cell_capacity,
@@ -309,5 +328,5 @@ class NeighborList:
         self.rebuild_count += 1
 
     def pair_count(self) -> int:
-        """Number of listed pairs (within cutoff + skin at the last build)."""
+        """Number of listed pairs (within cutoff + skin, or sigma_ij + skin, at the last build)."""
         return int(self.neighbor_count.numpy().sum()) if self.neighbor_count is not None else 0

@@ -111,6 +111,45 @@ def test_neighbor_list_energy_equals_all_pairs(case):
     assert nl.rebuild_count >= 2
 
 
+@pytest.mark.parametrize("sigma_from", ["diameters", "types"])
+def test_soft_sphere_list_holds_exactly_the_pairs_within_sigma_plus_skin(sigma_from):
+    """The soft sphere vanishes beyond sigma_ij, so its list holds the pairs within sigma_ij + skin
+    (fewer than within the largest sigma + skin), checked against a brute-force numpy search, and
+    its energy still equals the all-pairs sum."""
+    rng = np.random.default_rng(5)
+    n, side, skin = 160, 9.0, 0.2
+    pos = rng.uniform(0.0, side, (n, 2))
+    small = np.arange(n) % 2 == 1
+    builder = md.ParticleBuilder(dim=2, box=side)
+    if sigma_from == "diameters":
+        builder.add_particles(pos[~small], diameter=1.2)
+        builder.add_particles(pos[small], diameter=0.5)
+        potential = md.SoftSphere(sigma_from_diameters=True)
+    else:
+        builder.add_particles(pos[~small], type=0)
+        builder.add_particles(pos[small], type=1)
+        potential = md.SoftSphere(sigma=[[1.2, 0.85], [0.85, 0.5]])
+    model = builder.finalize(potential, device=DEVICE, precision="float64")
+    state = model.state()
+    nl = md.NeighborList(model, skin=skin)
+    e_list = float(md.potential_energy(model, state, nl).numpy()[0])
+    e_all = float(md.potential_energy(model, state, None).numpy()[0])
+    assert e_all > 0.0 and e_list == pytest.approx(e_all, rel=1e-12)
+
+    x = state.positions.numpy()[:, :2]
+    is_small = np.r_[np.zeros(n - small.sum(), bool), np.ones(small.sum(), bool)]
+    sigma = np.where(is_small, 0.5, 1.2)
+    sigma_ij = 0.5 * (sigma[:, None] + sigma[None, :])  # also the types' cross sigma (0.85)
+    d = x[:, None, :] - x[None, :, :]
+    d -= side * np.round(d / side)
+    r = np.sqrt((d**2).sum(-1))
+    expected = {(i, j) for i in range(n) for j in range(i + 1, n) if r[i, j] < sigma_ij[i, j] + skin}
+    listed = {tuple(sorted((i, int(j)))) for i, (c, row) in enumerate(zip(nl.neighbor_count.numpy(), nl.neighbor_index.numpy()))
+              for j in row[:c]}
+    assert listed == expected
+    assert len(expected) < np.sum(np.triu(r < 1.2 + skin, 1))  # the largest sigma would list more
+
+
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 def test_neighbor_list_finds_pairs_across_the_box_face(precision):
     """A wrap in float32 can leave a particle exactly on the upper face (x = L: -1e-8 + L rounds
