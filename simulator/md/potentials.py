@@ -152,7 +152,9 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         int(compute_energy),
     ]
     outputs = [forces_out, energy_out, virial_out]
-    key = (model.potential.kind, model.pair_epsilon.shape[0] == 1)  # kernels specialised per potential and for one type
+    # kernels specialised per potential, for one type, and for one type with a fixed sigma
+    single_type = model.pair_epsilon.shape[0] == 1
+    key = (model.potential.kind, single_type, single_type and not model.potential.sigma_from_diameters)
     wp.launch(kernels.pair_forces[key], dim=model.particle_count, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
     tape = active_tape()
     if tape is not None:

@@ -71,7 +71,8 @@ def _weighted_pair_sums(forces: wp.array(dtype=wp.vec3d), energy: wp.array(dtype
     md.Morse(epsilon=[[5.0, 4.0], [4.0, 3.0]], sigma=[[1.0, 1.1], [1.1, 1.2]], alpha=[[4.0, 5.0], [5.0, 3.0]], cutoff=2.5),
     md.SoftSphere(epsilon=[[1.0, 2.0], [2.0, 1.5]], sigma=[[2.0, 2.2], [2.2, 2.1]], alpha=[[2.0, 2.5], [2.5, 3.0]]),
     md.SoftSphere(alpha=2.5, sigma_from_diameters=True),
-], ids=["lj", "morse", "soft_sphere", "soft_sphere_diameters"])
+    md.LennardJones(epsilon=0.9, cutoff=2.5, sigma_from_diameters=True),
+], ids=["lj", "morse", "soft_sphere", "soft_sphere_diameters", "lj_diameters"])
 @pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "free"])
 @pytest.mark.parametrize("types", [1, 2], ids=["one_type", "two_types"])
 def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodic, types):
@@ -81,7 +82,8 @@ def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodi
     from_diameters = potential.sigma_from_diameters
     if types == 1:  # the same functional form with scalar parameters
         potential = dataclasses.replace(potential, **{k: float(np.asarray(getattr(potential, k)).flat[-1]) for k in ("epsilon", "sigma", "alpha")})
-    model = lj_system(potential=potential, types=types, density=1.2 if from_diameters else 0.3, periodic=periodic)
+    dense = from_diameters and potential.name == "soft_sphere"  # contacts need a dense packing
+    model = lj_system(potential=potential, types=types, density=1.2 if dense else 0.3, periodic=periodic)
     assert model.pair_epsilon.shape == (types, types)
     state = model.state()
     nl = md.NeighborList(model)
