@@ -75,8 +75,8 @@ def md_kernels(scalar):
         @wp.func
         def type_pair_parameters(ti: int, pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar),
                                  pair_alpha: wp.array2d(dtype=scalar)):
-            """(epsilon, sigma, alpha) of the type pair (ti, ti): with one type, those of every pair,
-            read once per particle instead of once per pair."""
+            """(epsilon, sigma, alpha) of the type pair (ti, ti): with one type (ti = 0), those of
+            every pair, read once per thread instead of once per pair."""
             return vec3(pair_epsilon[ti, ti], pair_sigma[ti, ti], pair_alpha[ti, ti])
 
         @wp.func
@@ -121,6 +121,7 @@ def md_kernels(scalar):
             # State in:
             positions: wp.array(dtype=vec3),
             compute_energy: int,
+            chunk: int,
             # State out (accumulated):
             forces: wp.array(dtype=vec3),
             energy: wp.array(dtype=scalar),
@@ -128,39 +129,41 @@ def md_kernels(scalar):
         ):
             """Forces [energy/length]; with ``compute_energy``, per-particle energy (each pair
             counted once, on the particle that lists it) and virial ``r_ij . f_ij`` [energy]."""
-            i = wp.tid()
+            t = wp.tid()
             n_particles = positions.shape[0]
-            xi = positions[i]
-            ti = particle_type[i]
-            di = particle_diameter[i]
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            own = type_pair_parameters(ti, pair_epsilon, pair_sigma, pair_alpha)
-            force_i = vec3()
-            for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
-                j = partner(i, k, all_pairs, neighbor_index)
-                d = min_image(xi - positions[j], b, inv_b, periodic)
-                r2 = wp.dot(d, d)
-                ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
-                                                          pair_alpha, sigma_from_diameter)
-                u = scalar(0.0)
-                f_over_r = scalar(0.0)
-                if wp.static(cut):
-                    # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
-                    inside = r2 < rc2
-                    u, f_over_r = energy_force(wp.min(r2, rc2), eps, sig, alpha, cutoff)
-                    u = wp.where(inside, u, scalar(0.0))
-                    f_over_r = wp.where(inside, f_over_r, scalar(0.0))
-                else:
-                    u, f_over_r = energy_force(r2, eps, sig, alpha, cutoff)
-                f = f_over_r * d
-                force_i += f
-                wp.atomic_sub(forces, j, f)
-                if compute_energy != 0:
-                    wp.atomic_add(energy, i, u)
-                    wp.atomic_add(virial, i, f_over_r * r2)
-            wp.atomic_add(forces, i, force_i)
+            own = type_pair_parameters(0, pair_epsilon, pair_sigma, pair_alpha)
+            # a chunk of particles per thread (the whole system on the CPU): the setup above once per chunk
+            for i in range(t * chunk, wp.min(n_particles, (t + 1) * chunk)):
+                xi = positions[i]
+                ti = particle_type[i]
+                di = particle_diameter[i]
+                force_i = vec3()
+                for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
+                    j = partner(i, k, all_pairs, neighbor_index)
+                    d = min_image(xi - positions[j], b, inv_b, periodic)
+                    r2 = wp.dot(d, d)
+                    ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
+                                                              pair_alpha, sigma_from_diameter)
+                    u = scalar(0.0)
+                    f_over_r = scalar(0.0)
+                    if wp.static(cut):
+                        # branch-free: listed pairs beyond the cutoff get a zero weight (no mispredictions)
+                        inside = r2 < rc2
+                        u, f_over_r = energy_force(wp.min(r2, rc2), eps, sig, alpha, cutoff)
+                        u = wp.where(inside, u, scalar(0.0))
+                        f_over_r = wp.where(inside, f_over_r, scalar(0.0))
+                    else:
+                        u, f_over_r = energy_force(r2, eps, sig, alpha, cutoff)
+                    f = f_over_r * d
+                    force_i += f
+                    wp.atomic_sub(forces, j, f)
+                    if compute_energy != 0:
+                        wp.atomic_add(energy, i, u)
+                        wp.atomic_add(virial, i, f_over_r * r2)
+                wp.atomic_add(forces, i, force_i)
 
         @wp.kernel(enable_backward=False)
         def pair_forces_adjoint(
@@ -179,6 +182,7 @@ def md_kernels(scalar):
             neighbor_index: wp.array2d(dtype=int),
             positions: wp.array(dtype=vec3),
             compute_energy: int,
+            chunk: int,
             # Adjoints of its outputs (read only where ``wanted`` has ADJ_FORCES / ADJ_ENERGY / ADJ_VIRIAL):
             adj_forces: wp.array(dtype=vec3),
             adj_energy: wp.array(dtype=scalar),
@@ -196,83 +200,85 @@ def md_kernels(scalar):
             d = x_i - x_j - box * n (n the integer image shift): adj_g = adj_f . d + adj_virial r^2,
             adj_d = g adj_f + 2 adj_r2 d (adj_r2 from the potential's VJP plus adj_virial g),
             x_i += adj_d, x_j -= adj_d, box -= adj_d * n."""
-            i = wp.tid()
+            t = wp.tid()
             n_particles = positions.shape[0]
-            xi = positions[i]
-            ti = particle_type[i]
-            di = particle_diameter[i]
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            own = type_pair_parameters(ti, pair_epsilon, pair_sigma, pair_alpha)
-            adj_fi = vec3()
-            if (wanted & ADJ_FORCES) != 0:
-                adj_fi = adj_forces[i]
-            adj_u = scalar(0.0)
-            adj_w = scalar(0.0)
-            if compute_energy != 0:
-                if (wanted & ADJ_ENERGY) != 0:
-                    adj_u = adj_energy[i]
-                if (wanted & ADJ_VIRIAL) != 0:
-                    adj_w = adj_virial[i]
-            adj_xi = vec3()
-            adj_di = scalar(0.0)
-            adj_b = vec3()
-            adj_type_pair = vec3()  # single type: (epsilon, sigma, alpha) adjoints of entry [0, 0]
-            for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
-                j = partner(i, k, all_pairs, neighbor_index)
-                dx = xi - positions[j]
-                shift = vec3()
-                if periodic != 0:
-                    shift = vec3(wp.rint(dx[0] * inv_b[0]), wp.rint(dx[1] * inv_b[1]), wp.rint(dx[2] * inv_b[2]))
-                d = dx - wp.cw_mul(b, shift)  # = min_image(dx)
-                r2 = wp.dot(d, d)
-                within = True
-                if wp.static(cut):
-                    within = r2 < rc2
-                if within:
-                    ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
-                                                              pair_alpha, sigma_from_diameter)
-                    adj_f = adj_fi
-                    if (wanted & ADJ_FORCES) != 0:
-                        adj_f = adj_fi - adj_forces[j]
-                    adj_g = wp.dot(adj_f, d) + adj_w * r2
-                    g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, eps, sig, alpha, cutoff, adj_u, adj_g,
-                                                                 wanted & GRAD_ALPHA)
-                    adj_r2 = adj_r2 + adj_w * g
-                    adj_d = g * adj_f + scalar(2.0) * adj_r2 * d
-                    adj_xi += adj_d
-                    if (wanted & GRAD_POSITIONS) != 0:
-                        wp.atomic_sub(adj_positions, j, adj_d)
-                    adj_b -= wp.cw_mul(adj_d, shift)
-                    if sigma_from_diameter != 0:
-                        adj_di += scalar(0.5) * adj_sig
-                        if (wanted & GRAD_DIAMETER) != 0:
-                            wp.atomic_add(adj_particle_diameter, j, scalar(0.5) * adj_sig)
-                        adj_sig = scalar(0.0)
-                    if wp.static(single_type):
-                        # every pair adds to entry [0, 0]: sum in registers, add once per particle
-                        adj_type_pair += vec3(adj_eps, adj_sig, adj_alpha)
-                    else:
-                        if (wanted & GRAD_EPSILON) != 0:
-                            wp.atomic_add(adj_pair_epsilon, ta, tb, adj_eps)
-                        if (wanted & GRAD_ALPHA) != 0:
-                            wp.atomic_add(adj_pair_alpha, ta, tb, adj_alpha)
-                        if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
-                            wp.atomic_add(adj_pair_sigma, ta, tb, adj_sig)
-            if (wanted & GRAD_POSITIONS) != 0:
-                wp.atomic_add(adj_positions, i, adj_xi)
-            if wp.static(single_type):
-                if (wanted & GRAD_EPSILON) != 0:
-                    wp.atomic_add(adj_pair_epsilon, 0, 0, adj_type_pair[0])
-                if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
-                    wp.atomic_add(adj_pair_sigma, 0, 0, adj_type_pair[1])
-                if (wanted & GRAD_ALPHA) != 0:
-                    wp.atomic_add(adj_pair_alpha, 0, 0, adj_type_pair[2])
-            if (wanted & GRAD_DIAMETER) != 0:
-                wp.atomic_add(adj_particle_diameter, i, adj_di)
-            if (wanted & GRAD_BOX) != 0 and periodic != 0:
-                wp.atomic_add(adj_box, 0, adj_b)
+            own = type_pair_parameters(0, pair_epsilon, pair_sigma, pair_alpha)
+            # a chunk of particles per thread (the whole system on the CPU): the setup above once per chunk
+            for i in range(t * chunk, wp.min(n_particles, (t + 1) * chunk)):
+                xi = positions[i]
+                ti = particle_type[i]
+                di = particle_diameter[i]
+                adj_fi = vec3()
+                if (wanted & ADJ_FORCES) != 0:
+                    adj_fi = adj_forces[i]
+                adj_u = scalar(0.0)
+                adj_w = scalar(0.0)
+                if compute_energy != 0:
+                    if (wanted & ADJ_ENERGY) != 0:
+                        adj_u = adj_energy[i]
+                    if (wanted & ADJ_VIRIAL) != 0:
+                        adj_w = adj_virial[i]
+                adj_xi = vec3()
+                adj_di = scalar(0.0)
+                adj_b = vec3()
+                adj_type_pair = vec3()  # single type: (epsilon, sigma, alpha) adjoints of entry [0, 0]
+                for k in range(partner_count(i, all_pairs, n_particles, neighbor_count, neighbor_index)):
+                    j = partner(i, k, all_pairs, neighbor_index)
+                    dx = xi - positions[j]
+                    shift = vec3()
+                    if periodic != 0:
+                        shift = vec3(wp.rint(dx[0] * inv_b[0]), wp.rint(dx[1] * inv_b[1]), wp.rint(dx[2] * inv_b[2]))
+                    d = dx - wp.cw_mul(b, shift)  # = min_image(dx)
+                    r2 = wp.dot(d, d)
+                    within = True
+                    if wp.static(cut):
+                        within = r2 < rc2
+                    if within:
+                        ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
+                                                                  pair_alpha, sigma_from_diameter)
+                        adj_f = adj_fi
+                        if (wanted & ADJ_FORCES) != 0:
+                            adj_f = adj_fi - adj_forces[j]
+                        adj_g = wp.dot(adj_f, d) + adj_w * r2
+                        g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, eps, sig, alpha, cutoff, adj_u, adj_g,
+                                                                     wanted & GRAD_ALPHA)
+                        adj_r2 = adj_r2 + adj_w * g
+                        adj_d = g * adj_f + scalar(2.0) * adj_r2 * d
+                        adj_xi += adj_d
+                        if (wanted & GRAD_POSITIONS) != 0:
+                            wp.atomic_sub(adj_positions, j, adj_d)
+                        adj_b -= wp.cw_mul(adj_d, shift)
+                        if sigma_from_diameter != 0:
+                            adj_di += scalar(0.5) * adj_sig
+                            if (wanted & GRAD_DIAMETER) != 0:
+                                wp.atomic_add(adj_particle_diameter, j, scalar(0.5) * adj_sig)
+                            adj_sig = scalar(0.0)
+                        if wp.static(single_type):
+                            # every pair adds to entry [0, 0]: sum in registers, add once per particle
+                            adj_type_pair += vec3(adj_eps, adj_sig, adj_alpha)
+                        else:
+                            if (wanted & GRAD_EPSILON) != 0:
+                                wp.atomic_add(adj_pair_epsilon, ta, tb, adj_eps)
+                            if (wanted & GRAD_ALPHA) != 0:
+                                wp.atomic_add(adj_pair_alpha, ta, tb, adj_alpha)
+                            if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                                wp.atomic_add(adj_pair_sigma, ta, tb, adj_sig)
+                if (wanted & GRAD_POSITIONS) != 0:
+                    wp.atomic_add(adj_positions, i, adj_xi)
+                if wp.static(single_type):
+                    if (wanted & GRAD_EPSILON) != 0:
+                        wp.atomic_add(adj_pair_epsilon, 0, 0, adj_type_pair[0])
+                    if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                        wp.atomic_add(adj_pair_sigma, 0, 0, adj_type_pair[1])
+                    if (wanted & GRAD_ALPHA) != 0:
+                        wp.atomic_add(adj_pair_alpha, 0, 0, adj_type_pair[2])
+                if (wanted & GRAD_DIAMETER) != 0:
+                    wp.atomic_add(adj_particle_diameter, i, adj_di)
+                if (wanted & GRAD_BOX) != 0 and periodic != 0:
+                    wp.atomic_add(adj_box, 0, adj_b)
 
         return pair_forces, pair_forces_adjoint
 

@@ -117,6 +117,16 @@ class ParticleModel:
             "box": self.box,
         }
 
+    def thread_layout(self) -> tuple[int, int]:
+        """``(threads, particles per thread)`` for the per-particle kernels that loop over a chunk:
+        the whole system on one thread on the CPU (Warp runs a CPU kernel on one thread anyway,
+        so the per-thread setup then runs once, not once per particle), one particle per thread
+        on a GPU."""
+        n = self.particle_count
+        if self.device.is_cpu:
+            return min(n, 1), max(n, 1)
+        return n, 1
+
     def box_sides(self) -> np.ndarray:
         """Current box sides [length], ``(dim,)``."""
         return self.box.numpy()[0][: self.dim].astype(np.float64)

@@ -150,12 +150,13 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         index,
         positions,
         int(compute_energy),
+        model.thread_layout()[1],
     ]
     outputs = [forces_out, energy_out, virial_out]
     # kernels specialised per potential, for one type, and for one type with a fixed sigma
     single_type = model.pair_epsilon.shape[0] == 1
     key = (model.potential.kind, single_type, single_type and not model.potential.sigma_from_diameters)
-    wp.launch(kernels.pair_forces[key], dim=model.particle_count, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
+    wp.launch(kernels.pair_forces[key], dim=model.thread_layout()[0], inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
     tape = active_tape()
     if tape is not None:
         _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], inputs, outputs)
@@ -197,6 +198,6 @@ def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:
     grad_arrays = [grads[bit].grad if wanted & bit else placeholder for bit, placeholder in zip(grads, placeholders)]
 
     def backward():
-        wp.launch(adjoint_kernel, dim=m.particle_count, inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=m.device)
+        wp.launch(adjoint_kernel, dim=m.thread_layout()[0], inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=m.device)
 
     tape.record_func(backward, [a for a in (*inputs, *outputs) if isinstance(a, wp.array) and a.grad is not None])
