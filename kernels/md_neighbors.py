@@ -345,14 +345,15 @@ def neighbor_kernels(scalar):
         moved = int(0)
         if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
             status[1] = 1
+        reach2 = half_skin * half_skin
         for i in range(n):
-            x = positions[i]
-            if not wp.isfinite(x):
-                status[1] = 1
-            d = min_image(x - positions_ref[i], b, inv_b, periodic)
-            if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
+            d = min_image(positions[i] - positions_ref[i], b, inv_b, periodic)
+            if not (wp.dot(d, d) <= reach2):  # also true for NaN (a non-finite position always counts as moved)
                 moved = 1
         if moved != 0:
+            for i in range(n):
+                if not wp.isfinite(positions[i]):
+                    status[1] = 1
             status[2] = status[2] + 1
             for i in range(n):
                 positions_ref[i] = positions[i]
