@@ -375,16 +375,20 @@ def md_kernels(scalar):
         positions_in: wp.array(dtype=vec3),
         velocities_in: wp.array(dtype=vec3),
         forces_in: wp.array(dtype=vec3),
+        chunk: int,
         # State out:
         half_velocities_out: wp.array(dtype=vec3),
         positions_out: wp.array(dtype=vec3),
     ):
         """Velocity-Verlet half kick and drift with the adaptive FIRE time step ``fire_dt[0]``."""
-        i = wp.tid()
+        t = wp.tid()
         dt = fire_dt[0]
-        v = velocities_in[i] + forces_in[i] * (scalar(0.5) * dt / particle_mass[i])
-        half_velocities_out[i] = v
-        positions_out[i] = wrap(positions_in[i] + v * dt, box[0], periodic)
+        b = box[0]
+        # a chunk of particles per thread (ParticleModel.thread_layout): the setup above once per chunk
+        for i in range(t * chunk, wp.min(positions_in.shape[0], (t + 1) * chunk)):
+            v = velocities_in[i] + forces_in[i] * (scalar(0.5) * dt / particle_mass[i])
+            half_velocities_out[i] = v
+            positions_out[i] = wrap(positions_in[i] + v * dt, b, periodic)
 
     @wp.kernel
     def fire_kick(
@@ -394,18 +398,22 @@ def md_kernels(scalar):
         fire_dt: wp.array(dtype=scalar),
         half_velocities: wp.array(dtype=vec3),
         forces: wp.array(dtype=vec3),
+        chunk: int,
         # State out:
         md_velocities_out: wp.array(dtype=vec3),
         sums_out: wp.array(dtype=scalar),
     ):
         """Second half kick; accumulates ``sums = (F.v, |F|^2, |v|^2)`` over all particles."""
-        i = wp.tid()
-        f = forces[i]
-        v = half_velocities[i] + f * (scalar(0.5) * fire_dt[0] / particle_mass[i])
-        md_velocities_out[i] = v
-        wp.atomic_add(sums_out, 0, wp.dot(f, v))
-        wp.atomic_add(sums_out, 1, wp.dot(f, f))
-        wp.atomic_add(sums_out, 2, wp.dot(v, v))
+        t = wp.tid()
+        dt = fire_dt[0]
+        # a chunk of particles per thread (ParticleModel.thread_layout): the setup above once per chunk
+        for i in range(t * chunk, wp.min(forces.shape[0], (t + 1) * chunk)):
+            f = forces[i]
+            v = half_velocities[i] + f * (scalar(0.5) * dt / particle_mass[i])
+            md_velocities_out[i] = v
+            wp.atomic_add(sums_out, 0, wp.dot(f, v))
+            wp.atomic_add(sums_out, 1, wp.dot(f, f))
+            wp.atomic_add(sums_out, 2, wp.dot(v, v))
 
     @wp.kernel
     def fire_mix(
@@ -424,6 +432,7 @@ def md_kernels(scalar):
         fire_count_in: wp.array(dtype=int),
         md_velocities: wp.array(dtype=vec3),
         forces: wp.array(dtype=vec3),
+        chunk: int,
         # State out:
         velocities_out: wp.array(dtype=vec3),
         fire_dt_out: wp.array(dtype=scalar),
@@ -433,17 +442,20 @@ def md_kernels(scalar):
         """FIRE (Bitzek et al. 2006): v <- (1 - a) v + a |v| F / |F|; while F.v > 0 for more than
         ``n_min`` steps, dt <- min(dt f_inc, dt_max) and a <- a f_alpha; when F.v < 0, v <- 0,
         dt <- dt f_dec, a <- alpha_start."""
-        i = wp.tid()
+        t = wp.tid()
         power = sums[0]
         f_norm = wp.sqrt(sums[1] + force_norm_eps)
         v_norm = wp.sqrt(sums[2] + scalar(1.0e-30))
         alpha = fire_alpha_in[0]
-        v = md_velocities[i]
-        v = v + alpha * (forces[i] * (v_norm / f_norm) - v)
-        if power < scalar(0.0):
-            v = vec3(scalar(0.0), scalar(0.0), scalar(0.0))
-        velocities_out[i] = v
-        if i == 0:
+        ratio = v_norm / f_norm
+        # a chunk of particles per thread (ParticleModel.thread_layout): the setup above once per chunk
+        for i in range(t * chunk, wp.min(forces.shape[0], (t + 1) * chunk)):
+            v = md_velocities[i]
+            v = v + alpha * (forces[i] * ratio - v)
+            if power < scalar(0.0):
+                v = vec3(scalar(0.0), scalar(0.0), scalar(0.0))
+            velocities_out[i] = v
+        if t == 0:
             dt = fire_dt_in[0]
             count = fire_count_in[0]
             if power >= scalar(0.0):
@@ -473,6 +485,7 @@ def md_kernels(scalar):
         positions_in: wp.array(dtype=vec3),
         velocities_in: wp.array(dtype=vec3),
         forces_in: wp.array(dtype=vec3),
+        chunk: int,
         # Adjoint in (cleared here):
         adj_half_velocities_out: wp.array(dtype=vec3),
         adj_positions_out: wp.array(dtype=vec3),
@@ -488,26 +501,28 @@ def md_kernels(scalar):
         outputs (cleared here, as Warp's generated adjoints clear stored outputs), and accumulates
         into the adjoints of its floating-point inputs. Sums in the order of Warp's generated
         adjoint (same bits, ~2x faster on the CPU)."""
-        i = wp.tid()
+        t = wp.tid()
         dt = fire_dt[0]
-        m = particle_mass[i]
-        f = forces_in[i]
-        c = scalar(0.5) * dt / m
-        v = velocities_in[i] + f * c
-        y = positions_in[i] + v * dt
-        ay = adj_positions_out[i]
-        adj_positions_out[i] = vec3(scalar(0.0))
-        if periodic != 0:
-            b = box[0]
-            wp.atomic_sub(adj_box, 0, wp.cw_mul(wrap_shift(y, b, periodic), ay))
-        av = adj_half_velocities_out[i] + ay * dt
-        adj_half_velocities_out[i] = vec3(scalar(0.0))
-        adj_positions_in[i] = adj_positions_in[i] + ay
-        adj_velocities_in[i] = adj_velocities_in[i] + av
-        adj_forces_in[i] = adj_forces_in[i] + av * c
-        fv = wp.dot(av, f)
-        wp.atomic_add(adj_fire_dt, 0, wp.dot(ay, v) + fv * scalar(0.5) / m)
-        adj_particle_mass[i] = adj_particle_mass[i] - fv * c / m
+        b = box[0]
+        # a chunk of particles per thread, as the forward kernel
+        for i in range(t * chunk, wp.min(positions_in.shape[0], (t + 1) * chunk)):
+            m = particle_mass[i]
+            f = forces_in[i]
+            c = scalar(0.5) * dt / m
+            v = velocities_in[i] + f * c
+            y = positions_in[i] + v * dt
+            ay = adj_positions_out[i]
+            adj_positions_out[i] = vec3(scalar(0.0))
+            if periodic != 0:
+                wp.atomic_sub(adj_box, 0, wp.cw_mul(wrap_shift(y, b, periodic), ay))
+            av = adj_half_velocities_out[i] + ay * dt
+            adj_half_velocities_out[i] = vec3(scalar(0.0))
+            adj_positions_in[i] = adj_positions_in[i] + ay
+            adj_velocities_in[i] = adj_velocities_in[i] + av
+            adj_forces_in[i] = adj_forces_in[i] + av * c
+            fv = wp.dot(av, f)
+            wp.atomic_add(adj_fire_dt, 0, wp.dot(ay, v) + fv * scalar(0.5) / m)
+            adj_particle_mass[i] = adj_particle_mass[i] - fv * c / m
 
     @wp.kernel
     def fire_kick_adjoint(
@@ -517,6 +532,7 @@ def md_kernels(scalar):
         fire_dt: wp.array(dtype=scalar),
         half_velocities: wp.array(dtype=vec3),
         forces: wp.array(dtype=vec3),
+        chunk: int,
         # Adjoint in:
         adj_md_velocities_out: wp.array(dtype=vec3),
         adj_sums_out: wp.array(dtype=scalar),
@@ -528,24 +544,26 @@ def md_kernels(scalar):
     ):
         """Adjoint of ``fire_kick`` (arguments as for ``fire_drift_adjoint``; the adjoint of the
         atomically summed ``sums_out`` is not cleared, as in Warp's)."""
-        i = wp.tid()
-        f = forces[i]
-        m = particle_mass[i]
+        t = wp.tid()
         dt = fire_dt[0]
-        c = scalar(0.5) * dt / m
-        v = half_velocities[i] + f * c
         s0 = adj_sums_out[0]
         s1 = adj_sums_out[1]
         s2 = adj_sums_out[2]
-        # summed in the order of Warp's generated adjoint (reverse statement order): same bits
-        av = v * s2 + v * s2 + f * s0 + adj_md_velocities_out[i]
-        adj_md_velocities_out[i] = vec3(scalar(0.0))
-        af = f * s1 + f * s1 + v * s0 + av * c
-        adj_half_velocities[i] = adj_half_velocities[i] + av
-        adj_forces[i] = adj_forces[i] + af
-        fv = wp.dot(av, f)
-        wp.atomic_add(adj_fire_dt, 0, fv * scalar(0.5) / m)
-        adj_particle_mass[i] = adj_particle_mass[i] - fv * c / m
+        # a chunk of particles per thread, as the forward kernel
+        for i in range(t * chunk, wp.min(forces.shape[0], (t + 1) * chunk)):
+            f = forces[i]
+            m = particle_mass[i]
+            c = scalar(0.5) * dt / m
+            v = half_velocities[i] + f * c
+            # summed in the order of Warp's generated adjoint (reverse statement order): same bits
+            av = v * s2 + v * s2 + f * s0 + adj_md_velocities_out[i]
+            adj_md_velocities_out[i] = vec3(scalar(0.0))
+            af = f * s1 + f * s1 + v * s0 + av * c
+            adj_half_velocities[i] = adj_half_velocities[i] + av
+            adj_forces[i] = adj_forces[i] + af
+            fv = wp.dot(av, f)
+            wp.atomic_add(adj_fire_dt, 0, fv * scalar(0.5) / m)
+            adj_particle_mass[i] = adj_particle_mass[i] - fv * c / m
 
     @wp.kernel
     def fire_mix_adjoint(
@@ -564,6 +582,7 @@ def md_kernels(scalar):
         fire_count_in: wp.array(dtype=int),
         md_velocities: wp.array(dtype=vec3),
         forces: wp.array(dtype=vec3),
+        chunk: int,
         # Adjoint in (cleared here):
         adj_velocities_out: wp.array(dtype=vec3),
         adj_fire_dt_out: wp.array(dtype=scalar),
@@ -577,42 +596,44 @@ def md_kernels(scalar):
     ):
         """Adjoint of ``fire_mix`` (arguments as for ``fire_drift_adjoint``; ``fire_count`` has no
         adjoint). The time step and mixing factor branch on the power and count as the forward."""
-        i = wp.tid()
+        t = wp.tid()
         power = sums[0]
-        a = adj_velocities_out[i]
-        adj_velocities_out[i] = vec3(scalar(0.0))
-        if power >= scalar(0.0):
-            f_norm = wp.sqrt(sums[1] + force_norm_eps)
-            v_norm = wp.sqrt(sums[2] + scalar(1.0e-30))
-            alpha = fire_alpha_in[0]
-            v0 = md_velocities[i]
-            f = forces[i]
-            r = v_norm / f_norm
-            aw = alpha * a
-            adj_md_velocities[i] = adj_md_velocities[i] + (a - aw)
-            adj_forces[i] = adj_forces[i] + aw * r
-            ar = wp.dot(aw, f)
-            wp.atomic_add(adj_fire_alpha_in, 0, wp.dot(a, f * r - v0))
-            wp.atomic_add(adj_sums, 1, -(ar * r / f_norm) * (scalar(0.5) / f_norm))
-            wp.atomic_add(adj_sums, 2, (ar / f_norm) * (scalar(0.5) / v_norm))
-        if i == 0:
-            a_dt = adj_fire_dt_out[0]
-            a_alpha = adj_fire_alpha_out[0]
-            adj_fire_dt_out[0] = scalar(0.0)
-            adj_fire_alpha_out[0] = scalar(0.0)
-            dt = fire_dt_in[0]
-            count = fire_count_in[0]
+        f_norm = wp.sqrt(sums[1] + force_norm_eps)
+        v_norm = wp.sqrt(sums[2] + scalar(1.0e-30))
+        alpha = fire_alpha_in[0]
+        r = v_norm / f_norm
+        # a chunk of particles per thread, as the forward kernel
+        for i in range(t * chunk, wp.min(forces.shape[0], (t + 1) * chunk)):
+            a = adj_velocities_out[i]
+            adj_velocities_out[i] = vec3(scalar(0.0))
             if power >= scalar(0.0):
-                count = count + 1
-            if power < scalar(0.0):
-                wp.atomic_add(adj_fire_dt_in, 0, a_dt * f_dec)
-            elif power > scalar(0.0) and count > n_min:
-                if dt * f_inc < dt_max:
-                    wp.atomic_add(adj_fire_dt_in, 0, a_dt * f_inc)
-                wp.atomic_add(adj_fire_alpha_in, 0, a_alpha * f_alpha)
-            else:
-                wp.atomic_add(adj_fire_dt_in, 0, a_dt)
-                wp.atomic_add(adj_fire_alpha_in, 0, a_alpha)
+                v0 = md_velocities[i]
+                f = forces[i]
+                aw = alpha * a
+                adj_md_velocities[i] = adj_md_velocities[i] + (a - aw)
+                adj_forces[i] = adj_forces[i] + aw * r
+                ar = wp.dot(aw, f)
+                wp.atomic_add(adj_fire_alpha_in, 0, wp.dot(a, f * r - v0))
+                wp.atomic_add(adj_sums, 1, -(ar * r / f_norm) * (scalar(0.5) / f_norm))
+                wp.atomic_add(adj_sums, 2, (ar / f_norm) * (scalar(0.5) / v_norm))
+            if i == 0:  # right after particle 0, as with one thread per particle: the same sums
+                a_dt = adj_fire_dt_out[0]
+                a_alpha = adj_fire_alpha_out[0]
+                adj_fire_dt_out[0] = scalar(0.0)
+                adj_fire_alpha_out[0] = scalar(0.0)
+                dt = fire_dt_in[0]
+                count = fire_count_in[0]
+                if power >= scalar(0.0):
+                    count = count + 1
+                if power < scalar(0.0):
+                    wp.atomic_add(adj_fire_dt_in, 0, a_dt * f_dec)
+                elif power > scalar(0.0) and count > n_min:
+                    if dt * f_inc < dt_max:
+                        wp.atomic_add(adj_fire_dt_in, 0, a_dt * f_inc)
+                    wp.atomic_add(adj_fire_alpha_in, 0, a_alpha * f_alpha)
+                else:
+                    wp.atomic_add(adj_fire_dt_in, 0, a_dt)
+                    wp.atomic_add(adj_fire_alpha_in, 0, a_alpha)
 
     @wp.kernel
     def kinetic_energy(

@@ -189,14 +189,14 @@ class FIRE(_Integrator):
         self._check(state_in, state_out, control)
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
-        n = model.particle_count
+        threads, chunk = model.thread_layout()
         # hand-written adjoints (same bits as Warp's generated ones, ~2x faster on the CPU)
         _launch_with_adjoint(
             k.fire_drift,
             k.fire_drift_adjoint,
-            n,
+            threads,
             [model.particle_mass, model.box, int(model.periodic), state_in.fire_dt, state_in.positions, state_in.velocities,
-             state_in.forces],
+             state_in.forces, chunk],
             [state_out.half_velocities, state_out.positions],
             model.device,
         )
@@ -206,19 +206,19 @@ class FIRE(_Integrator):
         _launch_with_adjoint(
             k.fire_kick,
             k.fire_kick_adjoint,
-            n,
-            [model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces],
+            threads,
+            [model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces, chunk],
             [md_velocities, state_out.fire_sums],
             model.device,
         )
         _launch_with_adjoint(
             k.fire_mix,
             k.fire_mix_adjoint,
-            n,
+            threads,
             [
                 s(self.dt_max), self.n_min, s(self.f_inc), s(self.f_dec), s(self.alpha_start), s(self.f_alpha),
                 s(self.force_norm_eps), state_out.fire_sums, state_in.fire_dt, state_in.fire_alpha, state_in.fire_count,
-                md_velocities, state_out.forces,
+                md_velocities, state_out.forces, chunk,
             ],
             [state_out.velocities, state_out.fire_dt, state_out.fire_alpha, state_out.fire_count],
             model.device,

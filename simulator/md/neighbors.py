@@ -3,7 +3,8 @@
 The list holds every pair within ``cutoff + skin`` at build time (for the soft sphere, which
 vanishes beyond each pair's sigma_ij: within ``sigma_ij + skin``, so a polydisperse packing lists
 only the pairs that can touch). It stays exact (it contains every pair within ``cutoff``, or
-``sigma_ij``) while no particle has moved more than ``skin / 2`` and the box is unchanged; :meth:`NeighborList.update` checks that on the device and rebuilds when needed.
+``sigma_ij``) while no particle has moved more than ``skin / 2`` and the box is unchanged;
+:meth:`NeighborList.update` checks that on the device and rebuilds when needed.
 
 Each rebuild writes *new* arrays, never the ones a recorded force launch already read, so a
 ``wp.Tape`` replays every step's adjoint with the list that step used. Capacities (neighbors per

@@ -300,7 +300,8 @@ def test_replayed_checkpointed_fire_gradient_matches_finite_differences():
 def test_fire_hand_written_adjoints_are_warps_generated_ones(precision, power, count, dt):
     """The hand-written adjoints of fire_drift, fire_kick and fire_mix (every branch of the time
     step and mixing factor) give bitwise the gradients of Warp's generated adjoints, and clear the
-    adjoints of stored outputs as those do."""
+    adjoints of stored outputs as those do; and the kernels launched as one thread over a chunk of
+    all particles (as on the CPU) give bitwise the outputs and adjoints of one thread per particle."""
     from simulator.kernels.md import md_kernels
 
     scalar = wp.float64 if precision == "float64" else wp.float32
@@ -328,21 +329,25 @@ def test_fire_hand_written_adjoints_are_warps_generated_ones(precision, power, c
         floats = lambda arrays: [a for a in arrays if isinstance(a, wp.array) and a.dtype != wp.int32]  # noqa: E731
         seeds = [rng.normal(size=a.grad.numpy().shape) for a in floats(outputs)]
         results = []
-        for generated in (True, False):
+        for mode in ("generated", "hand_written", "one_chunk"):
+            threads, chunk = (1, n) if mode == "one_chunk" else (n, 1)
             for a in floats(inputs):
                 a.grad.zero_()
+            for a in outputs:  # fire_kick accumulates its sums
+                a.zero_()
             for a, seed in zip(floats(outputs), seeds):
                 a.grad.assign(seed)
-            if generated:
+            if mode == "generated":
                 tape = wp.Tape()
                 with tape:
-                    wp.launch(kernel, dim=n, inputs=inputs, outputs=outputs, device="cpu")
+                    wp.launch(kernel, dim=threads, inputs=[*inputs, chunk], outputs=outputs, device="cpu")
                 tape.backward()
             else:
-                wp.launch(kernel, dim=n, inputs=inputs, outputs=outputs, device="cpu")
-                wp.launch(adjoint, dim=n, inputs=[*inputs, *(a.grad for a in floats(outputs))],
+                wp.launch(kernel, dim=threads, inputs=[*inputs, chunk], outputs=outputs, device="cpu")
+                wp.launch(adjoint, dim=threads, inputs=[*inputs, chunk, *(a.grad for a in floats(outputs))],
                           outputs=[a.grad for a in floats(inputs)], device="cpu")
-            results.append([a.grad.numpy().copy() for a in (*floats(inputs), *floats(outputs))])
+            results.append([a.numpy().copy() for a in outputs] + [a.grad.numpy().copy() for a in (*floats(inputs), *floats(outputs))])
         assert any(np.abs(g).max() > 0 for g in results[0])
-        for a, b in zip(*results):
-            np.testing.assert_array_equal(b, a, err_msg=kernel.key)
+        for m, other in enumerate(results[1:]):
+            for q, (a, b) in enumerate(zip(results[0], other)):
+                np.testing.assert_array_equal(b, a, err_msg=f"{kernel.key} mode {m + 1} array {q}")
