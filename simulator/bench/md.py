@@ -10,12 +10,22 @@ Cases (float32, reduced LJ units):
 
 Columns: ``particle_steps_per_s`` (forward); ``reverse_over_forward`` = time of the backward pass
 alone (after a recorded forward) / time of a plain forward over the same steps;
-``gradient_over_forward`` = (recorded forward + backward) / plain forward; ``peak_memory_mb`` =
-peak resident memory during the gradient (sampled every 2 ms) minus the resident memory before it
-(CPU; on CUDA the Warp memory-pool high-water mark). Every measurement runs in its own subprocess so that peaks
-are not shared. The peer is jax-md on the CPU with its own neighbor list (``dr_threshold`` 0.3),
-its LJ with jax-md's default smooth cutoff (r_onset 2.0, r_cutoff 2.5); it is skipped when
-jax-md is not importable, and its gradient at N = 32768 is skipped (it would need ~40 GB).
+``gradient_over_forward`` = (recorded forward + backward) / plain forward; ``gradient_seconds``
+= recorded forward + backward; ``peak_memory_mb`` = peak resident memory during the gradient
+(sampled every 2 ms) minus the resident memory before it (CPU; on CUDA the Warp memory-pool
+high-water mark). Only the initial positions carry gradients (the model's parameters do not),
+as in the peer's ``jax.grad``. Every measurement runs in its own subprocess so that peaks are
+not shared.
+
+The peer is jax-md on the CPU with its own neighbor list (``dr_threshold`` 0.3), its LJ with
+jax-md's default smooth cutoff (r_onset 2.0, r_cutoff 2.5); it is skipped when jax-md is not
+importable, and its gradient at N = 32768 is skipped (it would need ~40 GB). Its gradient is
+compiled before its memory is sampled. For LJ it is ``jax.grad`` through the loop ("plain",
+the configuration the memory target names). For FIRE it is measured plain and "checkpointed"
+(the loop in 32-step segments under ``jax.checkpoint``), each in its own subprocess, and the
+faster counts (``peer_gradient_config``; both are in ``peer_gradient_configs``): here the plain
+one (0.22 s, 211 MB; checkpointed 0.28 s, 10 MB). ``gradient_ratio_vs_peer`` = the peer's
+gradient seconds / ours.
 
 The plain forward (``record=False``) of FIRE and velocity Verlet replays captured Warp CPU graphs
 of 32 steps with the neighbor list checked and rebuilt on the device (see

@@ -150,7 +150,7 @@ def _can_replay(model, integrator, num_steps) -> bool:
     )
 
 
-def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0) -> ParticleState:
+def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0, out=None) -> ParticleState:
     """An unrecorded rollout that replays captured graphs of ``REPLAY_SEGMENT`` steps.
 
     Per step, Python launches cost far more than the kernels of a small system, and the host
@@ -162,7 +162,7 @@ def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0) -> P
     results are bitwise those of stepping from Python. A shorter tail runs as its own graph of an
     even number of steps (an odd last step is stepped from Python). The graphs and their buffers
     are kept on the integrator and reused while nothing they baked in (arrays, sizes, parameters,
-    ``dt``) changed.
+    ``dt``) changed. The result is written into ``out`` (a new state by default).
     """
     nl = integrator.neighbors
     replay = getattr(integrator, "_replay", None)
@@ -175,7 +175,7 @@ def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0) -> P
     finally:
         if nl is not None and nl.on_device:
             nl.end_device_updates()
-    final = model.state(requires_grad=False)
+    final = out if out is not None else model.state(requires_grad=False)
     final.assign(bufs[0])
     final.step_index = start.step_index + num_steps
     return final
@@ -315,9 +315,7 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
         for first in range(0, num_steps, every):
             steps = min(every, num_steps - first)
             if replay:
-                nxt = model.state()
-                nxt.assign(_replayed(model, current, integrator, steps, dt, watch, first_step=first))
-                nxt.step_index = current.step_index + steps
+                nxt = _replayed(model, current, integrator, steps, dt, watch, first_step=first, out=model.state())
             else:
                 for t in range(first, first + steps):
                     nxt = model.state() if t == first + steps - 1 else (a if current is not a else b)
