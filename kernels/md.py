@@ -73,18 +73,18 @@ def md_kernels(scalar):
             return i + 1 + k
 
         @wp.func
-        def type_pair_parameters(ti: int, pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar),
-                                 pair_alpha: wp.array2d(dtype=scalar)):
-            """(epsilon, sigma, alpha) of the type pair (ti, ti): with one type (ti = 0), those of
-            every pair, read once per thread instead of once per pair."""
-            return vec3(pair_epsilon[ti, ti], pair_sigma[ti, ti], pair_alpha[ti, ti])
+        def first_type_parameters(pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar),
+                                  pair_alpha: wp.array2d(dtype=scalar)):
+            """(epsilon, sigma, alpha) of the type pair (0, 0): with one type, those of every pair,
+            read once per thread instead of once per pair."""
+            return vec3(pair_epsilon[0, 0], pair_sigma[0, 0], pair_alpha[0, 0])
 
         @wp.func
         def pair_parameters(ti: int, di: scalar, j: int, own: vec3, particle_type: wp.array(dtype=int), particle_diameter: wp.array(dtype=scalar),
                             pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar), pair_alpha: wp.array2d(dtype=scalar),
                             sigma_from_diameter: int):
             """The type pair (upper triangle) and epsilon, sigma, alpha of particles i and j
-            (``own``: :func:`type_pair_parameters` of i)."""
+            (``own``: :func:`first_type_parameters`, every pair's with one type)."""
             ta = ti
             tb = ti
             eps = own[0]
@@ -134,7 +134,7 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            own = type_pair_parameters(0, pair_epsilon, pair_sigma, pair_alpha)
+            own = first_type_parameters(pair_epsilon, pair_sigma, pair_alpha)
             # a chunk of particles per thread (the whole system on the CPU): the setup above once per chunk
             for i in range(t * chunk, wp.min(n_particles, (t + 1) * chunk)):
                 xi = positions[i]
@@ -205,7 +205,7 @@ def md_kernels(scalar):
             b = box[0]
             inv_b = inverse(b)
             rc2 = cutoff * cutoff
-            own = type_pair_parameters(0, pair_epsilon, pair_sigma, pair_alpha)
+            own = first_type_parameters(pair_epsilon, pair_sigma, pair_alpha)
             # a chunk of particles per thread (the whole system on the CPU): the setup above once per chunk
             for i in range(t * chunk, wp.min(n_particles, (t + 1) * chunk)):
                 xi = positions[i]

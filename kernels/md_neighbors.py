@@ -1,10 +1,10 @@
 """Cell-list neighbor search for molecular dynamics (not differentiable: integer outputs).
 
 A *half* Verlet list: every pair within ``cutoff + skin`` (a soft sphere: ``sigma_ij + skin``) at
-build time appears once, under one
-of its two particles (j > i within a cell; between cells, under the particle whose cell comes
-first in a half stencil); particle i's partners are stored in ``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting
-past the capacity, so the caller can detect an overflow, resize and rebuild.
+build time appears once, under one of its two particles (j > i within a cell; between cells,
+under the particle whose cell comes first in a half stencil); particle i's partners are stored in
+``neighbor_index[i, 0:neighbor_count[i]]``. ``neighbor_count[i]`` keeps counting past the
+capacity, so the caller can detect an overflow, resize and rebuild.
 
 Cells: the search region (the periodic box, or the bounding box of the particles in free space)
 is cut into ``ncell[a]`` cells of width ``cell_width[a] >= cutoff + skin`` along each axis a.
