@@ -66,7 +66,7 @@ Where the time goes, and what changed it (kernel times from captured-graph repla
   The per-step displacement check is a plain max test (3.4 -> 1.4 us at N=512).
 * The pair kernel's adjoint is hand-written (per-potential VJPs, ``kernels/md_potentials.py``):
   Warp's generated adjoint of the pair loop cost 3.5-5x the forward kernel, the hand-written one
-  ~2x. LJ rev/fwd went from 2.8-3.4 to 1.9-2.1.
+  ~2x. LJ rev/fwd went from 2.8-3.4 to 1.8-2.2.
 * FIRE and velocity Verlet forward passes replay captured Warp CPU graphs of 32 steps (a tail
   gets its own graph) with the neighbor list checked and rebuilt on the device by one
   single-thread kernel, and the segment's snapshot (for a redo on overflow) captured into the
