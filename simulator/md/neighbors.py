@@ -110,13 +110,13 @@ class NeighborList:
         """
         if not self.model.periodic or self.neighbor_count is None or self._cells is None:
             return False
-        current = (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
+        current = self.snapshot()
         # private buffers, kept between calls while their shapes fit (so captured graphs stay valid)
         if self._device_buffers is None or any(a.shape != b.shape for a, b in zip(self._device_buffers, current)):
             self._device_buffers = tuple(wp.empty_like(a) for a in current)
         for src, dst in zip(current, self._device_buffers):
             wp.copy(dst, src)
-        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = self._device_buffers
+        self.restore(self._device_buffers)
         self._on_device = True
         return True
 
@@ -124,9 +124,7 @@ class NeighborList:
         """Switch back to host-checked updates; the list moves to fresh arrays (the private
         buffers are never read by a recorded launch)."""
         self._on_device = False
-        self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref = (
-            wp.clone(a) for a in (self.neighbor_count, self.neighbor_index, self._positions_ref, self._box_ref)
-        )
+        self.restore(tuple(wp.clone(a) for a in self.snapshot()))
 
     @property
     def on_device(self) -> bool:

@@ -135,6 +135,7 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         count, index = neighbors.update(positions)
     if model.particle_count == 0:
         return
+    threads, chunk = model.thread_layout()
     inputs = [
         model.particle_type,
         model.particle_diameter,
@@ -150,16 +151,16 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
         index,
         positions,
         int(compute_energy),
-        model.thread_layout()[1],
+        chunk,
     ]
     outputs = [forces_out, energy_out, virial_out]
     # kernels specialised per potential, for one type, and for one type with a fixed sigma
     single_type = model.pair_epsilon.shape[0] == 1
     key = (model.potential.kind, single_type, single_type and not model.potential.sigma_from_diameters)
-    wp.launch(kernels.pair_forces[key], dim=model.thread_layout()[0], inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
+    wp.launch(kernels.pair_forces[key], dim=threads, inputs=inputs, outputs=outputs, device=model.device, record_tape=False)
     tape = active_tape()
     if tape is not None:
-        _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], inputs, outputs)
+        _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], threads, positions, inputs, outputs)
 
 
 def warp_runtime():
@@ -174,12 +175,12 @@ def active_tape():
     return warp_runtime().tape
 
 
-def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:
-    """Record the pair kernel's hand-written adjoint on ``tape``: it accumulates into the gradients
-    of the inputs that have one, from the gradients of the outputs that have one."""
+def _record_adjoint(tape, model, adjoint_kernel, threads, positions, inputs, outputs) -> None:
+    """Record the pair kernel's hand-written adjoint (launched on ``threads`` as the forward) on
+    ``tape``: it accumulates into the gradients of the inputs that have one (``positions`` among
+    them), from the gradients of the outputs that have one."""
     m = model
     from_diameters = m.potential.sigma_from_diameters
-    positions = inputs[12]
     grads = {  # in the order of the adjoint kernel's outputs; None: not differentiated here
         GRAD_POSITIONS: positions,
         GRAD_DIAMETER: m.particle_diameter if from_diameters else None,
@@ -198,6 +199,6 @@ def _record_adjoint(tape, model, adjoint_kernel, inputs, outputs) -> None:
     grad_arrays = [grads[bit].grad if wanted & bit else placeholder for bit, placeholder in zip(grads, placeholders)]
 
     def backward():
-        wp.launch(adjoint_kernel, dim=m.thread_layout()[0], inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=m.device)
+        wp.launch(adjoint_kernel, dim=threads, inputs=[*inputs, *seed_arrays, wanted], outputs=grad_arrays, device=m.device)
 
     tape.record_func(backward, [a for a in (*inputs, *outputs) if isinstance(a, wp.array) and a.grad is not None])

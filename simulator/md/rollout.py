@@ -27,7 +27,7 @@ from ..errors import SimulationDivergedError
 from ..kernels.md import NO_DIVERGENCE, md_kernels
 from .neighbors import NonFinitePositionsError
 from .particles import ParticleModel, ParticleState
-from .potentials import warp_runtime
+from .potentials import active_tape, warp_runtime
 
 
 @dataclass
@@ -134,20 +134,34 @@ def rollout(
 REPLAY_SEGMENT = 32  # steps per captured graph (one host read per segment)
 
 
-def _can_replay(model, integrator, num_steps) -> bool:
-    """Graph replay needs a CPU device, no active tape or capture, an integrator whose launches do
-    not depend on the step index (FIRE, velocity Verlet) and no list or a periodic one."""
+def _graphable(model, integrator) -> bool:
+    """Whether steps can be captured as a Warp CPU graph: a CPU device not capturing already, an
+    integrator whose launches do not depend on the step index (FIRE, velocity Verlet) and no
+    neighbor list or a periodic one (updated on the device)."""
     from .integrators import FIRE, VelocityVerlet
 
     nl = integrator.neighbors
     return (
-        num_steps >= REPLAY_SEGMENT
-        and type(integrator) in (FIRE, VelocityVerlet)
+        type(integrator) in (FIRE, VelocityVerlet)
         and model.device.is_cpu
         and not model.device.is_capturing
-        and warp_runtime().tape is None
         and (nl is None or model.periodic)
     )
+
+
+def _baked_in(model, integrator, dt, *extra_arrays) -> tuple:
+    """What a captured graph of ``integrator`` steps bakes in: the model's arrays (and ``extra_arrays``
+    by identity; returned too, so the caller keeps them alive and the ids stay unique), the
+    integrator's parameters, ``dt`` and the model's potential, box kind and cutoff."""
+    arrays = (*(getattr(model, f) for f in model.__dataclass_fields__ if isinstance(getattr(model, f), wp.array)), *extra_arrays)
+    params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
+    return (type(integrator), params, float(dt), model.periodic, model.potential, model.cutoff, tuple(id(a) for a in arrays)), arrays
+
+
+def _can_replay(model, integrator, num_steps) -> bool:
+    """Graph replay of an unrecorded rollout: :func:`_graphable`, at least one segment and no
+    active tape."""
+    return num_steps >= REPLAY_SEGMENT and _graphable(model, integrator) and active_tape() is None
 
 
 def _replayed(model, start, integrator, num_steps, dt, watch, first_step=0, out=None) -> ParticleState:
@@ -241,14 +255,13 @@ class _Replay:
 
     def graph(self, integrator, dt, k):
         m, nl = self.model, integrator.neighbors
-        model_arrays = tuple(getattr(m, f) for f in m.__dataclass_fields__ if isinstance(getattr(m, f), wp.array))
-        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
         nl_key, nl_arrays = nl.device_key() if nl is not None else (None, ())
-        key = (type(integrator), params, float(dt), m.periodic, m.potential, m.cutoff, tuple(id(a) for a in model_arrays), nl_key)
+        baked, arrays = _baked_in(m, integrator, dt)
+        key = (baked, nl_key)
         if key != self._key:
             self._nl_saved = [wp.empty_like(x) for x in nl.device_arrays()] if nl is not None else []
             self._graphs = {}
-            self._key, self._keep = key, (model_arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
+            self._key, self._keep = key, (arrays, nl_arrays)  # keep the keyed arrays alive: ids stay unique
         if k not in self._graphs:
             self._graphs[k] = _capture(m, integrator, *self.buffers, k, dt, self)
         return self._graphs[k]
@@ -382,18 +395,11 @@ def _list_snapshot(nl):
 
 
 def _can_replay_gradient(model, integrator, checkpoints, lists) -> bool:
-    """The replayed backward needs what :func:`_can_replay` needs and one list capacity for every
-    checkpoint (a capacity grown during the forward pass changes the shape of the list arrays)."""
-    from .integrators import FIRE, VelocityVerlet
-
+    """The replayed backward needs :func:`_graphable`, a built list and one list capacity for
+    every checkpoint (a capacity grown during the forward pass changes the shape of the list
+    arrays)."""
     nl = integrator.neighbors
-    if not (
-        type(integrator) in (FIRE, VelocityVerlet)
-        and model.device.is_cpu
-        and not model.device.is_capturing
-        and (nl is None or (model.periodic and nl.built))
-        and len(checkpoints) > 1
-    ):
+    if not (_graphable(model, integrator) and (nl is None or nl.built) and len(checkpoints) > 1):
         return False
     if nl is not None:
         shapes = [a.shape for a in _list_snapshot(nl)]
@@ -476,15 +482,10 @@ class _WindowGraph:
     @staticmethod
     def key(model, integrator, k, dt):
         nl = integrator.neighbors
-        arrays = [getattr(model, f) for f in model.__dataclass_fields__ if isinstance(getattr(model, f), wp.array)]
-        arrays += [a.grad for a in arrays if a.grad is not None]
-        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
-        nl_key = None
-        if nl is not None:
-            nl_key, nl_arrays = nl.layout_key()
-            arrays += nl_arrays
-        return (type(integrator), params, float(dt), k, model.periodic, model.potential, model.cutoff, nl_key,
-                tuple(id(a) for a in arrays), tuple(arrays))  # the arrays themselves keep their ids unique
+        nl_key, nl_arrays = nl.layout_key() if nl is not None else (None, ())
+        gradients = [a.grad for a in model.parameters().values() if a.grad is not None]
+        baked, arrays = _baked_in(model, integrator, dt, *gradients, *nl_arrays)
+        return (baked, k, nl_key, arrays)  # the arrays themselves keep their ids unique
 
     @staticmethod
     def gradients(state) -> list:
