@@ -36,25 +36,6 @@ def potential_functions(scalar):
     """Return the pair-potential ``wp.func`` objects (energy/force and VJP) for one scalar type."""
 
     @wp.func
-    def lj_raw(r2: scalar, eps: scalar, sig: scalar):
-        """Lennard-Jones energy and -dU/dr / r at squared distance r2."""
-        s2 = sig * sig / r2
-        s6 = s2 * s2 * s2
-        s12 = s6 * s6
-        u = scalar(4.0) * eps * (s12 - s6)
-        f_over_r = scalar(24.0) * eps * (scalar(2.0) * s12 - s6) / r2
-        return u, f_over_r
-
-    @wp.func
-    def morse_raw(r: scalar, eps: scalar, sig: scalar, alpha: scalar):
-        """Morse energy and -dU/dr at distance r."""
-        e = wp.exp(-alpha * (r - sig))
-        one_minus = scalar(1.0) - e
-        u = eps * (one_minus * one_minus - scalar(1.0))
-        force = scalar(-2.0) * eps * alpha * e * one_minus  # -dU/dr
-        return u, force
-
-    @wp.func
     def soft_sphere(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
         """Soft-sphere energy and -dU/dr / r of one pair with r2 < rc^2 (rc is unused)."""
         if r2 < sig * sig:
@@ -140,13 +121,6 @@ def potential_functions(scalar):
         adj_r2 = eps * dg1_dr2 * adj_g - scalar(0.5) * g * adj_u
         return g, adj_r2, g1 * adj_g + u1 * adj_u, eps * (dg1_ds * adj_g + du1_ds * adj_u), scalar(0.0)
 
-    @wp.func
-    def morse(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
-        """Shifted-force Morse energy and -dU/dr / r of one pair with r2 < rc^2."""
-        r = wp.sqrt(r2)
-        u, force = morse_raw(r, eps, sig, alpha)
-        uc, fc = morse_raw(rc, eps, sig, alpha)
-        return u - uc + (r - rc) * fc, (force - fc) / r
 
     @wp.func
     def morse_terms(r: scalar, sig: scalar, alpha: scalar):
@@ -160,6 +134,15 @@ def potential_functions(scalar):
         du_da = scalar(2.0) * o * (r - sig) * e
         dforce_da = scalar(-2.0) * e * (o + alpha * (r - sig) * (e - o))
         return o * o - scalar(1.0), force, dforce_dr, du_da, dforce_da
+
+    @wp.func
+    def morse(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar):
+        """Shifted-force Morse energy and -dU/dr / r of one pair with r2 < rc^2 (the terms the
+        VJP does not need are compiled away)."""
+        r = wp.sqrt(r2)
+        u_r, f_r, df_r, du_da_r, df_da_r = morse_terms(r, sig, alpha)
+        u_c, f_c, df_c, du_da_c, df_da_c = morse_terms(rc, sig, alpha)
+        return eps * (u_r - u_c + (r - rc) * f_c), eps * (f_r - f_c) / r
 
     @wp.func
     def morse_vjp(r2: scalar, eps: scalar, sig: scalar, alpha: scalar, rc: scalar, adj_u: scalar, adj_g: scalar, with_alpha: int):
@@ -181,4 +164,4 @@ def potential_functions(scalar):
     # by potential kind: the pair kernels are specialised per kind at build time
     energy_force = {LENNARD_JONES: lennard_jones, SOFT_SPHERE: soft_sphere, MORSE: morse}
     vjp = {LENNARD_JONES: lennard_jones_vjp, SOFT_SPHERE: soft_sphere_vjp, MORSE: morse_vjp}
-    return SimpleNamespace(energy_force=energy_force, vjp=vjp, lj_raw=lj_raw, morse_raw=morse_raw)
+    return SimpleNamespace(energy_force=energy_force, vjp=vjp)
