@@ -47,6 +47,11 @@ def md_kernels(scalar):
     wrap = neighbor_kernels(scalar).wrap
     wrap_shift = neighbor_kernels(scalar).wrap_shift
 
+    @wp.func
+    def half_kick(v: vec3, f: vec3, m: scalar, dt: scalar):
+        """Half a velocity-Verlet kick: v + F dt / 2m [length/time]."""
+        return v + f * (scalar(0.5) * dt / m)
+
     def make_pair_kernels(energy_force, vjp, cut, single_type, fixed_sigma):
         """The pair-force kernel of one potential and its hand-written adjoint, specialised at build
         time (a branch on the kind inside the pair loop cost ~2x). Warp's generated adjoint of the
@@ -308,7 +313,7 @@ def md_kernels(scalar):
     ):
         """Half kick then drift: v' = v + F dt / 2m, x' = x + v' dt (wrapped into the box)."""
         i = wp.tid()
-        v = velocities_in[i] + forces_in[i] * (scalar(0.5) * dt / particle_mass[i])
+        v = half_kick(velocities_in[i], forces_in[i], particle_mass[i], dt)
         half_velocities_out[i] = v
         positions_out[i] = wrap(positions_in[i] + v * dt, box[0], periodic)
 
@@ -325,7 +330,7 @@ def md_kernels(scalar):
     ):
         """Second half kick: v = v' + F(x') dt / 2m."""
         i = wp.tid()
-        velocities_out[i] = half_velocities[i] + forces[i] * (scalar(0.5) * dt / particle_mass[i])
+        velocities_out[i] = half_kick(half_velocities[i], forces[i], particle_mass[i], dt)
 
     @wp.kernel
     def baoab_drift(
@@ -350,7 +355,7 @@ def md_kernels(scalar):
         half drift. The noise depends only on (seed, particle), so a replay draws the same numbers."""
         i = wp.tid()
         m = particle_mass[i]
-        v = velocities_in[i] + forces_in[i] * (scalar(0.5) * dt / m)
+        v = half_kick(velocities_in[i], forces_in[i], m, dt)
         x = positions_in[i] + v * (scalar(0.5) * dt)
         rng = wp.rand_init(seed, i)
         gx = scalar(wp.randn(rng))
@@ -386,7 +391,7 @@ def md_kernels(scalar):
         b = box[0]
         # a chunk of particles per thread (ParticleModel.thread_layout): the setup above once per chunk
         for i in range(t * chunk, wp.min(positions_in.shape[0], (t + 1) * chunk)):
-            v = velocities_in[i] + forces_in[i] * (scalar(0.5) * dt / particle_mass[i])
+            v = half_kick(velocities_in[i], forces_in[i], particle_mass[i], dt)
             half_velocities_out[i] = v
             positions_out[i] = wrap(positions_in[i] + v * dt, b, periodic)
 
@@ -409,7 +414,7 @@ def md_kernels(scalar):
         # a chunk of particles per thread (ParticleModel.thread_layout): the setup above once per chunk
         for i in range(t * chunk, wp.min(forces.shape[0], (t + 1) * chunk)):
             f = forces[i]
-            v = half_velocities[i] + f * (scalar(0.5) * dt / particle_mass[i])
+            v = half_kick(half_velocities[i], f, particle_mass[i], dt)
             md_velocities_out[i] = v
             wp.atomic_add(sums_out, 0, wp.dot(f, v))
             wp.atomic_add(sums_out, 1, wp.dot(f, f))
