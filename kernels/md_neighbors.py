@@ -101,6 +101,12 @@ def neighbor_kernels(scalar):
             status[0] = 1
 
     @wp.func
+    def moved_too_far(x: vec3, x_ref: vec3, box: vec3, inv_box: vec3, periodic: int, reach2: scalar):
+        """Whether x is farther than sqrt(reach2) from x_ref (also true for a non-finite x)."""
+        d = min_image(x - x_ref, box, inv_box, periodic)
+        return not (wp.dot(d, d) <= reach2)
+
+    @wp.func
     def stencil_cell(c: int, n: int, periodic: int):
         """A stencil cell index ``c`` (at most one box off) along one axis of ``n`` cells: the
         cell (folded into [0, n) in a periodic box; left out of range in free space) and the
@@ -297,8 +303,7 @@ def neighbor_kernels(scalar):
         if i == 0:
             if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
                 flag[0] = 1
-        d = min_image(positions[i] - positions_ref[i], b, inverse(b), periodic)
-        if not (wp.dot(d, d) <= half_skin * half_skin):  # also true for NaN
+        if moved_too_far(positions[i], positions_ref[i], b, inverse(b), periodic, half_skin * half_skin):
             flag[0] = 1
 
     @wp.kernel(enable_backward=False)
@@ -347,8 +352,7 @@ def neighbor_kernels(scalar):
             status[1] = 1
         reach2 = half_skin * half_skin
         for i in range(n):
-            d = min_image(positions[i] - positions_ref[i], b, inv_b, periodic)
-            if not (wp.dot(d, d) <= reach2):  # also true for NaN (a non-finite position always counts as moved)
+            if moved_too_far(positions[i], positions_ref[i], b, inv_b, periodic, reach2):
                 moved = 1
         if moved != 0:
             for i in range(n):
