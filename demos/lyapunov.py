@@ -1,8 +1,9 @@
 """The package predicts its own gradient explosion: variance growth rate vs 2x the Lyapunov exponent.
 
 Two systems, each with a knob. (1) A Sinai billiard (a ball bouncing between walls and a round
-obstacle; contact only) at several contact softness values. (2) The passive acrobot (double pendulum released near the top, feedback gains at zero) at
-several joint-damping levels (the knob: damping removes the chaos), we measure (a) the largest
+obstacle; contact only) at several contact softness values. (2) The passive acrobot (double
+pendulum released near the top, feedback gains at zero) at several joint-damping levels (the
+knob: damping removes the chaos). For each we measure (a) the largest
 Lyapunov exponent lambda by tangent propagation with renormalisation and (b) the growth rate of
 log(variance of the backprop gradient w.r.t. the feedback gains) against horizon, over random
 initial angles. Theory: variance ~ exp(2*lambda*t) for typical trajectories; the variance, a
@@ -25,14 +26,13 @@ import simulator as sim
 from simulator import diagnostics
 from simulator.demos import acrobot_task
 from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
-
 from simulator.scenes import make
 
 COLUMNS = ["system", "knob", "value", "lyapunov_exponent", "two_lambda", "variance_growth_rate"]
 
 
 def billiard_objective(horizon: int, softness: float, device=None) -> sim.ControlObjective:
-    def start(model, seed):  # the same position, a random direction per world
+    def start(model, seed):  # the same position, 1 m/s in a random direction per world
         state = model.state()
         angle = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, model.num_worlds)
         v = state.body_v.numpy()
@@ -40,18 +40,22 @@ def billiard_objective(horizon: int, softness: float, device=None) -> sim.Contro
         state.body_v.assign(v)
         return state
 
-    scene = lambda worlds: make("sinai_billiard", num_worlds=worlds, device=device, requires_grad=True, softness=softness)  # noqa: E731
+    def scene(worlds):
+        return make("sinai_billiard", num_worlds=worlds, device=device, requires_grad=True, softness=softness)
+
     return sim.ControlObjective(scene, sim.LinearFeedback([0], [(0.0, 0.0, 0.0)]), [sim.PositionLoss(0, (0.5, 0.5, 0.0))],
                                 num_steps=horizon, initial_state=start)
 
 
-def measure(make_objective, horizons, seconds_per_step: float) -> tuple[float, float]:
-    """(Lyapunov exponent, growth rate of log gradient variance) at parameters zero."""
-    zero = lambda o: np.zeros(o.num_parameters)  # noqa: E731
+def measure(make_objective, horizons) -> tuple[float, float]:
+    """(Lyapunov exponent, growth rate of log gradient variance) at parameters zero (the zero
+    policy of ``acrobot_task``: the billiard's feedback is zero too), both per second of the
+    objective's step length."""
+    zero = acrobot_task.policy
     longest = make_objective(horizons[-1])
     lyap = diagnostics.lyapunov_exponent(longest, zero(longest), num_worlds=8)
     variance = diagnostics.variance_vs_horizon(make_objective, zero, horizons, {"analytic": {"estimator": "analytic", "samples": 8}})
-    rate = diagnostics.growth_rate([r["horizon"] * seconds_per_step for r in variance], [r["grad_variance"] for r in variance])
+    rate = diagnostics.growth_rate([r["horizon"] * longest.dt for r in variance], [r["grad_variance"] for r in variance])
     return lyap.exponent, rate
 
 
@@ -61,13 +65,13 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     softnesses = [0.0, 0.03] if quick else [0.0, 0.01, 0.03, 0.05]
     billiard_horizons = [50, 100, 200, 300, 400] if quick else [50, 100, 200, 300, 400, 500, 600]
     for softness in softnesses:
-        exponent, rate = measure(lambda h: billiard_objective(h, softness, device), billiard_horizons, 0.01)
+        exponent, rate = measure(lambda h: billiard_objective(h, softness, device), billiard_horizons)
         rows.append({"system": "sinai billiard", "knob": "softness [m]", "value": softness, "lyapunov_exponent": exponent,
                      "two_lambda": 2.0 * exponent, "variance_growth_rate": rate})
     dampings = [0.0, 0.5, 2.0] if quick else [0.0, 0.2, 0.5, 1.0, 2.0]
     horizons = [50, 100, 150, 200, 250, 300] if quick else [50, 100, 150, 200, 250, 300, 350, 400]
     for damping in dampings:
-        exponent, rate = measure(lambda h: acrobot_task.objective(h, damping=damping, device=device), horizons, 0.01)
+        exponent, rate = measure(lambda h: acrobot_task.objective(h, damping=damping, device=device), horizons)
         rows.append({"system": "acrobot", "knob": "damping [N m s]", "value": damping, "lyapunov_exponent": exponent,
                      "two_lambda": 2.0 * exponent, "variance_growth_rate": rate})
     csv_path = write_csv(out / "lyapunov.csv", COLUMNS, rows)

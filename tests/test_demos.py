@@ -67,8 +67,8 @@ def test_lyapunov_exponent_predicts_the_explosion(tmp_path):
     rows = run_demo("lyapunov", tmp_path)
     billiard = [r for r in rows if r["system"] == "sinai billiard"]
     acrobot = sorted((r for r in rows if r["system"] == "acrobot"), key=lambda r: float(r["value"]))
-    for row in billiard:  # chaotic contact system: both rates positive, the variance's at least 2*lambda/2
-        assert float(row["two_lambda"]) > 0.5 and float(row["variance_growth_rate"]) > 0.5 * float(row["two_lambda"])
+    for row in billiard:  # chaotic contact system: both rates positive, the variance's at least 2*lambda
+        assert float(row["two_lambda"]) > 0.5 and float(row["variance_growth_rate"]) >= float(row["two_lambda"])
     chaotic, damped = acrobot[0], acrobot[-1]
     assert float(chaotic["two_lambda"]) > 0.5 and float(chaotic["variance_growth_rate"]) > 0.5
     assert float(damped["two_lambda"]) < 0 and float(damped["variance_growth_rate"]) < 0
