@@ -20,16 +20,24 @@ from .kernels.control import control_kernels
 from .model import Control, Model, State
 
 
-def _body_indices(model: Model, bodies: Sequence[int]) -> wp.array:
-    """The body indices as a device array, validated and built once per model."""
-    key = ("controlled_bodies", tuple(int(b) for b in bodies))
+def _model_array(model: Model, key: tuple, build) -> wp.array:
+    """A controller's constant device array, built by ``build()`` once per model and ``key``."""
     cache = model.__dict__.setdefault("_controller_arrays", {})
     if key not in cache:
-        indices = list(key[1])
+        cache[key] = build()
+    return cache[key]
+
+
+def _body_indices(model: Model, bodies: Sequence[int]) -> wp.array:
+    """The body indices as a device array, validated and built once per model."""
+    indices = [int(b) for b in bodies]
+
+    def build():
         if not indices or any(not 0 <= b < model.body_count for b in indices):
             raise ValueError(f"bodies must be indices in [0, {model.body_count}), got {indices!r}")
-        cache[key] = wp.array(indices, dtype=wp.int32, device=model.device)
-    return cache[key]
+        return wp.array(indices, dtype=wp.int32, device=model.device)
+
+    return _model_array(model, ("bodies", tuple(indices)), build)
 
 
 class OpenLoopForces:
@@ -167,7 +175,8 @@ class LinearFeedback:
 
     def apply(self, model, step, state, theta, control) -> None:
         kernels = control_kernels(model.precision.scalar)
-        reference = wp.array(self.reference, dtype=model.precision.vec3, device=model.device)
+        reference = _model_array(model, ("reference", self.reference.tobytes()),
+                                 lambda: wp.array(self.reference, dtype=model.precision.vec3, device=model.device))
         wp.launch(kernels.linear_feedback_body_force, dim=(theta.shape[0], len(self.bodies)),
                   inputs=[theta, _body_indices(model, self.bodies), reference, state.body_q, state.body_v],
                   outputs=[control.body_force], device=model.device)
