@@ -347,6 +347,13 @@ def _tf_inv(a):
     return np.concatenate([-(quat_to_matrix(conj) @ a[:3]), conj])
 
 
+def _grouped(keys, n: int):
+    """Group items by their key in [0, n): the start of each key's items (``n + 1`` offsets) and
+    the item indices sorted by key, in item order within a key."""
+    keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+    return np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=n))]), np.argsort(keys, kind="stable")
+
+
 def _build_layout(builder, coms) -> dict:
     """Topologically ordered links, dofs, coordinates, mass-matrix pairs and actuators (numpy)."""
     joints = builder.joints
@@ -423,12 +430,12 @@ def _build_layout(builder, coms) -> dict:
     pairs = []
     for i in range(nd):
         k = dof_link[i]
-        pairs.append((i, i, k))
+        pairs.append((i, i))
         a = k
         while a >= 0:
             for j in range(qd_start[a], qd_start[a] + DOF_COUNT[links[a]["kind"]]):
                 if j < i:
-                    pairs.append((i, j, k))
+                    pairs.append((i, j))
             a = links[a]["parent"]
     joint_link = {link["joint"]: k for k, link in enumerate(links)}
     return dict(
@@ -502,9 +509,12 @@ class ArticulationModel:
         lower = [j.limit[0] if j.limit else -np.inf for j in dof_joint]
         upper = [j.limit[1] if j.limit else np.inf for j in dof_joint]
         big = np.finfo(prec.numpy).max / 16
-        pairs = np.asarray(layout["pairs"], dtype=np.int32).reshape(-1, 3)
+        pairs = np.asarray(layout["pairs"], dtype=np.int32).reshape(-1, 2)
         below = pairs[pairs[:, 0] != pairs[:, 1]]
+        pair_start, _ = _grouped(pairs[:, 0], nd)  # pairs come sorted by row
+        desc_start, desc_order = _grouped(below[:, 1], nd)
         act_dof = [layout["qd_start"][layout["joint_link"][a.joint]] + a.dof for a in actuators]
+        act_start, act_order = _grouped(act_dof, nd)
         arrays = dict(
             link_body=iarr([lk["body"] for lk in links]),
             link_parent=iarr([lk["parent"] for lk in links]),
@@ -524,14 +534,14 @@ class ArticulationModel:
             dof_limit_ke=farr([j.limit_stiffness if j.limit else 0.0 for j in dof_joint]),
             dof_limit_kd=farr([j.limit_damping if j.limit else 0.0 for j in dof_joint]),
             dof_limit_softness=farr([j.limit_softness for j in dof_joint]),
-            dof_pair_start=iarr(np.searchsorted(pairs[:, 0], np.arange(nd + 1))),  # pairs are sorted by row
+            dof_pair_start=iarr(pair_start),
             pair_col=iarr(pairs[:, 1]),
             # the dofs below each dof (rows of the pairs whose column it is), ascending
-            dof_desc_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(below[:, 1], minlength=nd))])),
-            dof_desc=iarr(below[np.lexsort((below[:, 0], below[:, 1])), 0]),
+            dof_desc_start=iarr(desc_start),
+            dof_desc=iarr(below[desc_order, 0]),
             # the actuators of each dof, in actuator order
-            dof_act_start=iarr(np.concatenate([[0], np.cumsum(np.bincount(np.asarray(act_dof, dtype=np.int64), minlength=nd))])),
-            dof_act=iarr(np.argsort(act_dof, kind="stable")),
+            dof_act_start=iarr(act_start),
+            dof_act=iarr(act_order),
             act_kind=iarr([a.kind for a in actuators]),
             act_gear=farr([a.gear for a in actuators]),
             act_lower=farr(np.clip([a.ctrl_range[0] for a in actuators], -big, big)),
