@@ -565,9 +565,11 @@ def articulation_kernels(scalar):
                 work_l[world, k * n + a] = (work_h[world, k * n + a] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, a)) / lkk
         for kk in range(n):
             k = n - 1 - kk
-            work_y[world, k] = (work_rhs[world, k] - subtree_dot_vec(work_l, work_y, dof_desc_start, dof_desc, world, n, k)) / work_l[world, k * n + k]
+            below = subtree_dot_vec(work_l, work_y, dof_desc_start, dof_desc, world, n, k)
+            work_y[world, k] = (work_rhs[world, k] - below) / work_l[world, k * n + k]
         for k in range(n):
-            work_qdd[world, k] = (work_y[world, k] - ancestor_dot(work_l, work_qdd, dof_pair_start, pair_col, world, n, k)) / work_l[world, k * n + k]
+            above = ancestor_dot(work_l, work_qdd, dof_pair_start, pair_col, world, n, k)
+            work_qdd[world, k] = (work_y[world, k] - above) / work_l[world, k * n + k]
 
         # 6. velocities, then positions from the new velocities
         for d in range(n):

@@ -63,7 +63,8 @@ def md_kernels(scalar):
         runtime branch on ``sigma_from_diameter`` cost 18% of the LJ pair loop)."""
 
         @wp.func
-        def partner_count(i: int, all_pairs: int, n_particles: int, neighbor_count: wp.array(dtype=int), neighbor_index: wp.array2d(dtype=int)):
+        def partner_count(i: int, all_pairs: int, n_particles: int, neighbor_count: wp.array(dtype=int),
+                          neighbor_index: wp.array2d(dtype=int)):
             """How many partners particle i has: its list entries (an overflowed list is redone on
             the host), or every j > i."""
             if all_pairs == 0:
@@ -85,9 +86,9 @@ def md_kernels(scalar):
             return vec3(pair_epsilon[0, 0], pair_sigma[0, 0], pair_alpha[0, 0])
 
         @wp.func
-        def pair_parameters(ti: int, di: scalar, j: int, own: vec3, particle_type: wp.array(dtype=int), particle_diameter: wp.array(dtype=scalar),
-                            pair_epsilon: wp.array2d(dtype=scalar), pair_sigma: wp.array2d(dtype=scalar), pair_alpha: wp.array2d(dtype=scalar),
-                            sigma_from_diameter: int):
+        def pair_parameters(ti: int, di: scalar, j: int, own: vec3, particle_type: wp.array(dtype=int),
+                            particle_diameter: wp.array(dtype=scalar), pair_epsilon: wp.array2d(dtype=scalar),
+                            pair_sigma: wp.array2d(dtype=scalar), pair_alpha: wp.array2d(dtype=scalar), sigma_from_diameter: int):
             """The type pair (upper triangle) and epsilon, sigma, alpha of particles i and j
             (``own``: :func:`first_type_parameters`, every pair's with one type)."""
             ta = ti
@@ -242,8 +243,8 @@ def md_kernels(scalar):
                     if wp.static(cut):
                         within = r2 < rc2
                     if within:
-                        ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon, pair_sigma,
-                                                                  pair_alpha, sigma_from_diameter)
+                        ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon,
+                                                                  pair_sigma, pair_alpha, sigma_from_diameter)
                         adj_f = adj_fi
                         if (wanted & ADJ_FORCES) != 0:
                             adj_f = adj_fi - adj_forces[j]

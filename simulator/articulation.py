@@ -80,7 +80,8 @@ JOINT_KINDS = {
     "slide": int(JOINT_PRISMATIC),
     "ball": int(JOINT_BALL),
 }
-JOINT_NAMES = {int(JOINT_FREE): "free", int(JOINT_FIXED): "fixed", int(JOINT_REVOLUTE): "revolute", int(JOINT_PRISMATIC): "prismatic", int(JOINT_BALL): "ball"}
+JOINT_NAMES = {int(JOINT_FREE): "free", int(JOINT_FIXED): "fixed", int(JOINT_REVOLUTE): "revolute", int(JOINT_PRISMATIC): "prismatic",
+               int(JOINT_BALL): "ball"}
 COORD_COUNT = {int(JOINT_FREE): 7, int(JOINT_FIXED): 0, int(JOINT_REVOLUTE): 1, int(JOINT_PRISMATIC): 1, int(JOINT_BALL): 4}
 DOF_COUNT = {int(JOINT_FREE): 6, int(JOINT_FIXED): 0, int(JOINT_REVOLUTE): 1, int(JOINT_PRISMATIC): 1, int(JOINT_BALL): 3}
 ACTUATOR_KINDS = {"motor": int(ACTUATOR_MOTOR), "position": int(ACTUATOR_POSITION)}
@@ -658,7 +659,8 @@ def _static(model, *names):
     return [a[n] for n in names]
 
 
-_LINK_ARRAYS = ("link_body", "link_parent", "joint_type", "joint_axis", "joint_parent_xform", "joint_child_xform", "joint_q_start", "joint_qd_start")
+_LINK_ARRAYS = ("link_body", "link_parent", "joint_type", "joint_axis", "joint_parent_xform", "joint_child_xform", "joint_q_start",
+                "joint_qd_start")
 
 
 def eval_fk(model, state) -> None:

@@ -154,8 +154,10 @@ class MLPJointPolicy:
         wp.launch(kernels.joint_observation, dim=x.shape, inputs=[state.joint_q, state.joint_qd], outputs=[x], device=model.device)
         for layer, n_out in enumerate(self.sizes[1:]):
             last = layer == len(self.sizes) - 2
-            y = control.joint_act if last else wp.empty((worlds, n_out), dtype=model.precision.scalar, device=model.device, requires_grad=grad)
-            wp.launch(kernels.dense_layer, dim=(worlds, n_out), inputs=[theta, int(self.offsets[layer]), 1, x], outputs=[y], device=model.device)
+            y = control.joint_act if last else wp.empty((worlds, n_out), dtype=model.precision.scalar, device=model.device,
+                                                        requires_grad=grad)
+            wp.launch(kernels.dense_layer, dim=(worlds, n_out), inputs=[theta, int(self.offsets[layer]), 1, x], outputs=[y],
+                      device=model.device)
             x = y
 
 

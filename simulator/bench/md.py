@@ -396,7 +396,8 @@ def _print_table(result: dict, peer_ok: bool) -> None:
         print(line)
         if r.get("gradient_ratio_vs_peer"):
             configs = r.get("peer_gradient_configs") or {r["peer_gradient_config"]: r}
-            alternatives = ", ".join(f"{k} {c['peer_gradient_seconds']:.3f} s / {c['peer_peak_memory_mb']:.0f} MB" for k, c in configs.items())
+            alternatives = ", ".join(f"{k} {c['peer_gradient_seconds']:.3f} s / {c['peer_peak_memory_mb']:.0f} MB"
+                                     for k, c in configs.items())
             print(f"  gradient: ours {r['gradient_seconds']:.3f} s; jax-md {alternatives}; ours is "
                   f"{r['gradient_ratio_vs_peer']:.2f}x as fast as jax-md's {r['peer_gradient_config']}")
         for key in ("error", "peer_error"):

@@ -199,7 +199,7 @@ def _mujoco(worlds: int, steps: int, repeats: int, threads: int) -> dict | None:
 
         run()  # warm-up (thread pool)
         name = f"mujoco.rollout ({threads} threads)"
-    elapsed = median_seconds(run, repeats, wp.synchronize)
+    elapsed = median_seconds(run, repeats)  # MuJoCo's calls return when done: nothing to synchronize
     return {"peer": name, "steps_per_s": worlds * steps / elapsed, "sim_seconds_per_s_per_world": steps / elapsed * model.opt.timestep,
             "timestep": model.opt.timestep}
 
@@ -232,7 +232,8 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
     else:
         print(f"rigid benchmark on {dev} ({'quick' if quick else 'full'}, medians of {repeats}); ant substep {SUBSTEP} s")
         if single:
-            print(f"mujoco, one world: {single['steps_per_s']:.0f} steps/s at dt {single['timestep']} s = {single['sim_seconds_per_s_per_world']:.1f} sim s per s")
+            print(f"mujoco, one world: {single['steps_per_s']:.0f} steps/s at dt {single['timestep']} s = "
+                  f"{single['sim_seconds_per_s_per_world']:.1f} sim s per s")
         for r in rows:
             peer = "n/a" if r["peer"] is None else (
                 f"{r['peer']}: {r['peer_sim_seconds_per_s_per_world']:.2f} sim s/s/world, ratio {r['ratio_vs_peer']:.2f} "

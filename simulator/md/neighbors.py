@@ -317,7 +317,8 @@ class NeighborList:
             if most <= self.capacity:
                 break
             new_capacity = int(most * 1.25) + 1
-            logger.info("neighbor list overflow: a particle has %d neighbors, growing capacity from %d to %d", most, self.capacity, new_capacity)
+            logger.info("neighbor list overflow: a particle has %d neighbors, growing capacity from %d to %d", most, self.capacity,
+                        new_capacity)
             self.capacity = new_capacity
         self.neighbor_count, self.neighbor_index = count, index
         self._grid_args = (origin, width, ncell, span)

@@ -81,7 +81,8 @@ def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodi
     the kernels for one particle type and for several."""
     from_diameters = potential.sigma_from_diameters
     if types == 1:  # the same functional form with scalar parameters
-        potential = dataclasses.replace(potential, **{k: float(np.asarray(getattr(potential, k)).flat[-1]) for k in ("epsilon", "sigma", "alpha")})
+        scalars = {k: float(np.asarray(getattr(potential, k)).flat[-1]) for k in ("epsilon", "sigma", "alpha")}
+        potential = dataclasses.replace(potential, **scalars)
     dense = from_diameters and potential.name == "soft_sphere"  # contacts need a dense packing
     model = lj_system(potential=potential, types=types, density=1.2 if dense else 0.3, periodic=periodic)
     assert model.pair_epsilon.shape == (types, types)

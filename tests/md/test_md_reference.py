@@ -87,7 +87,8 @@ CASES = [
                                             sigma=np.array([[1.2, 1.1], [1.1, 1.0]])[:T, :T], alpha=2.0),
      energy.soft_sphere, None),
     ("morse", lambda T: md.Morse(epsilon=np.array([[5.0, 4.0], [4.0, 3.0]])[:T, :T],
-                                 sigma=np.array([[1.0, 1.1], [1.1, 1.2]])[:T, :T], alpha=np.array([[5.0, 4.0], [4.0, 6.0]])[:T, :T], cutoff=2.0),
+                                 sigma=np.array([[1.0, 1.1], [1.1, 1.2]])[:T, :T], alpha=np.array([[5.0, 4.0], [4.0, 6.0]])[:T, :T],
+                                 cutoff=2.0),
      energy.morse, 2.0),
 ]
 

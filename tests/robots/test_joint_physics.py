@@ -135,7 +135,8 @@ def test_joint_limit_bounds_overshoot(step_series):
     speed, ke, upper = 4.0, 1.0e4, 0.5
     b = sim.SceneBuilder()
     arm = b.add_body(position=(1.0, 0.0, 0.0), mass=1.0, inertia=[1e-2] * 3)
-    b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-1.0, 0.0, 0.0), qd=speed, limit=(-upper, upper), limit_stiffness=ke, limit_damping=0.0)
+    b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-1.0, 0.0, 0.0), qd=speed, limit=(-upper, upper), limit_stiffness=ke,
+                         limit_damping=0.0)
     model = b.finalize(precision="float64", device=DEVICE)
     series = step_series(model, model.state(), 300, 1e-3)
     q = series["joint_q"][:, 0, 0]
@@ -182,7 +183,8 @@ def test_floating_chain_conserves_momentum(step_series):
 
     def momenta(q, v, w):
         p = sum(mass[i] * v[i] for i in range(3))
-        h = sum(np.cross(q[i, :3], mass[i] * v[i]) + quat_to_matrix(q[i, 3:]) @ inertia[i] @ quat_to_matrix(q[i, 3:]).T @ w[i] for i in range(3))
+        h = sum(np.cross(q[i, :3], mass[i] * v[i]) + quat_to_matrix(q[i, 3:]) @ inertia[i] @ quat_to_matrix(q[i, 3:]).T @ w[i]
+                for i in range(3))
         return p, h
 
     p0, h0 = momenta(series["body_q"][0, 0], series["body_v"][0, 0], series["body_w"][0, 0])

@@ -93,7 +93,8 @@ def test_malformed_xml_names_file_and_line(tmp_path):
 
 
 def test_zero_joint_axis_names_file_and_line(tmp_path):
-    text = "<mujoco>\n<worldbody>\n<body pos='0 0 1'>\n<geom size='0.1'/>\n<joint type='hinge' axis='0 0 0'/>\n</body>\n</worldbody>\n</mujoco>\n"
+    text = ("<mujoco>\n<worldbody>\n<body pos='0 0 1'>\n<geom size='0.1'/>\n<joint type='hinge' axis='0 0 0'/>\n</body>\n"
+            "</worldbody>\n</mujoco>\n")
     with pytest.raises(ValueError, match=r"model\.xml:5: .*zero axis"):
         sim.load_mjcf(write(tmp_path, text))
 
