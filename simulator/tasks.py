@@ -15,9 +15,11 @@ import warp as wp
 from . import rigid
 from .articulation import eval_fk
 from .errors import check_finite
-from .gradients.objective import RolloutObjective
+from .engine import Engine, active_tape
+from .gradients.objective import RolloutObjective, SweepResult
 from .kernels.control import control_kernels
 from .model import Control, Model, State
+from .solver import RigidSolver
 
 
 def _model_array(model: Model, key: tuple, build) -> wp.array:
@@ -54,7 +56,7 @@ class OpenLoopForces:
         per_step = len(self.bodies) * 3
         return [slice(t * per_step, (t + 1) * per_step) for t in range(num_steps)]
 
-    def apply(self, model: Model, step: int, state: State, theta: wp.array, control: Control) -> None:
+    def apply(self, model: Model, step: int, state: State, theta: wp.array, control: Control, workspace=None) -> None:
         kernels = control_kernels(model.precision.scalar)
         bodies = _body_indices(model, self.bodies)
         wp.launch(kernels.open_loop_body_force, dim=(theta.shape[0], len(self.bodies)),
@@ -77,7 +79,7 @@ class OpenLoopActions:
     def parameter_blocks(self, num_steps: int) -> list[slice]:
         return [slice(t * self.num_actuators, (t + 1) * self.num_actuators) for t in range(num_steps)]
 
-    def apply(self, model, step, state, theta, control) -> None:
+    def apply(self, model, step, state, theta, control, workspace=None) -> None:
         if control.joint_act is None or control.joint_act.shape[1] != self.num_actuators:
             raise ValueError(f"the model has no {self.num_actuators} actuators to drive")
         wp.launch(control_kernels(model.precision.scalar).open_loop_rows, dim=(theta.shape[0], self.num_actuators),
@@ -106,7 +108,7 @@ class LinearJointFeedback:
         row = self.num_coords + self.num_dofs + 1
         return [slice(a * row, (a + 1) * row) for a in range(self.num_actuators)]
 
-    def apply(self, model, step, state, theta, control) -> None:
+    def apply(self, model, step, state, theta, control, workspace=None) -> None:
         wp.launch(control_kernels(model.precision.scalar).linear_joint_feedback, dim=(theta.shape[0], self.num_actuators),
                   inputs=[theta, state.joint_q, state.joint_qd], outputs=[control.joint_act], device=model.device)
 
@@ -147,15 +149,21 @@ class MLPJointPolicy:
             theta[start : start + block.size] = block.reshape(-1)
         return theta
 
-    def apply(self, model, step, state, theta, control) -> None:
+    def apply(self, model, step, state, theta, control, workspace=None) -> None:
         kernels = control_kernels(model.precision.scalar)
         worlds, grad = theta.shape[0], theta.requires_grad
-        x = wp.empty((worlds, self.sizes[0]), dtype=model.precision.scalar, device=model.device, requires_grad=grad)
+
+        def scratch(layer, width):
+            shape, dtype = (worlds, width), model.precision.scalar
+            if workspace is None:
+                return wp.empty(shape, dtype=dtype, device=model.device, requires_grad=grad)
+            return workspace.array(("mlp", layer), shape, dtype, requires_grad=grad)
+
+        x = scratch(0, self.sizes[0])
         wp.launch(kernels.joint_observation, dim=x.shape, inputs=[state.joint_q, state.joint_qd], outputs=[x], device=model.device)
         for layer, n_out in enumerate(self.sizes[1:]):
             last = layer == len(self.sizes) - 2
-            y = control.joint_act if last else wp.empty((worlds, n_out), dtype=model.precision.scalar, device=model.device,
-                                                        requires_grad=grad)
+            y = control.joint_act if last else scratch(layer + 1, n_out)
             wp.launch(kernels.dense_layer, dim=(worlds, n_out), inputs=[theta, int(self.offsets[layer]), 1, x], outputs=[y],
                       device=model.device)
             x = y
@@ -175,7 +183,7 @@ class LinearFeedback:
     def parameter_blocks(self, num_steps: int) -> list[slice]:
         return [slice(k * 21, (k + 1) * 21) for k in range(len(self.bodies))]
 
-    def apply(self, model, step, state, theta, control) -> None:
+    def apply(self, model, step, state, theta, control, workspace=None) -> None:
         kernels = control_kernels(model.precision.scalar)
         reference = _model_array(model, ("reference", self.reference.tobytes()),
                                  lambda: wp.array(self.reference, dtype=model.precision.vec3, device=model.device))
@@ -240,10 +248,16 @@ class ControlObjective(RolloutObjective):
         dt, substeps: step length [s] and substeps; default to the scene's.
         initial_state: optional ``initial_state(model, seed) -> State`` for random initial
             conditions (default: the builder's initial state for every world).
+        execution: ``"auto"`` runs evaluations and full backprop through the rollout engine's
+            captured graphs (:meth:`engine`) where it can; ``"python"`` steps from Python (the
+            reference path, bitwise the same results).
     """
 
     def __init__(self, scene: Callable, controller, losses: Sequence, *, num_steps: int, dt: float | None = None,
-                 substeps: int | None = None, initial_state: Callable | None = None):
+                 substeps: int | None = None, initial_state: Callable | None = None, execution: str = "auto"):
+        if execution not in ("auto", "python"):
+            raise ValueError(f"execution must be 'auto' or 'python', got {execution!r}")
+        self.execution = execution
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
         self.scene = scene
@@ -251,6 +265,7 @@ class ControlObjective(RolloutObjective):
         self.losses = list(losses)
         self.num_steps = int(num_steps)
         self._models: dict[int, tuple[Model, float, int]] = {}
+        self._engines: dict[int, Engine] = {}
         model, self.dt, self.substeps = self._model(1)
         if dt is not None:
             self.dt = float(dt)
@@ -287,21 +302,61 @@ class ControlObjective(RolloutObjective):
     def advance(self, t, state, theta):
         model = self.model(theta.shape[0])
         control = model.control(requires_grad=True)
-        self.controller.apply(model, t, state, theta, control)
+        self.apply_control(model, t, state, theta, control)
         h = self.dt / self.substeps
         for _ in range(self.substeps):
-            nxt = model.state()
+            nxt = model.output_state()
             rigid.step(model, state, nxt, control, h)
             state = nxt
-        state.control = control  # the control that produced this state, read by EffortLoss
+        state.control = control  # the control that produced this state (its loss terms read it)
+        state.start = self._start(state)
         return state
 
     def add_loss(self, t, state, theta, loss):
-        model = self.model(theta.shape[0])
+        self.step_loss(self.model(theta.shape[0]), t, state, getattr(state, "control", None), theta, loss, self._start(state))
+
+    def _start(self, state):
+        return getattr(state, "start", state)
+
+    # ------------------------------------------------------------------ the engine's program hooks
+    def apply_control(self, model, t, state, theta, control, workspace=None) -> None:
+        """Write the control of step ``t`` (the controller's, from ``state`` and ``theta``)."""
+        self.controller.apply(model, t, state, theta, control, workspace)
+
+    def step_loss(self, model, t, state, control, theta, loss, initial_state) -> None:
+        """Add the loss terms due after step ``t`` (every-step terms, and the rest after the last)."""
         last = t == self.num_steps - 1
         for term in self.losses:
             if term.every_step or last:
-                term.add(model, state, getattr(state, "control", None), loss)
+                term.add(model, state, control, loss)
+
+    capturable_losses = True  # step_loss only launches kernels (the engine may capture it)
+
+    def engine(self, num_worlds: int) -> Engine:
+        """The rollout engine of the ``num_worlds``-world model (built once, with its caches)."""
+        if num_worlds not in self._engines:
+            self._engines[num_worlds] = Engine(RigidSolver(self.model(num_worlds)))
+        return self._engines[num_worlds]
+
+    def _uses_engine(self, num_worlds: int) -> bool:
+        return (self.execution == "auto" and self.capturable_losses and self.engine(num_worlds).solver.capturable
+                and active_tape() is None)
+
+    def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0):
+        """Per-world losses by replaying the captured rollout (None: use the generic loop)."""
+        worlds = theta_rows.shape[0]
+        if not self._uses_engine(worlds):
+            return None
+        return self.engine(worlds).evaluate(self, theta_rows, self.initial_state(worlds, seed))
+
+    def sweep_rows(self, theta_rows: np.ndarray, *, seed: int = 0, checkpoint_every=None, window=None, clip=None, trace=False):
+        """Losses and gradients by replaying the captured recorded rollout and its reverse pass
+        (None where the options need the generic reverse sweep: checkpoints, windows, clipping, traces)."""
+        worlds = theta_rows.shape[0]
+        if checkpoint_every is not None or window is not None or clip is not None or trace or not self._uses_engine(worlds):
+            return None
+        losses, gradients = self.engine(worlds).gradient(self, theta_rows, self.initial_state(worlds, seed))
+        return SweepResult(losses=losses, gradients=gradients, peak_states=self.num_steps * self.substeps + 1)
 
     def state_arrays(self, state):
         return state.arrays()
@@ -335,6 +390,8 @@ class SceneTaskObjective(ControlObjective):
         **scene_options: passed to ``scenes.make`` (``precision``, ``device``, ``contact``...);
             ``requires_grad`` is always True.
     """
+
+    capturable_losses = False  # the scene's loss function builds index arrays per call
 
     def __init__(self, name: str, *, controller=None, num_steps: int | None = None, initial_state=None, **scene_options):
         from .scenes import make

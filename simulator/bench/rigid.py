@@ -85,7 +85,7 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
     """Medians over ``repeats`` runs: ``steps`` substeps of the unrecorded forward pass, and a
     rollout of ``reverse_steps`` substeps timed unrecorded, recorded on a tape, and in reverse."""
     from simulator import rollout, scenes
-    from simulator.replay import default_threads
+    from simulator.engine import default_threads
 
     scene = scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
     model = scene.model

@@ -96,7 +96,15 @@ def _check_losses(losses: np.ndarray) -> np.ndarray:
 
 
 def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """Per-world losses ``(W,)`` for the parameter rows ``(W, P)``, without recording a tape."""
+    """Per-world losses ``(W,)`` for the parameter rows ``(W, P)``, without recording a tape.
+
+    An objective with a fast path (``evaluate_rows(theta_rows, seed=...)`` returning the losses,
+    or None where it cannot) runs it; otherwise the objective is stepped from Python."""
+    fast = getattr(objective, "evaluate_rows", None)
+    if fast is not None:
+        losses = fast(np.asarray(theta_rows), seed=seed)
+        if losses is not None:
+            return _check_losses(np.asarray(losses, dtype=np.float64))
     theta = objective.parameter_array(theta_rows, requires_grad=False)
     worlds = theta.shape[0]
     loss = objective.loss_array(worlds, requires_grad=False)
@@ -201,6 +209,23 @@ def reverse_sweep(
         segment = 1  # clipping and tracing act at every step boundary
     segment = max(1, min(segment, max(T, 1)))
 
+    fast = getattr(objective, "sweep_rows", None)  # an objective's own fast path (None where it cannot)
+    if fast is not None:
+        result = fast(np.asarray(theta_rows), seed=seed, checkpoint_every=checkpoint_every, window=window, clip=clip, trace=trace)
+        if result is not None:
+            _check_losses(result.losses)
+            bad = np.flatnonzero(~np.all(np.isfinite(result.gradients), axis=1))
+            if bad.size:
+                # locate the step with the per-step sweep of the generic path (it raises)
+                _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=clip, trace=True)
+                raise GradientNotFiniteError(f"the parameter gradient is non-finite in world {int(bad[0])}", step=0)
+            return result
+    return _python_sweep(objective, theta_rows, seed=seed, segment=segment, window=window, clip=clip, trace=trace)
+
+
+def _python_sweep(objective, theta_rows, *, seed, segment, window, clip, trace) -> SweepResult:
+    """The reverse sweep stepping the objective from Python, ``segment`` steps per local tape."""
+    T = objective.num_steps
     theta = objective.parameter_array(theta_rows, requires_grad=True)
     worlds = theta.shape[0]
 
@@ -242,7 +267,7 @@ def reverse_sweep(
         norm = _adjoint_norms(adjoint, worlds)
         if not np.all(np.isfinite(norm)):
             if segment > 1:  # locate the exact step with a per-step sweep (it raises)
-                reverse_sweep(objective, theta_rows, seed=seed, window=window, trace=True)
+                _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=None, trace=True)
             raise GradientNotFiniteError(
                 f"the state adjoint became non-finite in the backward pass at step {start} "
                 f"(world {int(np.flatnonzero(~np.isfinite(norm))[0])}); the rollout is too long or too "

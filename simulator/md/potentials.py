@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
+from ..runtime import active_tape, warp_runtime  # noqa: F401 (re-exported for the MD modules)
 from ..errors import check_positive
 from ..kernels.md import (
     ADJ_ENERGY,
@@ -161,18 +162,6 @@ def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=N
     tape = active_tape()
     if tape is not None:
         _record_adjoint(tape, model, kernels.pair_forces_adjoint[key], threads, positions, inputs, outputs)
-
-
-def warp_runtime():
-    """Warp's runtime object, which holds the active tape (Warp exposes no public way to read or
-    pause it)."""
-    src = getattr(wp, "_src", None)
-    return src.context.runtime if src is not None else wp.context.runtime
-
-
-def active_tape():
-    """The ``wp.Tape`` recording now, or None."""
-    return warp_runtime().tape
 
 
 def _record_adjoint(tape, model, adjoint_kernel, threads, positions, inputs, outputs) -> None:

@@ -1,0 +1,511 @@
+"""The rollout engine: every multi-step simulation of a :class:`~simulator.solver.Solver` runs here.
+
+One :class:`Engine` per solver. It owns its caches (captured graphs, state pools, world-range
+views), so repeated calls of the same shape cost only the replay. Two kinds of work:
+
+* :meth:`Engine.rollout`: ``num_steps`` steps of ``dt`` (each split into ``substeps``) driven by
+  a fixed control or a :class:`~simulator.model.ControlSequence`; recorded for a surrounding
+  ``wp.Tape`` (``record=True``: every substep writes a fresh state), or unrecorded, replaying one
+  captured graph per control step (``execution="graph"``; no Python per launch) with the worlds
+  split into contiguous ranges on ``threads`` threads.
+* :meth:`Engine.evaluate` and :meth:`Engine.gradient`: a *program* (a controller that writes the
+  control of each step from the state and parameters ``theta``, and loss terms added after each
+  step) over batched worlds, one parameter row per world. The whole rollout, its losses and (for
+  the gradient) its recorded tape and reverse pass are captured once as graphs over preallocated
+  pools and replayed per call, per world range on its own thread. These are the fast paths of
+  the gradient estimators: ES evaluates its population with :meth:`evaluate`, backprop uses
+  :meth:`gradient`.
+
+A program has ``num_steps``, ``dt``, ``substeps`` and two methods, both of which may only launch
+kernels (no host reads, no allocation other than through the workspace), so they can be captured:
+
+* ``apply_control(model, t, state, theta, control, workspace)``: write ``control`` for step ``t``;
+* ``step_loss(model, t, state, control, theta, loss, initial_state)``: add the loss of the state
+  reached after step ``t`` into ``loss`` (``(W,)``).
+
+``model`` is the solver's model (a world range of it on a thread), ``theta`` ``(W, P)``.
+
+Worlds are independent and every world range works on views of the same arrays, so results are
+bitwise those of one thread and of stepping from Python, whatever the thread count. Graph capture
+works on the CPU (Warp CPU graphs) and on CUDA (CUDA graphs) behind the same switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import warp as wp
+
+from .errors import SimulationDivergedError
+from .kernels.rigid import NO_DIVERGENCE
+from .model import Control, ControlSequence, State
+from .runtime import active_tape, warp_runtime
+from .solver import Solver, no_divergence
+
+EXECUTIONS = ("auto", "python", "graph")
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Trajectory:
+    """The result of a rollout.
+
+    Attributes:
+        states: with ``record=True``, the state at every step boundary (``num_steps + 1``
+            entries, ``states[0]`` is the initial state); with ``record=False``, the initial and
+            the final state.
+        dt: step length [s]; each step was split into ``substeps`` substeps.
+        num_steps: the number of steps simulated (the elapsed time is ``num_steps * dt``).
+    """
+
+    states: list[State]
+    dt: float
+    substeps: int
+    substates: list[State] = field(default_factory=list, repr=False)  # keeps recorded substeps alive
+    num_steps: int | None = None
+
+    def __post_init__(self):
+        if self.num_steps is None:
+            self.num_steps = len(self.states) - 1
+
+    @property
+    def final(self) -> State:
+        return self.states[-1]
+
+    @property
+    def elapsed(self) -> float:
+        """Simulated time from the first to the last state [s]."""
+        return self.num_steps * self.dt
+
+    def body_q(self) -> np.ndarray:
+        """Poses at the stored states, ``(len(states), W, B, 7)`` (position, quaternion)."""
+        return np.stack([s.body_q.numpy() for s in self.states])
+
+    def body_v(self) -> np.ndarray:
+        """Centre-of-mass velocities [m/s] at the stored states, ``(len(states), W, B, 3)``."""
+        return np.stack([s.body_v.numpy() for s in self.states])
+
+
+class Workspace:
+    """Scratch arrays of a controller or loss, allocated once per key and reused on every replay.
+
+    The engine hands one workspace per step to a recorded program (each step keeps its own
+    intermediates for the reverse pass) and one shared workspace to an unrecorded one.
+    """
+
+    def __init__(self, device):
+        self.device = device
+        self._arrays: dict = {}
+
+    def array(self, key, shape, dtype, *, requires_grad: bool = False) -> wp.array:
+        """The array for ``key`` (allocated uninitialised on first use)."""
+        full_key = (key, tuple(shape), dtype, requires_grad)
+        array = self._arrays.get(full_key)
+        if array is None:
+            array = self._arrays[full_key] = wp.empty(shape, dtype=dtype, device=self.device, requires_grad=requires_grad)
+        return array
+
+    def gradients(self) -> list[wp.array]:
+        return [a.grad for a in self._arrays.values() if a.grad is not None]
+
+
+def check_num_steps(num_steps) -> int:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
+        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    return int(num_steps)
+
+
+def _check_threads(threads):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
+
+
+def _control_at(controls, step_index: int):
+    if controls is None or isinstance(controls, Control):
+        return controls
+    return controls.at(step_index)
+
+
+def _run_ranges(function, parts) -> None:
+    """``function(part)`` for every part, on one thread per part (graph replays release the GIL)."""
+    if len(parts) == 1:
+        function(parts[0])
+        return
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        for future in [pool.submit(function, part) for part in parts]:
+            future.result()
+
+
+class _Capture:
+    """``with _Capture(device) as c:`` records launches into ``c.graph`` instead of running them."""
+
+    def __init__(self, device):
+        self.device = device
+        self.graph = None
+
+    def __enter__(self):
+        runtime = warp_runtime()
+        self._outer_tape, runtime.tape = runtime.tape, None  # what a capture records is not the outer tape's
+        wp.capture_begin(device=self.device)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.graph = wp.capture_end(device=self.device)
+        finally:
+            warp_runtime().tape = self._outer_tape
+        return False
+
+
+class Engine:
+    """The rollout engine of one solver (see the module docstring).
+
+    Args:
+        solver: the physics (e.g. :class:`simulator.RigidSolver`).
+        threads: world ranges replayed in parallel (default: the CPUs this process may use; at most
+            one per world). Results do not depend on it.
+    """
+
+    def __init__(self, solver: Solver, *, threads: int | None = None):
+        if not isinstance(solver, Solver):
+            raise TypeError(f"solver must be a simulator.Solver, got {type(solver).__name__}")
+        self.solver = solver
+        self.threads = _check_threads(threads)
+        self._programs: dict = {}
+
+    # ------------------------------------------------------------------ plain rollouts
+    def rollout(
+        self,
+        initial_state: State,
+        controls: Control | ControlSequence | None = None,
+        *,
+        num_steps: int,
+        dt: float,
+        substeps: int = 1,
+        record: bool = True,
+        check_divergence: bool = True,
+        execution: str = "auto",
+        threads: int | None = None,
+    ) -> Trajectory:
+        """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
+
+        See :func:`simulator.rollout` for the arguments. ``execution``: ``"python"`` steps from
+        Python, ``"graph"`` replays captured graphs (unrecorded only), ``"auto"`` replays when it
+        can (unrecorded, at least two steps, a capturable solver, contiguous controls).
+        """
+        solver = self.solver
+        num_steps = check_num_steps(num_steps)
+        h = solver.check_dt(dt, substeps)
+        threads = _check_threads(threads) or self.threads
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+        if controls is not None and not isinstance(controls, (Control, ControlSequence)):
+            raise TypeError(f"controls must be None, a Control or a ControlSequence, got {type(controls).__name__}")
+        if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
+            raise ValueError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
+        if not record and active_tape() is not None:
+            raise ValueError("record=False inside an active wp.Tape would give wrong gradients (the tape sees none of the steps); "
+                             "use record=True, or leave the tape")
+        graph = self._can_replay(controls) and num_steps >= 2
+        if execution == "graph":
+            if record or not self._can_replay(controls):
+                raise ValueError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
+            graph = num_steps >= 1
+        elif execution == "python":
+            graph = False
+        first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
+        if not record and graph:
+            states, substates = [initial_state, self._replay(initial_state, controls, num_steps, substeps, h, first_bad, threads)], []
+        else:
+            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad)
+        if first_bad is not None:
+            self._raise_if_diverged(first_bad.numpy(), dt, substeps)
+        return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
+
+    def _can_replay(self, controls) -> bool:
+        if isinstance(controls, ControlSequence):
+            if not all(a is None or a.is_contiguous for a in (controls.body_force, controls.body_torque, controls.joint_act)):
+                return False
+        return self.solver.capturable
+
+    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad):
+        """One ``solver.step`` per substep from Python (recorded on an active tape when ``record``)."""
+        solver = self.solver
+        states, substates = [initial_state], []
+        current = initial_state
+        spare = None if record else solver.output_state(requires_grad=False)
+        for t in range(num_steps):
+            control = _control_at(controls, t)
+            for k in range(substeps):
+                if record:
+                    nxt = solver.output_state()
+                    substates.append(nxt)
+                else:
+                    nxt = spare
+                solver.step(current, nxt, control, h)
+                if first_bad is not None:
+                    solver.record_divergence(nxt, t * substeps + k, first_bad)
+                if not record:
+                    spare = current if current is not initial_state else solver.output_state(requires_grad=False)
+                current = nxt
+            if record:
+                states.append(current)
+        if not record and num_steps > 0:
+            states.append(current)
+        return states, substates
+
+    def _replay(self, initial_state, controls, num_steps, substeps, h, first_bad, threads) -> State:
+        """Unrecorded steps replaying a captured graph of one control step (its ``substeps``
+        substeps ping-ponging between two buffers, and their divergence checks, the substep index
+        kept in a device counter the graph advances); a second graph starts from the other buffer
+        when ``substeps`` is odd. Returns the final state (a new State)."""
+        solver = self.solver
+        buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
+        if isinstance(controls, ControlSequence):
+            control = solver.control(requires_grad=False)  # staging: step t is copied in before each replay
+        else:
+            control = controls if controls is not None else solver.control(requires_grad=False)
+        ranges = [_ReplayRange(solver, lo, hi, initial_state, buffers, control, first_bad, substeps, h)
+                  for lo, hi in self._bounds(threads)]
+
+        def run(part: _ReplayRange) -> None:
+            for t in range(num_steps):
+                if isinstance(controls, ControlSequence):
+                    part.copy_controls(controls, t)
+                wp.capture_launch(part.graphs[(t * substeps) % len(part.graphs)])
+
+        _run_ranges(run, ranges)
+        return buffers[(num_steps * substeps) % 2]
+
+    def _bounds(self, threads) -> list[tuple[int, int]]:
+        worlds = self.solver.num_worlds
+        count = max(1, min(threads or self.threads or default_threads(), worlds))
+        if not self.solver.device.is_cpu:
+            count = 1  # one GPU stream runs every world at once
+        edges = np.linspace(0, worlds, count + 1).round().astype(int)
+        return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+    def _raise_if_diverged(self, first_bad: np.ndarray, dt: float, substeps: int) -> None:
+        bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
+        if bad_worlds.size == 0:
+            return
+        substep = int(first_bad[bad_worlds].min())
+        world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
+        raise SimulationDivergedError(
+            f"the simulation became non-finite at step {substep // substeps} (substep {substep}) in world {world} "
+            f"({bad_worlds.size} of {self.solver.num_worlds} worlds diverged); dt={dt} with substeps={substeps}"
+            f"{self.solver.divergence_advice()}",
+            step=substep // substeps,
+            world=world,
+        )
+
+    # ------------------------------------------------------------------ programs (objectives)
+    def evaluate(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None) -> np.ndarray:
+        """Per-world losses ``(W,)`` of ``program`` driven by the parameter rows ``(W, P)`` from
+        ``initial_state``, unrecorded, by replaying the captured rollout (world ranges on threads).
+
+        Raises :class:`SimulationDivergedError` naming the first non-finite step and world."""
+        runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads)
+        runner.load(theta_rows, initial_state)
+        _run_ranges(lambda part: part.forward(), runner.parts)
+        runner.raise_if_diverged()
+        return runner.loss.numpy().astype(np.float64)
+
+    def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None):
+        """Per-world losses ``(W,)`` and gradients ``(W, P)`` of each world's loss w.r.t. its row:
+        the recorded rollout and its reverse pass, both captured once as graphs over a pool of
+        states and replayed (bitwise the gradient of stepping on a ``wp.Tape`` from Python)."""
+        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads)
+        runner.load(theta_rows, initial_state)
+
+        def both(part):
+            part.forward()
+            part.reverse()
+
+        _run_ranges(both, runner.parts)
+        runner.raise_if_diverged()
+        return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
+
+    def _runner(self, program, theta_shape, *, recorded: bool, threads) -> _ProgramRunner:
+        threads = _check_threads(threads) or self.threads
+        if self.solver.device.is_capturing:
+            raise RuntimeError("the engine cannot replay its graphs inside another graph capture")
+        key = (id(program), tuple(theta_shape), recorded, int(program.num_steps), float(program.dt), int(program.substeps),
+               tuple(self._bounds(threads)))
+        runner = self._programs.get(key)
+        if runner is None or runner.program is not program:
+            runner = self._programs[key] = _ProgramRunner(self, program, theta_shape, recorded, self._bounds(threads))
+        return runner
+
+
+class _ReplayRange:
+    """Worlds ``lo:hi`` of an unrecorded replay: views of the solver, buffers and control, and the
+    captured graph(s) of one control step."""
+
+    def __init__(self, solver, lo, hi, initial_state, buffers, control, first_bad, substeps, h):
+        self.lo, self.hi = lo, hi
+        self.solver = solver.world_range(lo, hi)
+        self.buffers = tuple(solver.state_view(b, lo, hi) for b in buffers)
+        self.control = solver.control_view(control, lo, hi)
+        first_bad = None if first_bad is None else first_bad[lo:hi]
+        step_base = wp.zeros(1, dtype=wp.int32, device=solver.device)
+        self.solver.prepare_capture()
+        self.graphs = [self._capture(start, substeps, h, first_bad, step_base) for start in range(1 + substeps % 2)]
+        # a CPU capture does not run the launches; set the start values now
+        self.buffers[0].assign(solver.state_view(initial_state, lo, hi))
+        step_base.zero_()
+        if first_bad is not None:
+            first_bad.fill_(NO_DIVERGENCE)
+
+    def _capture(self, start, substeps, h, first_bad, step_base):
+        solver, buffers = self.solver, self.buffers
+        with _Capture(solver.device) as capture:
+            for k in range(substeps):
+                nxt = buffers[(start + k + 1) % 2]
+                solver.step(buffers[(start + k) % 2], nxt, self.control, h)
+                if first_bad is not None:
+                    solver.record_divergence(nxt, k, first_bad, step_base=step_base)
+            if first_bad is not None:
+                solver.advance_step_counter(step_base, substeps)
+        return capture.graph
+
+    def copy_controls(self, controls: ControlSequence, t: int) -> None:
+        """Staging control <- worlds lo:hi of ``controls.at(t)`` (no view objects per step)."""
+        for name in ("body_force", "body_torque", "joint_act"):
+            dst = getattr(self.control, name)
+            if dst is not None:
+                src = getattr(controls, name)
+                per_world = dst.size // (self.hi - self.lo)
+                offset = (t * src.shape[1] + self.lo) * per_world
+                wp.copy(dst, src, src_offset=offset, count=dst.size)
+
+
+class _ProgramRunner:
+    """Preallocated arrays of one program shape (parameters, loss, initial state, states,
+    controls, workspaces) and one :class:`_ProgramRange` per world range."""
+
+    def __init__(self, engine: Engine, program, theta_shape, recorded: bool, bounds):
+        solver = engine.solver
+        self.program, self.recorded = program, recorded
+        self.num_steps, self.substeps = int(program.num_steps), int(program.substeps)
+        self.h = solver.check_dt(program.dt, program.substeps)
+        worlds, _ = theta_shape
+        if worlds != solver.num_worlds:
+            raise ValueError(f"theta has {worlds} rows but the solver has {solver.num_worlds} worlds")
+        precision = self.precision = solver.model.precision
+        device = solver.device
+        self.theta = wp.zeros(theta_shape, dtype=precision.scalar, device=device, requires_grad=recorded)
+        self.loss = wp.zeros(worlds, dtype=precision.scalar, device=device, requires_grad=recorded)
+        self.first_bad = no_divergence(worlds, device)
+        self.start = solver.state(requires_grad=recorded)
+        count = self.num_steps * self.substeps if recorded else 2
+        self.states = [solver.output_state(requires_grad=recorded) for _ in range(count)]
+        self.controls = [solver.control(requires_grad=recorded) for _ in range(self.num_steps if recorded else 1)]
+        self.workspaces = [Workspace(device) for _ in range(self.num_steps if recorded else 1)]
+        self.solver = solver
+        self.parts = [_ProgramRange(self, solver, lo, hi) for lo, hi in bounds]
+
+    def load(self, theta_rows: np.ndarray, initial_state: State) -> None:
+        """Copy the parameter rows and the initial state into the runner's arrays."""
+        self.theta.assign(np.ascontiguousarray(theta_rows, dtype=self.precision.numpy))
+        self.start.assign(initial_state)
+
+    def raise_if_diverged(self) -> None:
+        first_bad = self.first_bad.numpy()
+        bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
+        if bad_worlds.size == 0:
+            return
+        step = int(first_bad[bad_worlds].min())
+        world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
+        raise SimulationDivergedError(
+            f"the simulation became non-finite at step {step} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
+            f"diverged); dt={self.program.dt} with substeps={self.substeps}{self.solver.divergence_advice()}",
+            step=step,
+            world=world,
+        )
+
+
+class _ProgramRange:
+    """Worlds ``lo:hi`` of a program runner: views and the captured forward (and reverse) graph."""
+
+    def __init__(self, runner: _ProgramRunner, solver, lo, hi):
+        self.runner = runner
+        self.solver = solver.world_range(lo, hi)
+        self.theta = runner.theta[lo:hi]
+        self.loss = runner.loss[lo:hi]
+        self.first_bad = runner.first_bad[lo:hi]
+        self.start = solver.state_view(runner.start, lo, hi)
+        self.states = [solver.state_view(s, lo, hi) for s in runner.states]
+        self.controls = [solver.control_view(c, lo, hi) for c in runner.controls]
+        self.workspaces = runner.workspaces if lo == 0 and hi == solver.num_worlds else [Workspace(solver.device) for _ in runner.workspaces]
+        self.tape = wp.Tape() if runner.recorded else None
+        self._warm_up()
+        self.forward_graph = self._capture_forward()
+        self.reverse_graph = self._capture_reverse() if runner.recorded else None
+
+    def _warm_up(self) -> None:
+        """Run the program's hooks once outside any capture, so that every lazily built constant
+        (index arrays, zero controls) exists before a capture records launches that use it."""
+        solver, program = self.solver, self.runner.program
+        solver.prepare_capture()
+        scratch = wp.zeros_like(self.loss, requires_grad=False)
+        program.apply_control(solver.model, 0, self.start, self.theta, self.controls[0], self.workspaces[0])
+        program.step_loss(solver.model, self.runner.num_steps - 1, self.start, self.controls[0], self.theta, scratch, self.start)
+
+    def _capture_forward(self):
+        runner, solver, program = self.runner, self.solver, self.runner.program
+        model, h, substeps = solver.model, runner.h, runner.substeps
+        recorded = runner.recorded
+        with _Capture(solver.device) as capture:
+            self.loss.zero_()
+            self.first_bad.fill_(NO_DIVERGENCE)
+            current = self.start
+            for t in range(runner.num_steps):
+                control = self.controls[t if recorded else 0]
+                workspace = self.workspaces[t if recorded else 0]
+                with self.tape if recorded else contextlib.nullcontext():
+                    program.apply_control(model, t, current, self.theta, control, workspace)
+                    for k in range(substeps):
+                        if recorded:
+                            nxt = self.states[t * substeps + k]
+                        else:
+                            nxt = self.states[0] if current is not self.states[0] else self.states[1]
+                        solver.step(current, nxt, control, h)
+                        current = nxt
+                    program.step_loss(model, t, current, control, self.theta, self.loss, self.start)
+                solver.record_divergence(current, t, self.first_bad)
+        return capture.graph
+
+    def _capture_reverse(self):
+        solver = self.solver
+        gradients = [self.theta.grad, self.loss.grad]
+        for state in (self.start, *self.states):
+            gradients += [a.grad for a in solver.state_arrays(state).values() if a.grad is not None]
+        for control in self.controls:
+            gradients += [a.grad for a in (control.body_force, control.body_torque, control.joint_act) if a is not None and a.grad is not None]
+        for workspace in self.workspaces:
+            gradients += workspace.gradients()
+        with _Capture(solver.device) as capture:
+            for grad in gradients:
+                grad.zero_()
+            self.loss.grad.fill_(1.0)
+            self.tape.backward()
+        return capture.graph
+
+    def forward(self) -> None:
+        wp.capture_launch(self.forward_graph)
+
+    def reverse(self) -> None:
+        wp.capture_launch(self.reverse_graph)

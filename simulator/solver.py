@@ -1,0 +1,171 @@
+"""The solver protocol: one object per physics, one step signature, used by the rollout engine.
+
+A :class:`Solver` is bound to a model (the static description of a batch of worlds). It makes
+the states and controls the physics works on, advances one step from ``state_in`` into
+``state_out`` (never in place, so a recorded rollout can be differentiated), validates the step
+length, tells whether its steps can be captured as a Warp graph, and watches for divergence.
+The rollout engine (:mod:`simulator.engine`) sees only this protocol.
+
+:class:`RigidSolver` is the rigid-body and articulated step (contact forces, then semi-implicit
+Euler; :mod:`simulator.rigid`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+
+import numpy as np
+import warp as wp
+
+from . import rigid
+from .kernels.rigid import NO_DIVERGENCE
+from .model import Control, Model, State
+
+
+class Solver(ABC):
+    """What every physics implements (the model is fixed at construction).
+
+    Attributes:
+        model: the static description the solver steps (with ``device``, ``precision`` and
+            ``num_worlds``).
+    """
+
+    model: object
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def num_worlds(self) -> int:
+        return self.model.num_worlds
+
+    @abstractmethod
+    def state(self, *, requires_grad: bool | None = None):
+        """A new state holding the model's initial conditions."""
+
+    def output_state(self, *, requires_grad: bool | None = None):
+        """A new state for a step to write into (may be uninitialised: ``step`` writes it all)."""
+        return self.state(requires_grad=requires_grad)
+
+    @abstractmethod
+    def control(self, *, requires_grad: bool | None = None):
+        """A new zero control for one step (or None for physics without controls)."""
+
+    @abstractmethod
+    def step(self, state_in, state_out, control, dt: float) -> None:
+        """Advance every world by ``dt`` from ``state_in`` into ``state_out`` (distinct objects)."""
+
+    @abstractmethod
+    def check_dt(self, dt: float, substeps: int = 1) -> float:
+        """Validate a step length [s] split into ``substeps``; return the substep length.
+
+        Raises ``ValueError`` naming ``dt`` when a substep is too long for the physics to stay
+        stable (stiff contact, stiff springs...)."""
+
+    @property
+    def capturable(self) -> bool:
+        """Whether ``step`` does no host work, so that steps can be captured as a Warp graph
+        (a CPU graph, or a CUDA graph on a GPU) and replayed."""
+        return False
+
+    @abstractmethod
+    def record_divergence(self, state, step_index: int, first_bad: wp.array, step_base: wp.array | None = None) -> None:
+        """Lower ``first_bad[w]`` (``(W,)`` int32) to ``step_index`` (+ ``step_base[0]``) in every
+        world ``w`` whose ``state`` is non-finite; launches only, so it can be captured."""
+
+    def divergence_advice(self) -> str:
+        """A hint appended to a divergence error (what usually fixes it)."""
+        return ""
+
+    def state_arrays(self, state) -> dict[str, wp.array]:
+        """The arrays of a state by name."""
+        return state.arrays()
+
+    def world_range(self, lo: int, hi: int) -> Solver:
+        """The same solver over worlds ``lo:hi`` (views: results land in the full arrays)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot split its worlds")
+
+    def state_view(self, state, lo: int, hi: int):
+        raise NotImplementedError(f"{type(self).__name__} cannot split its worlds")
+
+    def control_view(self, control, lo: int, hi: int):
+        raise NotImplementedError(f"{type(self).__name__} cannot split its worlds")
+
+
+class RigidSolver(Solver):
+    """Rigid bodies and articulations (:func:`simulator.rigid.step`) as a :class:`Solver`.
+
+    Args:
+        model: a :class:`simulator.Model` from ``SceneBuilder.finalize``.
+    """
+
+    # per-world model arrays: a world range of the model is a view of each
+    PER_WORLD_MODEL_ARRAYS = ("body_mass", "body_inertia", "shape_stiffness", "shape_damping", "shape_friction", "contact_softness")
+
+    def __init__(self, model: Model):
+        if not isinstance(model, Model):
+            raise TypeError(f"model must be a simulator.Model, got {type(model).__name__}")
+        self.model = model
+
+    def state(self, *, requires_grad: bool | None = None) -> State:
+        return self.model.state(requires_grad=requires_grad)
+
+    def output_state(self, *, requires_grad: bool | None = None) -> State:
+        return self.model.output_state(requires_grad=requires_grad)
+
+    def control(self, *, requires_grad: bool | None = None) -> Control:
+        return self.model.control(requires_grad=requires_grad)
+
+    def step(self, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
+        rigid.step(self.model, state_in, state_out, control, dt)
+
+    def check_dt(self, dt: float, substeps: int = 1) -> float:
+        return rigid.check_stable_timestep(self.model, dt, substeps)
+
+    @property
+    def capturable(self) -> bool:
+        return not self.device.is_capturing
+
+    def prepare_capture(self) -> None:
+        """Build the lazily created constants outside a capture (a capture records, not runs)."""
+        rigid._free_bodies(self.model)
+        rigid._zero_control(self.model)
+        rigid._zero_counter(self.model)
+
+    def record_divergence(self, state, step_index, first_bad, step_base=None) -> None:
+        rigid.record_divergence(self.model, state, step_index, first_bad, step_base=step_base)
+
+    def advance_step_counter(self, step_base: wp.array, count: int) -> None:
+        rigid.advance_step_counter(self.model, step_base, count)
+
+    def divergence_advice(self) -> str:
+        limit = min(rigid.contact_time_scales(self.model).values())
+        return f"; the contact needs substeps shorter than {limit:.3g} s (dt < 2*sqrt(m/k))" if np.isfinite(limit) else ""
+
+    def world_range(self, lo: int, hi: int) -> RigidSolver:
+        model = self.model
+        if lo == 0 and hi == model.num_worlds:
+            return self
+        views = {name: getattr(model, name)[lo:hi] for name in self.PER_WORLD_MODEL_ARRAYS}
+        return RigidSolver(dataclasses.replace(model, num_worlds=hi - lo, **views))
+
+    def state_view(self, state: State, lo: int, hi: int) -> State:
+        view = dataclasses.replace(state, **{name: a[lo:hi] for name, a in state.arrays().items()})
+        if state.joint_work is not None:
+            work = state.joint_work
+            view.joint_work = dataclasses.replace(work, **{f.name: getattr(work, f.name)[lo:hi] for f in dataclasses.fields(work)})
+        return view
+
+    def control_view(self, control: Control, lo: int, hi: int) -> Control:
+        return Control(
+            body_force=control.body_force[lo:hi],
+            body_torque=control.body_torque[lo:hi],
+            joint_act=None if control.joint_act is None else control.joint_act[lo:hi],
+        )
+
+
+def no_divergence(num_worlds: int, device) -> wp.array:
+    """A fresh ``(W,)`` int32 first-bad-step array (``NO_DIVERGENCE`` everywhere)."""
+    return wp.full(num_worlds, NO_DIVERGENCE, dtype=wp.int32, device=device)
