@@ -184,6 +184,7 @@ class Engine:
         self.solver = solver
         self.threads = _check_threads(threads)
         self._programs: dict = {}
+        self._uses: dict = {}
 
     # ------------------------------------------------------------------ plain rollouts
     def rollout(
@@ -312,22 +313,35 @@ class Engine:
         )
 
     # ------------------------------------------------------------------ programs (objectives)
-    def evaluate(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None) -> np.ndarray:
+    def evaluate(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
+                 threads: int | None = None) -> np.ndarray:
         """Per-world losses ``(W,)`` of ``program`` driven by the parameter rows ``(W, P)`` from
-        ``initial_state``, unrecorded, by replaying the captured rollout (world ranges on threads).
+        ``initial_state``, unrecorded.
+
+        ``execution``: ``"graph"`` replays the captured rollout (captured on first use, world ranges
+        on threads), ``"python"`` steps from Python, ``"auto"`` steps from Python for the first
+        ``CAPTURE_AFTER`` calls of a shape and then captures (a capture costs about as much as ten
+        Python rollouts on the CPU, so one-off calls do not pay it). The results are bitwise the same.
 
         Raises :class:`SimulationDivergedError` naming the first non-finite step and world."""
-        runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads)
+        runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
+        if runner is None:
+            return self._evaluate_in_python(program, theta_rows, initial_state)
         runner.load(theta_rows, initial_state)
         _run_ranges(lambda part: part.forward(), runner.parts)
-        runner.raise_if_diverged()
+        _raise_if_program_diverged(runner.first_bad, program, self.solver)
         return runner.loss.numpy().astype(np.float64)
 
-    def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None):
-        """Per-world losses ``(W,)`` and gradients ``(W, P)`` of each world's loss w.r.t. its row:
-        the recorded rollout and its reverse pass, both captured once as graphs over a pool of
-        states and replayed (bitwise the gradient of stepping on a ``wp.Tape`` from Python)."""
-        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads)
+    def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
+                 threads: int | None = None):
+        """Per-world losses ``(W,)`` and gradients ``(W, P)`` of each world's loss w.r.t. its row, by
+        backpropagation through the recorded rollout. With ``execution="graph"`` (or ``"auto"`` after
+        ``CAPTURE_AFTER`` calls of a shape) the recorded forward pass and its reverse pass are each
+        captured once as a graph over a pool of states and replayed: bitwise the gradient of
+        stepping on a ``wp.Tape`` from Python, without Python per launch."""
+        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
+        if runner is None:
+            return self._gradient_in_python(program, theta_rows, initial_state)
         runner.load(theta_rows, initial_state)
 
         def both(part):
@@ -335,19 +349,91 @@ class Engine:
             part.reverse()
 
         _run_ranges(both, runner.parts)
-        runner.raise_if_diverged()
+        _raise_if_program_diverged(runner.first_bad, program, self.solver)
         return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
 
-    def _runner(self, program, theta_shape, *, recorded: bool, threads) -> _ProgramRunner:
+    CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
+
+    def _runner(self, program, theta_shape, *, recorded: bool, threads, execution) -> _ProgramRunner | None:
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         threads = _check_threads(threads) or self.threads
-        if self.solver.device.is_capturing:
-            raise RuntimeError("the engine cannot replay its graphs inside another graph capture")
+        if len(theta_shape) != 2 or theta_shape[0] != self.solver.num_worlds:
+            raise ValueError(f"theta rows must have shape ({self.solver.num_worlds}, P), got {tuple(theta_shape)}")
+        if execution == "python" or not self.solver.capturable or active_tape() is not None:
+            return None
         key = (id(program), tuple(theta_shape), recorded, int(program.num_steps), float(program.dt), int(program.substeps),
                tuple(self._bounds(threads)))
         runner = self._programs.get(key)
         if runner is None or runner.program is not program:
+            uses = self._uses[key] = self._uses.get(key, 0) + 1
+            if execution == "auto" and uses <= self.CAPTURE_AFTER:
+                return None
             runner = self._programs[key] = _ProgramRunner(self, program, theta_shape, recorded, self._bounds(threads))
         return runner
+
+    def _program_arrays(self, program, theta_rows, recorded):
+        precision = self.solver.model.precision
+        theta = wp.array(np.ascontiguousarray(theta_rows, dtype=precision.numpy), dtype=precision.scalar, device=self.solver.device,
+                         requires_grad=recorded)
+        loss = wp.zeros(self.solver.num_worlds, dtype=precision.scalar, device=self.solver.device, requires_grad=recorded)
+        return theta, loss, self.solver.check_dt(program.dt, program.substeps)
+
+    def _evaluate_in_python(self, program, theta_rows, initial_state) -> np.ndarray:
+        solver, model = self.solver, self.solver.model
+        theta, loss, h = self._program_arrays(program, theta_rows, recorded=False)
+        first_bad = no_divergence(solver.num_worlds, solver.device)
+        control, workspace = solver.control(requires_grad=False), Workspace(solver.device)
+        buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
+        current = initial_state
+        for t in range(program.num_steps):
+            program.apply_control(model, t, current, theta, control, workspace)
+            for _ in range(program.substeps):
+                nxt = buffers[0] if current is not buffers[0] else buffers[1]
+                solver.step(current, nxt, control, h)
+                current = nxt
+            program.step_loss(model, t, current, control, theta, loss, initial_state)
+            solver.record_divergence(current, t, first_bad)
+        _raise_if_program_diverged(first_bad, program, solver)
+        return loss.numpy().astype(np.float64)
+
+    def _gradient_in_python(self, program, theta_rows, initial_state):
+        solver, model = self.solver, self.solver.model
+        theta, loss, h = self._program_arrays(program, theta_rows, recorded=True)
+        first_bad = no_divergence(solver.num_worlds, solver.device)
+        tape = wp.Tape()
+        keep = []  # the recorded states, controls and workspaces stay alive until the reverse pass
+        current = initial_state
+        for t in range(program.num_steps):
+            control, workspace = solver.control(requires_grad=True), Workspace(solver.device)
+            keep.append((control, workspace))
+            with tape:
+                program.apply_control(model, t, current, theta, control, workspace)
+                for _ in range(program.substeps):
+                    nxt = solver.output_state()
+                    solver.step(current, nxt, control, h)
+                    keep.append(nxt)
+                    current = nxt
+                program.step_loss(model, t, current, control, theta, loss, initial_state)
+            solver.record_divergence(current, t, first_bad)
+        _raise_if_program_diverged(first_bad, program, solver)
+        tape.backward(grads={loss: wp.ones_like(loss, requires_grad=False)})
+        return loss.numpy().astype(np.float64), theta.grad.numpy().astype(np.float64)
+
+
+def _raise_if_program_diverged(first_bad: wp.array, program, solver) -> None:
+    first_bad = first_bad.numpy()
+    bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
+    if bad_worlds.size == 0:
+        return
+    step = int(first_bad[bad_worlds].min())
+    world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
+    raise SimulationDivergedError(
+        f"the simulation became non-finite at step {step} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
+        f"diverged); dt={program.dt} with substeps={program.substeps}{solver.divergence_advice()}",
+        step=step,
+        world=world,
+    )
 
 
 class _ReplayRange:
@@ -402,8 +488,6 @@ class _ProgramRunner:
         self.num_steps, self.substeps = int(program.num_steps), int(program.substeps)
         self.h = solver.check_dt(program.dt, program.substeps)
         worlds, _ = theta_shape
-        if worlds != solver.num_worlds:
-            raise ValueError(f"theta has {worlds} rows but the solver has {solver.num_worlds} worlds")
         precision = self.precision = solver.model.precision
         device = solver.device
         self.theta = wp.zeros(theta_shape, dtype=precision.scalar, device=device, requires_grad=recorded)
@@ -414,27 +498,12 @@ class _ProgramRunner:
         self.states = [solver.output_state(requires_grad=recorded) for _ in range(count)]
         self.controls = [solver.control(requires_grad=recorded) for _ in range(self.num_steps if recorded else 1)]
         self.workspaces = [Workspace(device) for _ in range(self.num_steps if recorded else 1)]
-        self.solver = solver
         self.parts = [_ProgramRange(self, solver, lo, hi) for lo, hi in bounds]
 
     def load(self, theta_rows: np.ndarray, initial_state: State) -> None:
         """Copy the parameter rows and the initial state into the runner's arrays."""
         self.theta.assign(np.ascontiguousarray(theta_rows, dtype=self.precision.numpy))
         self.start.assign(initial_state)
-
-    def raise_if_diverged(self) -> None:
-        first_bad = self.first_bad.numpy()
-        bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
-        if bad_worlds.size == 0:
-            return
-        step = int(first_bad[bad_worlds].min())
-        world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
-        raise SimulationDivergedError(
-            f"the simulation became non-finite at step {step} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
-            f"diverged); dt={self.program.dt} with substeps={self.substeps}{self.solver.divergence_advice()}",
-            step=step,
-            world=world,
-        )
 
 
 class _ProgramRange:
@@ -492,7 +561,7 @@ class _ProgramRange:
         solver = self.solver
         gradients = [self.theta.grad, self.loss.grad]
         for state in (self.start, *self.states):
-            gradients += [a.grad for a in solver.state_arrays(state).values() if a.grad is not None]
+            gradients += solver.gradient_buffers(state)
         for control in self.controls:
             gradients += [a.grad for a in (control.body_force, control.body_torque, control.joint_act) if a is not None and a.grad is not None]
         for workspace in self.workspaces:

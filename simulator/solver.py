@@ -83,6 +83,11 @@ class Solver(ABC):
         """The arrays of a state by name."""
         return state.arrays()
 
+    def gradient_buffers(self, state) -> list[wp.array]:
+        """Every gradient array a recorded step into ``state`` accumulates into (zeroed between
+        reverse passes that reuse the state)."""
+        return [a.grad for a in self.state_arrays(state).values() if a.grad is not None]
+
     def world_range(self, lo: int, hi: int) -> Solver:
         """The same solver over worlds ``lo:hi`` (views: results land in the full arrays)."""
         raise NotImplementedError(f"{type(self).__name__} cannot split its worlds")
@@ -139,6 +144,13 @@ class RigidSolver(Solver):
 
     def advance_step_counter(self, step_base: wp.array, count: int) -> None:
         rigid.advance_step_counter(self.model, step_base, count)
+
+    def gradient_buffers(self, state: State) -> list[wp.array]:
+        buffers = super().gradient_buffers(state)
+        if state.joint_work is not None:  # the articulation step's per-step intermediates
+            work = state.joint_work
+            buffers += [getattr(work, f.name).grad for f in dataclasses.fields(work) if getattr(work, f.name).grad is not None]
+        return buffers
 
     def divergence_advice(self) -> str:
         limit = min(rigid.contact_time_scales(self.model).values())

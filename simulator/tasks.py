@@ -15,7 +15,7 @@ import warp as wp
 from . import rigid
 from .articulation import eval_fk
 from .errors import check_finite
-from .engine import Engine, active_tape
+from .engine import EXECUTIONS, Engine
 from .gradients.objective import RolloutObjective, SweepResult
 from .kernels.control import control_kernels
 from .model import Control, Model, State
@@ -248,15 +248,15 @@ class ControlObjective(RolloutObjective):
         dt, substeps: step length [s] and substeps; default to the scene's.
         initial_state: optional ``initial_state(model, seed) -> State`` for random initial
             conditions (default: the builder's initial state for every world).
-        execution: ``"auto"`` runs evaluations and full backprop through the rollout engine's
-            captured graphs (:meth:`engine`) where it can; ``"python"`` steps from Python (the
-            reference path, bitwise the same results).
+        execution: how the rollout engine (:meth:`engine`) runs evaluations and full backprop:
+            ``"auto"`` (captured graphs once a shape has been used a few times), ``"graph"``
+            (captured at once) or ``"python"`` (stepped from Python); bitwise the same results.
     """
 
     def __init__(self, scene: Callable, controller, losses: Sequence, *, num_steps: int, dt: float | None = None,
                  substeps: int | None = None, initial_state: Callable | None = None, execution: str = "auto"):
-        if execution not in ("auto", "python"):
-            raise ValueError(f"execution must be 'auto' or 'python', got {execution!r}")
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         self.execution = execution
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
@@ -338,24 +338,20 @@ class ControlObjective(RolloutObjective):
             self._engines[num_worlds] = Engine(RigidSolver(self.model(num_worlds)))
         return self._engines[num_worlds]
 
-    def _uses_engine(self, num_worlds: int) -> bool:
-        return (self.execution == "auto" and self.capturable_losses and self.engine(num_worlds).solver.capturable
-                and active_tape() is None)
-
     def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0):
-        """Per-world losses by replaying the captured rollout (None: use the generic loop)."""
+        """Per-world losses through the rollout engine (None: the generic loop steps ``advance``)."""
         worlds = theta_rows.shape[0]
-        if not self._uses_engine(worlds):
+        if not self.capturable_losses:
             return None
-        return self.engine(worlds).evaluate(self, theta_rows, self.initial_state(worlds, seed))
+        return self.engine(worlds).evaluate(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
 
     def sweep_rows(self, theta_rows: np.ndarray, *, seed: int = 0, checkpoint_every=None, window=None, clip=None, trace=False):
-        """Losses and gradients by replaying the captured recorded rollout and its reverse pass
-        (None where the options need the generic reverse sweep: checkpoints, windows, clipping, traces)."""
+        """Losses and gradients by full backprop through the rollout engine (None where the options
+        need the generic reverse sweep: checkpoints, windows, clipping, traces)."""
         worlds = theta_rows.shape[0]
-        if checkpoint_every is not None or window is not None or clip is not None or trace or not self._uses_engine(worlds):
+        if checkpoint_every is not None or window is not None or clip is not None or trace or not self.capturable_losses:
             return None
-        losses, gradients = self.engine(worlds).gradient(self, theta_rows, self.initial_state(worlds, seed))
+        losses, gradients = self.engine(worlds).gradient(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
         return SweepResult(losses=losses, gradients=gradients, peak_states=self.num_steps * self.substeps + 1)
 
     def state_arrays(self, state):

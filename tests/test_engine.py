@@ -10,7 +10,6 @@ import simulator as sim
 from simulator.engine import Engine
 from simulator.gradients import evaluate, reverse_sweep
 from simulator.scenes import make
-from simulator.solver import RigidSolver
 
 DEVICE = "cpu"  # the captured paths are compared on the CPU (CUDA graphs replay the same launches)
 
@@ -36,7 +35,7 @@ def rows_for(objective, worlds, seed=3):
 @pytest.mark.parametrize("controller", sorted(CONTROLLERS))
 @pytest.mark.parametrize("worlds", [1, 5])
 def test_captured_evaluation_is_bitwise_the_python_loop(controller, worlds):
-    fast, slow = (ant_objective(CONTROLLERS[controller], e) for e in ("auto", "python"))
+    fast, slow = (ant_objective(CONTROLLERS[controller], e) for e in ("graph", "python"))
     rows = rows_for(fast, worlds)
     expected = evaluate(slow, rows)
     for _ in range(2):  # the second call replays the cached graphs
@@ -46,7 +45,7 @@ def test_captured_evaluation_is_bitwise_the_python_loop(controller, worlds):
 
 @pytest.mark.parametrize("controller", sorted(CONTROLLERS))
 def test_captured_gradient_is_bitwise_the_python_tape(controller):
-    fast, slow = (ant_objective(CONTROLLERS[controller], e) for e in ("auto", "python"))
+    fast, slow = (ant_objective(CONTROLLERS[controller], e) for e in ("graph", "python"))
     rows = rows_for(fast, 3)
     expected = reverse_sweep(slow, rows)
     assert np.any(expected.gradients != 0.0)
@@ -58,15 +57,25 @@ def test_captured_gradient_is_bitwise_the_python_tape(controller):
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_world_ranges_on_threads_give_the_same_bits(threads):
-    objective = ant_objective(CONTROLLERS["open_loop"], "auto")
+    objective = ant_objective(CONTROLLERS["open_loop"], "graph")
     rows = rows_for(objective, 5)
     engine = objective.engine(5)
     start = objective.initial_state(5, 0)
-    reference_losses, reference_grads = Engine(RigidSolver(engine.solver.model), threads=1).gradient(objective, rows, start)
-    losses, grads = engine.gradient(objective, rows, start, threads=threads)
+    reference_losses, reference_grads = engine.gradient(objective, rows, start, execution="python")
+    losses, grads = engine.gradient(objective, rows, start, threads=threads, execution="graph")
     np.testing.assert_array_equal(losses, reference_losses)
     np.testing.assert_array_equal(grads, reference_grads)
-    np.testing.assert_array_equal(engine.evaluate(objective, rows, start, threads=threads), reference_losses)
+    np.testing.assert_array_equal(engine.evaluate(objective, rows, start, threads=threads, execution="graph"), reference_losses)
+
+
+def test_auto_captures_a_shape_after_a_few_calls():
+    objective = ant_objective(CONTROLLERS["open_loop"], "auto")
+    rows = rows_for(objective, 2)
+    results = [evaluate(objective, rows) for _ in range(Engine.CAPTURE_AFTER + 2)]
+    engine = objective.engine(2)
+    assert len(engine._programs) == 1  # captured once, on call CAPTURE_AFTER + 1, then reused
+    for losses in results[1:]:
+        np.testing.assert_array_equal(losses, results[0])
 
 
 def test_captured_gradient_matches_central_differences():
@@ -74,7 +83,7 @@ def test_captured_gradient_matches_central_differences():
     scene = lambda w: make("two_spheres", num_worlds=w, device=DEVICE, precision="float64", requires_grad=True,  # noqa: E731
                            contact=sim.ContactSettings(softness=2e-3))
     objective = sim.ControlObjective(scene, sim.OpenLoopForces([0]), [sim.PositionLoss(1, (0.6, 0.3, 0.0))],
-                                     num_steps=40, dt=2.5e-3)
+                                     num_steps=40, dt=2.5e-3, execution="graph")
     theta = np.full(objective.num_parameters, 0.2)
     gradient = reverse_sweep(objective, theta[None, :]).gradients[0]
     eps = 1e-6
@@ -86,16 +95,17 @@ def test_captured_gradient_matches_central_differences():
     assert np.any(gradient != 0.0)
 
 
-def test_captured_evaluation_names_the_diverged_step_and_world():
+@pytest.mark.parametrize("execution", ["graph", "python"])
+def test_evaluation_names_the_diverged_step_and_world(execution):
     scene = lambda w: make("two_spheres", num_worlds=w, device=DEVICE, requires_grad=True)  # noqa: E731
-    objective = sim.ControlObjective(scene, sim.OpenLoopForces([0]), [sim.PositionLoss(1, (0.6, 0.3, 0.0))], num_steps=8, dt=2.5e-3)
+    objective = sim.ControlObjective(scene, sim.OpenLoopForces([0]), [sim.PositionLoss(1, (0.6, 0.3, 0.0))], num_steps=8, dt=2.5e-3,
+                                     execution=execution)
     rows = np.zeros((4, objective.num_parameters))
     rows[2, 3 * 3] = np.nan  # world 2, the force of step 3
     rows[1, 5 * 3 + 1] = np.inf  # world 1, step 5: later
     with pytest.raises(sim.SimulationDivergedError, match="step 3 in world 2") as info:
         evaluate(objective, rows)
     assert (info.value.step, info.value.world) == (3, 2)
-    assert objective._engines[4]._programs, "the engine path was not taken"
 
 
 def test_unrecorded_rollout_inside_a_tape_is_refused():
