@@ -6,8 +6,10 @@ Public API (every name is listed here once)::
     load_mjcf, MJCFWarning  MuJoCo MJCF (common subset) -> SceneBuilder
     Model, State, Control, ControlSequence, ArticulationModel, eval_fk
     ContactSettings         contact softening, surrogate gradients, friction smoothing
-    step                    one rigid-body step (the solver signature)
-    rollout, Trajectory     many steps, recorded for wp.Tape
+    Solver, RigidSolver     the solver protocol (state, control, step, check_dt, capturable) and the rigid one
+    step                    one rigid-body step (what RigidSolver.step calls)
+    Engine, Workspace       the rollout engine every multi-step simulation runs in (graphs, caches)
+    rollout, Trajectory     many steps, recorded for wp.Tape (a thin caller of Engine.rollout)
     SimulationDivergedError
     grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
                             gradient estimators: analytic, truncated, es, hybrid, auto
@@ -25,6 +27,7 @@ Subpackages: ``simulator.scenes`` (``make(name, ...)``), ``simulator.gradients``
 from .articulation import ArticulationModel, eval_fk
 from .builder import SceneBuilder
 from .contact import ContactSettings
+from .engine import Engine, Trajectory, Workspace
 from .errors import SimulationDivergedError
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
 from .mjcf import MJCFWarning, load_mjcf
@@ -32,7 +35,8 @@ from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
 from .precision import Precision, get_precision
 from .rigid import check_stable_timestep, step
-from .rollout import Trajectory, rollout
+from .rollout import rollout
+from .solver import RigidSolver, Solver
 from .tasks import (
     ControlObjective,
     EffortLoss,
@@ -55,6 +59,7 @@ __all__ = [
     "Control",
     "ControlObjective",
     "ControlSequence",
+    "Engine",
     "EffortLoss",
     "GradientNotFiniteError",
     "GradientResult",
@@ -68,13 +73,16 @@ __all__ = [
     "OptimizationResult",
     "PositionLoss",
     "Precision",
+    "RigidSolver",
     "RolloutObjective",
     "SceneBuilder",
     "SceneTaskObjective",
     "SimulationDivergedError",
+    "Solver",
     "State",
     "Trajectory",
     "VelocityLoss",
+    "Workspace",
     "__version__",
     "check_stable_timestep",
     "eval_fk",

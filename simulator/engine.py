@@ -184,6 +184,7 @@ class Engine:
         self.solver = solver
         self.threads = _check_threads(threads)
         self._programs: dict = {}
+        self._replays: dict = {}
         self._uses: dict = {}
 
     # ------------------------------------------------------------------ plain rollouts
@@ -271,24 +272,37 @@ class Engine:
         """Unrecorded steps replaying a captured graph of one control step (its ``substeps``
         substeps ping-ponging between two buffers, and their divergence checks, the substep index
         kept in a device counter the graph advances); a second graph starts from the other buffer
-        when ``substeps`` is odd. Returns the final state (a new State)."""
+        when ``substeps`` is odd. The graphs and buffers are kept for the next call of the same
+        shape. Returns the final state (a new State)."""
         solver = self.solver
-        buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
-        if isinstance(controls, ControlSequence):
-            control = solver.control(requires_grad=False)  # staging: step t is copied in before each replay
-        else:
-            control = controls if controls is not None else solver.control(requires_grad=False)
-        ranges = [_ReplayRange(solver, lo, hi, initial_state, buffers, control, first_bad, substeps, h)
-                  for lo, hi in self._bounds(threads)]
+        sequence = isinstance(controls, ControlSequence)
+        key = ("replay", substeps, h, tuple(self._bounds(threads)), first_bad is not None,
+               "sequence" if sequence else (None if controls is None else id(controls)))
+        replay = self._replays.get(key)
+        if replay is None:
+            buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
+            if sequence or controls is None:
+                control = solver.control(requires_grad=False)  # staging (step t is copied in before each replay), or zero
+            else:
+                control = controls
+            watch = no_divergence(solver.num_worlds, solver.device) if first_bad is not None else None
+            ranges = [_ReplayRange(solver, lo, hi, buffers, control, watch, substeps, h) for lo, hi in self._bounds(threads)]
+            replay = self._replays[key] = (buffers, control, watch, ranges)
+        buffers, control, watch, ranges = replay
 
         def run(part: _ReplayRange) -> None:
+            part.start(initial_state)
             for t in range(num_steps):
-                if isinstance(controls, ControlSequence):
+                if sequence:
                     part.copy_controls(controls, t)
                 wp.capture_launch(part.graphs[(t * substeps) % len(part.graphs)])
 
         _run_ranges(run, ranges)
-        return buffers[(num_steps * substeps) % 2]
+        if first_bad is not None:
+            wp.copy(first_bad, watch)
+        final = solver.output_state(requires_grad=False)
+        final.assign(buffers[(num_steps * substeps) % 2])
+        return final
 
     def _bounds(self, threads) -> list[tuple[int, int]]:
         worlds = self.solver.num_worlds
@@ -440,20 +454,23 @@ class _ReplayRange:
     """Worlds ``lo:hi`` of an unrecorded replay: views of the solver, buffers and control, and the
     captured graph(s) of one control step."""
 
-    def __init__(self, solver, lo, hi, initial_state, buffers, control, first_bad, substeps, h):
+    def __init__(self, solver, lo, hi, buffers, control, first_bad, substeps, h):
         self.lo, self.hi = lo, hi
+        self.full = solver
         self.solver = solver.world_range(lo, hi)
         self.buffers = tuple(solver.state_view(b, lo, hi) for b in buffers)
         self.control = solver.control_view(control, lo, hi)
-        first_bad = None if first_bad is None else first_bad[lo:hi]
-        step_base = wp.zeros(1, dtype=wp.int32, device=solver.device)
+        self.first_bad = None if first_bad is None else first_bad[lo:hi]
+        self.step_base = wp.zeros(1, dtype=wp.int32, device=solver.device)
         self.solver.prepare_capture()
-        self.graphs = [self._capture(start, substeps, h, first_bad, step_base) for start in range(1 + substeps % 2)]
-        # a CPU capture does not run the launches; set the start values now
-        self.buffers[0].assign(solver.state_view(initial_state, lo, hi))
-        step_base.zero_()
-        if first_bad is not None:
-            first_bad.fill_(NO_DIVERGENCE)
+        self.graphs = [self._capture(start, substeps, h, self.first_bad, self.step_base) for start in range(1 + substeps % 2)]
+
+    def start(self, initial_state) -> None:
+        """Load worlds lo:hi of ``initial_state`` and reset the divergence watch."""
+        self.buffers[0].assign(self.full.state_view(initial_state, self.lo, self.hi))
+        self.step_base.zero_()
+        if self.first_bad is not None:
+            self.first_bad.fill_(NO_DIVERGENCE)
 
     def _capture(self, start, substeps, h, first_bad, step_base):
         solver, buffers = self.solver, self.buffers

@@ -84,16 +84,17 @@ def _peak_mb() -> float:
 def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> dict:
     """Medians over ``repeats`` runs: ``steps`` substeps of the unrecorded forward pass, and a
     rollout of ``reverse_steps`` substeps timed unrecorded, recorded on a tape, and in reverse."""
-    from simulator import rollout, scenes
+    from simulator import Engine, RigidSolver, rollout, scenes
     from simulator.engine import default_threads
 
     scene = scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
     model = scene.model
     state = model.state(requires_grad=False)
-    rollout(model, state, None, num_steps=10, dt=DT, substeps=SUBSTEPS, record=False)  # warm-up (compile, caches)
+    engine = Engine(RigidSolver(model))  # keeps its captured graphs between calls
+    engine.rollout(state, None, num_steps=10, dt=DT, substeps=SUBSTEPS, record=False)  # warm-up (compile, caches)
 
     def forward():
-        rollout(model, state, None, num_steps=steps // SUBSTEPS, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)
+        engine.rollout(state, None, num_steps=steps // SUBSTEPS, dt=DT, substeps=SUBSTEPS, record=False, check_divergence=False)
 
     forward_s = median_seconds(forward, repeats, wp.synchronize)
     steps_per_s = SUBSTEPS * (steps // SUBSTEPS) / forward_s
@@ -103,7 +104,7 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
     controls.joint_act.fill_(0.1)
     unrecorded, recorded, reverse = [], [], []
     for _ in range(repeats + 1):  # the first round warms up the adjoint kernels
-        unrecorded.append(seconds(lambda: rollout(model, model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, record=False,
+        unrecorded.append(seconds(lambda: engine.rollout(model.state(), controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, record=False,
                                                   check_divergence=False), wp.synchronize))
         tape = wp.Tape()
 
@@ -162,6 +163,55 @@ def _captured(scene, controls, horizon: int, repeats: int) -> tuple[float, float
     reverse_s = median_seconds(lambda: wp.capture_launch(reverse), repeats, wp.synchronize)
     tape.reset()
     return forward_s, reverse_s
+
+
+ES_WORLDS, ES_STEPS = 64, 25  # the ES row: a 64-member antithetic population, 25 control steps
+ANALYTIC_WORLDS, ANALYTIC_STEPS = 64, 100  # the analytic-gradient ratio: 64 worlds, 100 control steps
+
+
+def _ant_objective(num_steps: int, device):
+    """The ant driven by open-loop actuator controls, scored by its torso's final forward velocity."""
+    from simulator import ControlObjective, OpenLoopActions, VelocityLoss, scenes
+
+    def scene(worlds):
+        return scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
+
+    actuators = scene(1).model.control().joint_act.shape[1]
+    return ControlObjective(scene, OpenLoopActions(actuators), [VelocityLoss(0, (1.0, 0.0, 0.0))], num_steps=num_steps)
+
+
+def _estimator_rows(repeats: int, device, quick: bool = False) -> dict:
+    """The gradient estimators' cost against an unrecorded rollout of the same worlds and steps,
+    through the rollout engine (warmed up first, so its graphs are captured): one ES gradient
+    (``es_gradient_seconds / forward_seconds_unrecorded``) and one analytic gradient (recorded
+    forward and reverse pass, ``analytic_gradient_over_unrecorded_forward``)."""
+    from simulator import Engine, RigidSolver, grad
+
+    result = {}
+    shapes = ((8, 10), (8, 10)) if quick else ((ES_WORLDS, ES_STEPS), (ANALYTIC_WORLDS, ANALYTIC_STEPS))  # quick: a smoke check
+    for name, (worlds, steps) in zip(("es", "analytic"), shapes):
+        options = {"population": worlds, "sigma": 0.1} if name == "es" else {"samples": worlds}
+        objective = _ant_objective(steps, device)
+        engine = Engine(RigidSolver(objective.model(worlds)))
+        state = engine.solver.state(requires_grad=False)
+        theta = np.full(objective.num_parameters, 0.1)
+
+        def forward():
+            engine.rollout(state, None, num_steps=steps, dt=objective.dt, substeps=objective.substeps, record=False, check_divergence=False)
+
+        def gradient():
+            grad(objective, theta, estimator=name, **options)
+
+        for _ in range(4):  # warm-up: compile, then the engine captures the shape (after CAPTURE_AFTER calls)
+            gradient()
+        forward()
+        result[f"{name}_worlds"], result[f"{name}_steps"] = worlds, steps
+        result[f"{name}_gradient_seconds"] = median_seconds(gradient, repeats, wp.synchronize)
+        result[f"{name}_forward_seconds_unrecorded"] = median_seconds(forward, repeats, wp.synchronize)
+    result["es_gradient_over_unrecorded_forward"] = result["es_gradient_seconds"] / result["es_forward_seconds_unrecorded"]
+    result["analytic_gradient_over_unrecorded_forward"] = (result["analytic_gradient_seconds"]
+                                                           / result["analytic_forward_seconds_unrecorded"])
+    return result
 
 
 def _mujoco(worlds: int, steps: int, repeats: int, threads: int) -> dict | None:
@@ -223,7 +273,8 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
         row["peer_single_world_sim_seconds_per_s"] = single["sim_seconds_per_s_per_world"] if single else None
         row["ratio_vs_peer_single_world"] = row["sim_seconds_per_s_per_world"] / single["sim_seconds_per_s_per_world"] if single else None
         rows.append(row)
-    result = {"benchmark": "rigid", "device": dev, "quick": quick, "repeats": repeats, "substep_s": SUBSTEP, "rows": rows}
+    result = {"benchmark": "rigid", "device": dev, "quick": quick, "repeats": repeats, "substep_s": SUBSTEP, "rows": rows,
+              "estimators": _estimator_rows(repeats, dev, quick)}
     if single:
         result["peer_steps_per_s"] = single["steps_per_s"]
         result["peer_timestep_s"] = single["timestep"]
@@ -244,6 +295,11 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
                 f"{r['captured_reverse_over_forward']:.1f} (both captured), "
                 f"peak {r['peak_memory_mb']:.0f} MB, {r['threads']} thread(s); {peer}"
             )
+        e = result["estimators"]
+        print(f"  ES gradient, {e['es_worlds']} worlds x {e['es_steps']} steps: {e['es_gradient_seconds'] * 1e3:.1f} ms = "
+              f"{e['es_gradient_over_unrecorded_forward']:.2f}x the unrecorded rollout of the same worlds")
+        print(f"  analytic gradient, {e['analytic_worlds']} worlds x {e['analytic_steps']} steps: {e['analytic_gradient_seconds'] * 1e3:.1f} ms = "
+              f"{e['analytic_gradient_over_unrecorded_forward']:.2f}x the unrecorded rollout of the same worlds")
     return result
 
 
