@@ -20,21 +20,20 @@ from types import SimpleNamespace
 
 import warp as wp
 
+from .constants import NO_DIVERGENCE, PairAdjoint, PotentialKind  # noqa: F401 (NO_DIVERGENCE re-exported)
 from .md_neighbors import neighbor_kernels
-from .md_potentials import SOFT_SPHERE, potential_functions
+from .md_potentials import potential_functions
 
-NO_DIVERGENCE = wp.constant(2147483647)
-
-# bits of pair_forces_adjoint's ``wanted``: which output adjoints exist, which input adjoints to accumulate
-ADJ_FORCES = wp.constant(1)
-ADJ_ENERGY = wp.constant(2)
-ADJ_VIRIAL = wp.constant(4)
-GRAD_POSITIONS = wp.constant(8)
-GRAD_DIAMETER = wp.constant(16)
-GRAD_EPSILON = wp.constant(32)
-GRAD_SIGMA = wp.constant(64)
-GRAD_ALPHA = wp.constant(128)
-GRAD_BOX = wp.constant(256)
+# the older names of the pair adjoint's ``wanted`` bits (see ``PairAdjoint``), kept importable
+ADJ_FORCES = int(PairAdjoint.ADJ_FORCES)
+ADJ_ENERGY = int(PairAdjoint.ADJ_ENERGY)
+ADJ_VIRIAL = int(PairAdjoint.ADJ_VIRIAL)
+GRAD_POSITIONS = int(PairAdjoint.GRAD_POSITIONS)
+GRAD_DIAMETER = int(PairAdjoint.GRAD_DIAMETER)
+GRAD_EPSILON = int(PairAdjoint.GRAD_EPSILON)
+GRAD_SIGMA = int(PairAdjoint.GRAD_SIGMA)
+GRAD_ALPHA = int(PairAdjoint.GRAD_ALPHA)
+GRAD_BOX = int(PairAdjoint.GRAD_BOX)
 
 
 @functools.cache
@@ -218,14 +217,14 @@ def md_kernels(scalar):
                 ti = particle_type[i]
                 di = particle_diameter[i]
                 adj_fi = vec3()
-                if (wanted & ADJ_FORCES) != 0:
+                if (wanted & PairAdjoint.ADJ_FORCES) != 0:
                     adj_fi = adj_forces[i]
                 adj_u = scalar(0.0)
                 adj_w = scalar(0.0)
                 if compute_energy != 0:
-                    if (wanted & ADJ_ENERGY) != 0:
+                    if (wanted & PairAdjoint.ADJ_ENERGY) != 0:
                         adj_u = adj_energy[i]
-                    if (wanted & ADJ_VIRIAL) != 0:
+                    if (wanted & PairAdjoint.ADJ_VIRIAL) != 0:
                         adj_w = adj_virial[i]
                 adj_xi = vec3()
                 adj_di = scalar(0.0)
@@ -246,51 +245,51 @@ def md_kernels(scalar):
                         ta, tb, eps, sig, alpha = pair_parameters(ti, di, j, own, particle_type, particle_diameter, pair_epsilon,
                                                                   pair_sigma, pair_alpha, sigma_from_diameter)
                         adj_f = adj_fi
-                        if (wanted & ADJ_FORCES) != 0:
+                        if (wanted & PairAdjoint.ADJ_FORCES) != 0:
                             adj_f = adj_fi - adj_forces[j]
                         adj_g = wp.dot(adj_f, d) + adj_w * r2
                         g, adj_r2, adj_eps, adj_sig, adj_alpha = vjp(r2, eps, sig, alpha, cutoff, adj_u, adj_g,
-                                                                     wanted & GRAD_ALPHA)
+                                                                     wanted & PairAdjoint.GRAD_ALPHA)
                         adj_r2 = adj_r2 + adj_w * g
                         adj_d = g * adj_f + scalar(2.0) * adj_r2 * d
                         adj_xi += adj_d
-                        if (wanted & GRAD_POSITIONS) != 0:
+                        if (wanted & PairAdjoint.GRAD_POSITIONS) != 0:
                             wp.atomic_sub(adj_positions, j, adj_d)
                         adj_b -= wp.cw_mul(adj_d, shift)
                         if sigma_from_diameter != 0:
                             adj_di += scalar(0.5) * adj_sig
-                            if (wanted & GRAD_DIAMETER) != 0:
+                            if (wanted & PairAdjoint.GRAD_DIAMETER) != 0:
                                 wp.atomic_add(adj_particle_diameter, j, scalar(0.5) * adj_sig)
                             adj_sig = scalar(0.0)
                         if wp.static(single_type):
                             # every pair adds to entry [0, 0]: sum in registers, add once per particle
                             adj_type_pair += vec3(adj_eps, adj_sig, adj_alpha)
                         else:
-                            if (wanted & GRAD_EPSILON) != 0:
+                            if (wanted & PairAdjoint.GRAD_EPSILON) != 0:
                                 wp.atomic_add(adj_pair_epsilon, ta, tb, adj_eps)
-                            if (wanted & GRAD_ALPHA) != 0:
+                            if (wanted & PairAdjoint.GRAD_ALPHA) != 0:
                                 wp.atomic_add(adj_pair_alpha, ta, tb, adj_alpha)
-                            if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                            if (wanted & PairAdjoint.GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
                                 wp.atomic_add(adj_pair_sigma, ta, tb, adj_sig)
-                if (wanted & GRAD_POSITIONS) != 0:
+                if (wanted & PairAdjoint.GRAD_POSITIONS) != 0:
                     wp.atomic_add(adj_positions, i, adj_xi)
                 if wp.static(single_type):
-                    if (wanted & GRAD_EPSILON) != 0:
+                    if (wanted & PairAdjoint.GRAD_EPSILON) != 0:
                         wp.atomic_add(adj_pair_epsilon, 0, 0, adj_type_pair[0])
-                    if (wanted & GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
+                    if (wanted & PairAdjoint.GRAD_SIGMA) != 0 and sigma_from_diameter == 0:
                         wp.atomic_add(adj_pair_sigma, 0, 0, adj_type_pair[1])
-                    if (wanted & GRAD_ALPHA) != 0:
+                    if (wanted & PairAdjoint.GRAD_ALPHA) != 0:
                         wp.atomic_add(adj_pair_alpha, 0, 0, adj_type_pair[2])
-                if (wanted & GRAD_DIAMETER) != 0:
+                if (wanted & PairAdjoint.GRAD_DIAMETER) != 0:
                     wp.atomic_add(adj_particle_diameter, i, adj_di)
-                if (wanted & GRAD_BOX) != 0 and periodic != 0:
+                if (wanted & PairAdjoint.GRAD_BOX) != 0 and periodic != 0:
                     wp.atomic_add(adj_box, 0, adj_b)
 
         return pair_forces, pair_forces_adjoint
 
     pair_kernels = {
-        (kind, single_type, fixed_sigma): make_pair_kernels(pot.energy_force[kind], pot.vjp[kind], kind != SOFT_SPHERE, single_type,
-                                                            fixed_sigma)
+        (kind, single_type, fixed_sigma): make_pair_kernels(pot.energy_force[kind], pot.vjp[kind], kind != PotentialKind.SOFT_SPHERE,
+                                                            single_type, fixed_sigma)
         for kind in pot.energy_force
         for single_type, fixed_sigma in ((False, False), (True, False), (True, True))
     }
