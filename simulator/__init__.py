@@ -8,8 +8,10 @@ Public API (every name is listed here once)::
     ContactSettings         contact softening, surrogate gradients, friction smoothing
     step                    one rigid-body step (the solver signature)
     rollout, Trajectory     many steps, recorded for wp.Tape
-    SimulationDivergedError
-    grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
+    SimulatorError          base of every package exception: ParameterError (a ValueError),
+                            SimulationDivergedError, GradientNotFiniteError, LossNotFiniteError,
+                            NonFinitePositionsError
+    grad, GradientResult, RolloutObjective, register_estimator
                             gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
     LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
@@ -25,8 +27,15 @@ Subpackages: ``simulator.scenes`` (``make(name, ...)``), ``simulator.gradients``
 from .articulation import ArticulationModel, eval_fk
 from .builder import SceneBuilder
 from .contact import ContactSettings
-from .errors import SimulationDivergedError
-from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .errors import (
+    GradientNotFiniteError,
+    LossNotFiniteError,
+    NonFinitePositionsError,
+    ParameterError,
+    SimulationDivergedError,
+    SimulatorError,
+)
+from .gradients import GradientResult, RolloutObjective, grad, register_estimator
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -59,19 +68,23 @@ __all__ = [
     "GradientNotFiniteError",
     "GradientResult",
     "LinearFeedback",
+    "LossNotFiniteError",
     "LinearJointFeedback",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
+    "NonFinitePositionsError",
     "OpenLoopActions",
     "OpenLoopForces",
     "OptimizationResult",
+    "ParameterError",
     "PositionLoss",
     "Precision",
     "RolloutObjective",
     "SceneBuilder",
     "SceneTaskObjective",
     "SimulationDivergedError",
+    "SimulatorError",
     "State",
     "Trajectory",
     "VelocityLoss",

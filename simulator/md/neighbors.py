@@ -20,19 +20,11 @@ import math
 import numpy as np
 import warp as wp
 
-from ..errors import check_nonnegative
+from ..errors import NonFinitePositionsError, check_nonnegative
 from ..kernels.constants import NEIGHBOR_STATUS_SIZE, PairRange, PotentialKind
 from ..kernels.md_neighbors import neighbor_kernels
 
 logger = logging.getLogger("simulator.md")
-
-
-class NonFinitePositionsError(ValueError):
-    """A neighbor-list build met NaN or infinite positions (``particle`` is the first such index)."""
-
-    def __init__(self, message: str, *, particle: int):
-        super().__init__(message)
-        self.particle = particle
 
 
 def _pair_range(model) -> int:

@@ -213,8 +213,9 @@ def test_objective_returning_nan_is_an_error():
     objective = quadratic_objective()
     objective.losses.append(sim.PositionLoss(0, (0.0, 0.0, 0.0), weight=float("nan")))
     for estimator in ("analytic", "es"):
-        with pytest.raises(ValueError, match=r"the objective returned a non-finite loss \(nan\) in world 0"):
+        with pytest.raises(sim.LossNotFiniteError, match=r"the objective returned a non-finite loss \(nan\) in world 0") as info:
             sim.grad(objective, np.zeros(objective.num_parameters), estimator=estimator)
+        assert info.value.world == 0 and isinstance(info.value, ValueError)  # still a ValueError for older callers
 
 
 def test_clipping_bounds_the_state_adjoint_and_trace_records_it():
