@@ -27,16 +27,18 @@ from types import SimpleNamespace
 
 import warp as wp
 
+from .constants import ActuatorType, JointType
 from .math import math_functions
 
-JOINT_FREE = wp.constant(0)
-JOINT_FIXED = wp.constant(1)
-JOINT_REVOLUTE = wp.constant(2)
-JOINT_PRISMATIC = wp.constant(3)
-JOINT_BALL = wp.constant(4)
+# plain ints derived from ``constants`` (a bare name bound to an enum member is not folded in a kernel)
+JOINT_FREE = int(JointType.FREE)
+JOINT_FIXED = int(JointType.FIXED)
+JOINT_REVOLUTE = int(JointType.REVOLUTE)
+JOINT_PRISMATIC = int(JointType.PRISMATIC)
+JOINT_BALL = int(JointType.BALL)
 
-ACTUATOR_MOTOR = wp.constant(0)
-ACTUATOR_POSITION = wp.constant(1)
+ACTUATOR_MOTOR = int(ActuatorType.MOTOR)
+ACTUATOR_POSITION = int(ActuatorType.POSITION)
 
 
 @functools.cache

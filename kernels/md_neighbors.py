@@ -17,12 +17,12 @@ from types import SimpleNamespace
 
 import warp as wp
 
-# how far apart a pair may be listed (``pair_range``): the search radius (cutoff + skin) for every
-# pair, or sigma_ij + skin for a potential that vanishes beyond sigma_ij (the soft sphere), with
-# sigma_ij = (d_i + d_j) / 2 or from the type pair's sigma
-RANGE_CUTOFF = wp.constant(0)
-RANGE_DIAMETERS = wp.constant(1)
-RANGE_TYPE_SIGMA = wp.constant(2)
+from .constants import NeighborStatus, PairRange, StatusFlag
+
+# the older names of the ``pair_range`` values (see ``PairRange``), kept importable
+RANGE_CUTOFF = int(PairRange.CUTOFF)
+RANGE_DIAMETERS = int(PairRange.DIAMETERS)
+RANGE_TYPE_SIGMA = int(PairRange.TYPE_SIGMA)
 
 
 @functools.cache
@@ -84,8 +84,8 @@ def neighbor_kernels(scalar):
         cell_positions: wp.array4d(dtype=vec3),
         status: wp.array(dtype=int),
     ):
-        """Put particle i (index and position folded into the box) into its cell; ``status[0] =
-        1`` if the cell overflows."""
+        """Put particle i (index and position folded into the box) into its cell; ``status[OVERFLOW]``
+        is raised if the cell overflows."""
         x = wrap(positions[i], box, periodic)
         c = wp.vec3i(
             cell_coord(x[0], origin[0], cell_width[0], ncell[0]),
@@ -98,7 +98,7 @@ def neighbor_kernels(scalar):
             cell_particles[c[0], c[1], c[2], slot] = i
             cell_positions[c[0], c[1], c[2], slot] = x
         else:
-            status[0] = 1
+            status[NeighborStatus.OVERFLOW] = StatusFlag.RAISED
 
     @wp.func
     def moved_too_far(x: vec3, x_ref: vec3, box: vec3, inv_box: vec3, periodic: int, reach2: scalar):
@@ -133,10 +133,10 @@ def neighbor_kernels(scalar):
         pair_sigma: wp.array2d(dtype=scalar),
     ):
         """Whether a pair at squared distance r2 (inside the search radius) belongs in the list."""
-        if pair_range == RANGE_CUTOFF:
+        if pair_range == PairRange.CUTOFF:
             return True
         sigma = scalar(0.0)
-        if pair_range == RANGE_DIAMETERS:
+        if pair_range == PairRange.DIAMETERS:
             sigma = scalar(0.5) * (particle_diameter[i] + particle_diameter[j])
         else:
             ti = particle_type[i]
@@ -169,7 +169,7 @@ def neighbor_kernels(scalar):
         status: wp.array(dtype=int),
     ):
         """List the partners of particle i within the search radius (``pair_range``: or within
-        sigma_ij + skin); ``status[0] = 1`` on overflow.
+        sigma_ij + skin); ``status[OVERFLOW]`` is raised on overflow.
 
         Candidates are read from their cell's positions (folded into the box when binned, so
         each lies in its cell), which makes the image of a partner known per stencil cell (the
@@ -225,7 +225,7 @@ def neighbor_kernels(scalar):
                                             count += 1
         neighbor_count[i] = count
         if count > capacity:
-            status[0] = 1
+            status[NeighborStatus.OVERFLOW] = StatusFlag.RAISED
 
     @wp.kernel(enable_backward=False)
     def bin_particles(
@@ -246,7 +246,7 @@ def neighbor_kernels(scalar):
         cell_positions: wp.array4d(dtype=vec3),
         status: wp.array(dtype=int),
     ):
-        """Sort particles into the zeroed cells; ``status[0] = 1`` if a cell overflows."""
+        """Sort particles into the zeroed cells; ``status[OVERFLOW]`` is raised if a cell overflows."""
         i = wp.tid()
         bin_particle(i, box[0], periodic, origin, cell_width, ncell, cell_capacity, positions, particle_cell, cell_count, cell_particles,
                      cell_positions, status)
@@ -277,7 +277,7 @@ def neighbor_kernels(scalar):
         neighbor_index: wp.array2d(dtype=int),
         status: wp.array(dtype=int),
     ):
-        """List the partners of every particle; ``status[0] = 1`` on overflow."""
+        """List the partners of every particle; ``status[OVERFLOW]`` is raised on overflow."""
         i = wp.tid()
         list_partners(i, box[0], periodic, search_radius, pair_range, skin, particle_type, particle_diameter, pair_sigma, ncell, span,
                       cell_capacity, particle_cell, cell_count, cell_particles, cell_positions, positions, neighbor_count, neighbor_index,
@@ -297,14 +297,14 @@ def neighbor_kernels(scalar):
         # Out:
         flag: wp.array(dtype=int),
     ):
-        """Set ``flag[0] = 1`` if a particle moved more than half the skin or the box changed."""
+        """Raise ``flag[0]`` if a particle moved more than half the skin or the box changed."""
         i = wp.tid()
         b = box[0]
         if i == 0:
             if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
-                flag[0] = 1
+                flag[0] = StatusFlag.RAISED
         if moved_too_far(positions[i], positions_ref[i], b, inverse(b), periodic, half_skin * half_skin):
-            flag[0] = 1
+            flag[0] = StatusFlag.RAISED
 
     @wp.kernel(enable_backward=False)
     def rebuild_if_moved(
@@ -341,15 +341,16 @@ def neighbor_kernels(scalar):
         """The whole list update on one thread (launch with dim 1; for captured CPU graphs, where
         Warp runs every kernel on one thread anyway and a skipped per-particle launch still costs
         its per-thread overhead): if a particle moved more than half the skin, set the reference
-        positions, re-bin and rebuild the list, and count the rebuild in ``status[2]``.
-        ``status[1] = 1`` if a position is not finite or the box changed (both need the host:
-        the caller must redo the step there); ``status[0] = 1`` if a capacity overflowed."""
+        positions, re-bin and rebuild the list, and count the rebuild in ``status[REBUILDS]``.
+        ``status[NEEDS_HOST]`` is raised if a position is not finite or the box changed (both need
+        the host: the caller must redo the step there); ``status[OVERFLOW]`` if a capacity
+        overflowed (indices: ``NeighborStatus``)."""
         b = box[0]
         inv_b = inverse(b)
         n = positions.shape[0]
         moved = int(0)
         if b[0] != box_ref[0][0] or b[1] != box_ref[0][1] or b[2] != box_ref[0][2]:
-            status[1] = 1
+            status[NeighborStatus.NEEDS_HOST] = StatusFlag.RAISED
         reach2 = half_skin * half_skin
         for i in range(n):
             if moved_too_far(positions[i], positions_ref[i], b, inv_b, periodic, reach2):
@@ -357,8 +358,8 @@ def neighbor_kernels(scalar):
         if moved != 0:
             for i in range(n):
                 if not wp.isfinite(positions[i]):
-                    status[1] = 1
-            status[2] = status[2] + 1
+                    status[NeighborStatus.NEEDS_HOST] = StatusFlag.RAISED
+            status[NeighborStatus.REBUILDS] = status[NeighborStatus.REBUILDS] + 1
             for i in range(n):
                 positions_ref[i] = positions[i]
             for cx in range(cell_count.shape[0]):

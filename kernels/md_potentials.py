@@ -26,9 +26,12 @@ from types import SimpleNamespace
 
 import warp as wp
 
-LENNARD_JONES = wp.constant(0)
-SOFT_SPHERE = wp.constant(1)
-MORSE = wp.constant(2)
+from .constants import PotentialKind
+
+# the older names, kept importable
+LENNARD_JONES = int(PotentialKind.LENNARD_JONES)
+SOFT_SPHERE = int(PotentialKind.SOFT_SPHERE)
+MORSE = int(PotentialKind.MORSE)
 
 
 @functools.cache
@@ -162,6 +165,6 @@ def potential_functions(scalar):
         return g, adj_r2, g1 * adj_g + u1 * adj_u, eps * (dg1_ds * adj_g + du1_ds * adj_u), eps * (dg1_da * adj_g + du1_da * adj_u)
 
     # by potential kind: the pair kernels are specialised per kind at build time
-    energy_force = {LENNARD_JONES: lennard_jones, SOFT_SPHERE: soft_sphere, MORSE: morse}
-    vjp = {LENNARD_JONES: lennard_jones_vjp, SOFT_SPHERE: soft_sphere_vjp, MORSE: morse_vjp}
+    energy_force = {PotentialKind.LENNARD_JONES: lennard_jones, PotentialKind.SOFT_SPHERE: soft_sphere, PotentialKind.MORSE: morse}
+    vjp = {PotentialKind.LENNARD_JONES: lennard_jones_vjp, PotentialKind.SOFT_SPHERE: soft_sphere_vjp, PotentialKind.MORSE: morse_vjp}
     return SimpleNamespace(energy_force=energy_force, vjp=vjp)

@@ -7,7 +7,7 @@ Conventions (shared with ``simulator.model``):
   ``body_v`` the COM velocity [m/s] and ``body_w`` the angular velocity in world axes [rad/s].
 * Shapes attached to body -1 are static; their ``shape_transform`` is a world transform.
 * A contact *candidate* is a sphere (a point with a radius, possibly zero) carried by a source
-  shape, tested against the signed distance of a target shape; ``KIND_SEGMENT`` candidates carry a
+  shape, tested against the signed distance of a target shape; ``CandidateKind.SEGMENT`` candidates carry a
   segment instead (capsule against capsule). Candidates are built once by the model builder.
 
 Contact law (see ``simulator.contact`` for the user-facing documentation): with penetration
@@ -26,21 +26,14 @@ from types import SimpleNamespace
 
 import warp as wp
 
+from .constants import NO_DIVERGENCE, CandidateKind, ContactMode, ShapeType  # noqa: F401 (NO_DIVERGENCE re-exported)
 from .math import math_functions
 
-SHAPE_SPHERE = wp.constant(0)
-SHAPE_BOX = wp.constant(1)
-SHAPE_CAPSULE = wp.constant(2)
-SHAPE_PLANE = wp.constant(3)
-SHAPE_MESH = wp.constant(4)
-
-KIND_POINT = wp.constant(0)
-KIND_SEGMENT = wp.constant(1)
-
-CONTACT_SOFT = wp.constant(0)
-CONTACT_SURROGATE = wp.constant(1)
-
-NO_DIVERGENCE = wp.constant(2147483647)
+# the older names, kept importable for host code (kernels below use the enums of ``constants``)
+SHAPE_SPHERE, SHAPE_BOX, SHAPE_CAPSULE = int(ShapeType.SPHERE), int(ShapeType.BOX), int(ShapeType.CAPSULE)
+SHAPE_PLANE, SHAPE_MESH = int(ShapeType.PLANE), int(ShapeType.MESH)
+KIND_POINT, KIND_SEGMENT = int(CandidateKind.POINT), int(CandidateKind.SEGMENT)
+CONTACT_SOFT, CONTACT_SURROGATE = int(ContactMode.SOFT), int(ContactMode.SURROGATE)
 
 
 @functools.cache
@@ -123,16 +116,16 @@ def rigid_kernels(scalar):
         outward unit normal in that frame. ``size`` holds (radius,.,.) for a sphere, the half
         extents of a box, and (radius, half height along z, .) for a capsule."""
         zero = scalar(0.0)
-        if shape_type == SHAPE_SPHERE:
+        if shape_type == ShapeType.SPHERE:
             r = fn.safe_length(p)
             return r - size[0], p / r
-        if shape_type == SHAPE_BOX:
+        if shape_type == ShapeType.BOX:
             return box_signed_distance(p, size)
-        if shape_type == SHAPE_CAPSULE:
+        if shape_type == ShapeType.CAPSULE:
             c = vec3(zero, zero, wp.clamp(p[2], -size[1], size[1]))
             r = fn.safe_length(p - c)
             return r - size[0], (p - c) / r
-        # SHAPE_PLANE: the half-space z <= 0 of the shape frame
+        # ShapeType.PLANE: the half-space z <= 0 of the shape frame
         return p[2], vec3(zero, zero, scalar(1.0))
 
     @wp.func
@@ -192,7 +185,7 @@ def rigid_kernels(scalar):
         radius_a = candidate_radius[c]
         point_a = wp.transform_point(pose_a, candidate_point[c])
 
-        if candidate_kind[c] == KIND_SEGMENT:
+        if candidate_kind[c] == CandidateKind.SEGMENT:
             # capsule against capsule: closest points of the two core segments
             half_b = vec3(zero, zero, shape_size[target][1])
             b0 = wp.transform_point(target_pose, -half_b)
@@ -227,7 +220,7 @@ def rigid_kernels(scalar):
         mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
         force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
         hard_force = force
-        if contact_mode == CONTACT_SURROGATE:
+        if contact_mode == ContactMode.SURROGATE:
             hard_force = contact_force(depth, vn, vt, normal, ke, kd, mu, zero, friction_smoothing)
 
         # the surrogate is applied to the whole wrench (force and torque), so that its adjoint is

@@ -10,8 +10,10 @@ Public API (every name is listed here once)::
     step                    one rigid-body step (what RigidSolver.step calls)
     Engine, Workspace       the rollout engine every multi-step simulation runs in (graphs, caches)
     rollout, Trajectory     many steps, recorded for wp.Tape (a thin caller of Engine.rollout)
-    SimulationDivergedError
-    grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
+    SimulatorError          base of every package exception: ParameterError (a ValueError),
+                            SimulationDivergedError, GradientNotFiniteError, LossNotFiniteError,
+                            NonFinitePositionsError
+    grad, GradientResult, RolloutObjective, register_estimator
                             gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
     LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
@@ -28,8 +30,15 @@ from .articulation import ArticulationModel, eval_fk
 from .builder import SceneBuilder
 from .contact import ContactSettings
 from .engine import Engine, Trajectory, Workspace
-from .errors import SimulationDivergedError
-from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .errors import (
+    GradientNotFiniteError,
+    LossNotFiniteError,
+    NonFinitePositionsError,
+    ParameterError,
+    SimulationDivergedError,
+    SimulatorError,
+)
+from .gradients import GradientResult, RolloutObjective, grad, register_estimator
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -64,13 +73,16 @@ __all__ = [
     "GradientNotFiniteError",
     "GradientResult",
     "LinearFeedback",
+    "LossNotFiniteError",
     "LinearJointFeedback",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
+    "NonFinitePositionsError",
     "OpenLoopActions",
     "OpenLoopForces",
     "OptimizationResult",
+    "ParameterError",
     "PositionLoss",
     "Precision",
     "RigidSolver",
@@ -78,6 +90,7 @@ __all__ = [
     "SceneBuilder",
     "SceneTaskObjective",
     "SimulationDivergedError",
+    "SimulatorError",
     "Solver",
     "State",
     "Trajectory",

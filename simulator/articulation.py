@@ -59,6 +59,7 @@ import numpy as np
 import warp as wp
 
 from .errors import check_finite, check_nonnegative, check_positive, check_vector
+from .kernels.constants import JOINT_COORD_COUNT as COORD_COUNT, JOINT_DOF_COUNT as DOF_COUNT, JointType
 from .kernels.articulation import (
     ACTUATOR_MOTOR,
     ACTUATOR_POSITION,
@@ -80,10 +81,7 @@ JOINT_KINDS = {
     "slide": int(JOINT_PRISMATIC),
     "ball": int(JOINT_BALL),
 }
-JOINT_NAMES = {int(JOINT_FREE): "free", int(JOINT_FIXED): "fixed", int(JOINT_REVOLUTE): "revolute", int(JOINT_PRISMATIC): "prismatic",
-               int(JOINT_BALL): "ball"}
-COORD_COUNT = {int(JOINT_FREE): 7, int(JOINT_FIXED): 0, int(JOINT_REVOLUTE): 1, int(JOINT_PRISMATIC): 1, int(JOINT_BALL): 4}
-DOF_COUNT = {int(JOINT_FREE): 6, int(JOINT_FIXED): 0, int(JOINT_REVOLUTE): 1, int(JOINT_PRISMATIC): 1, int(JOINT_BALL): 3}
+JOINT_NAMES = {kind: kind.name.lower() for kind in JointType}
 ACTUATOR_KINDS = {"motor": int(ACTUATOR_MOTOR), "position": int(ACTUATOR_POSITION)}
 
 # default soft-limit law: stiff, critically damped for about 1 kg m^2, hard (s = 0)

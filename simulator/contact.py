@@ -72,10 +72,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import check_nonnegative
+from .kernels.constants import CandidateKind, ContactMode
 from .shapes import BOX, CAPSULE, MESH, PLANE, SHAPE_NAMES, SPHERE, Shape, box_corners
 
-CONTACT_MODES = ("soft", "surrogate")
-KIND_POINT, KIND_SEGMENT = 0, 1
+CONTACT_MODES = tuple(mode.name.lower() for mode in ContactMode)  # ("soft", "surrogate")
+KIND_POINT, KIND_SEGMENT = CandidateKind.POINT, CandidateKind.SEGMENT
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ import numpy as np
 import warp as wp
 
 from .errors import SimulationDivergedError
-from .kernels.rigid import NO_DIVERGENCE
+from .kernels.constants import NO_DIVERGENCE
 from .model import Control, ControlSequence, State
 from .runtime import active_tape, warp_runtime
 from .solver import Solver, no_divergence

@@ -1,4 +1,10 @@
-"""Exceptions and input checks shared by the package."""
+"""Exceptions and input checks shared by the package.
+
+Every exception the package raises on purpose derives from :class:`SimulatorError`, so callers
+can catch the package's errors in one clause. Each also keeps the built-in base that describes
+it (``ValueError`` for bad input, ``FloatingPointError`` for a non-finite result), so code that
+catches those keeps working.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,15 @@ import math
 import numpy as np
 
 
-class SimulationDivergedError(FloatingPointError):
+class SimulatorError(Exception):
+    """Base class of every exception raised by the package."""
+
+
+class ParameterError(SimulatorError, ValueError):
+    """An argument has an invalid value; the message names the parameter and the value."""
+
+
+class SimulationDivergedError(SimulatorError, FloatingPointError):
     """A rollout produced a non-finite state.
 
     Attributes:
@@ -18,6 +32,49 @@ class SimulationDivergedError(FloatingPointError):
         super().__init__(message)
         self.step = step
         self.world = world
+
+
+class GradientNotFiniteError(SimulatorError, FloatingPointError):
+    """The backward pass produced a non-finite adjoint.
+
+    Attributes:
+        step: the latest rollout step whose state adjoint was non-finite (the backward pass runs
+            from the last step to the first, so this is where the blow-up first appeared).
+    """
+
+    def __init__(self, message: str, *, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class LossNotFiniteError(SimulatorError, FloatingPointError, ValueError):
+    """An objective returned a NaN or infinite loss (also a ``ValueError``, as it was before).
+
+    Attributes:
+        world: index of the first world whose loss was not finite.
+    """
+
+    def __init__(self, message: str, *, world: int):
+        super().__init__(message)
+        self.world = world
+
+
+class NonFinitePositionsError(SimulatorError, ValueError):
+    """A neighbor-list build met NaN or infinite positions (``particle`` is the first such index)."""
+
+    def __init__(self, message: str, *, particle: int):
+        super().__init__(message)
+        self.particle = particle
+
+
+def check_losses(losses: np.ndarray) -> np.ndarray:
+    """Raise :class:`LossNotFiniteError` naming the first world whose loss ``(W,)`` is not finite;
+    return ``losses``."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        world = int(bad[0])
+        raise LossNotFiniteError(f"the objective returned a non-finite loss ({float(losses[world])!r}) in world {world}", world=world)
+    return losses
 
 
 def describe(value) -> str:
@@ -32,48 +89,48 @@ def _as_float_array(name: str, value) -> np.ndarray:
     try:
         return np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numeric, got {describe(value)}") from exc
+        raise ParameterError(f"{name} must be numeric, got {describe(value)}") from exc
 
 
 def check_finite(name: str, value) -> np.ndarray:
-    """Raise ``ValueError`` if ``value`` has a NaN or inf; return it as a float64 array."""
+    """Raise ``ParameterError`` if ``value`` has a NaN or inf; return it as a float64 array."""
     arr = _as_float_array(name, value)
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {describe(value)}")
+        raise ParameterError(f"{name} must be finite, got {describe(value)}")
     return arr
 
 
 def check_positive(name: str, value) -> np.ndarray:
-    """Raise ``ValueError`` unless every entry of ``value`` is finite and > 0."""
+    """Raise ``ParameterError`` unless every entry of ``value`` is finite and > 0."""
     arr = check_finite(name, value)
     if np.any(arr <= 0.0):
-        raise ValueError(f"{name} must be > 0, got {describe(value)}")
+        raise ParameterError(f"{name} must be > 0, got {describe(value)}")
     return arr
 
 
 def check_nonnegative(name: str, value) -> np.ndarray:
-    """Raise ``ValueError`` unless every entry of ``value`` is finite and >= 0."""
+    """Raise ``ParameterError`` unless every entry of ``value`` is finite and >= 0."""
     arr = check_finite(name, value)
     if np.any(arr < 0.0):
-        raise ValueError(f"{name} must be >= 0, got {describe(value)}")
+        raise ParameterError(f"{name} must be >= 0, got {describe(value)}")
     return arr
 
 
 def check_vector(name: str, value, length: int = 3) -> np.ndarray:
-    """Raise ``ValueError`` unless ``value`` is a finite vector of ``length`` entries."""
+    """Raise ``ParameterError`` unless ``value`` is a finite vector of ``length`` entries."""
     arr = check_finite(name, value)
     if arr.shape != (length,):
-        raise ValueError(f"{name} must have {length} entries, got {describe(value)}")
+        raise ParameterError(f"{name} must have {length} entries, got {describe(value)}")
     return arr
 
 
 def check_timestep(dt, substeps: int = 1) -> float:
     """Validate a time step [s] and a substep count; return dt as a float."""
     if not isinstance(substeps, (int, np.integer)) or substeps < 1:
-        raise ValueError(f"substeps must be a positive integer, got {describe(substeps)}")
+        raise ParameterError(f"substeps must be a positive integer, got {describe(substeps)}")
     dt_value = float(check_finite("dt", dt))
     if dt_value <= 0.0:
-        raise ValueError(f"dt must be > 0 seconds, got {describe(dt)}")
+        raise ParameterError(f"dt must be > 0 seconds, got {describe(dt)}")
     return dt_value
 
 

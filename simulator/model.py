@@ -111,7 +111,7 @@ class Model:
         body_inertia: (W, B) 3x3 inertia about the centre of mass, body axes [kg m^2].
         body_names: B names.
         shape_body: (S,) body index of each shape, -1 for static shapes.
-        shape_type: (S,) one of ``simulator.kernels.rigid.SHAPE_*``.
+        shape_type: (S,) a ``simulator.kernels.constants.ShapeType``.
         shape_transform: (S,) shape frame relative to its body's COM frame (world frame if static).
         shape_size: (S,) sphere (radius, 0, 0); box half extents [m]; capsule (radius,
             half height of the core segment along local z, 0); unused for planes and meshes.

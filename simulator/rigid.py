@@ -13,11 +13,10 @@ import numpy as np
 import warp as wp
 
 from .errors import check_timestep, stable_timestep
-from .kernels.rigid import CONTACT_SOFT, CONTACT_SURROGATE, rigid_kernels
+from .kernels.constants import ContactMode
+from .kernels.rigid import rigid_kernels
 from .articulation import step_articulations
 from .model import Control, Model, State
-
-_MODE_CODES = {"soft": CONTACT_SOFT, "surrogate": CONTACT_SURROGATE}
 
 
 def step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
@@ -47,7 +46,7 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
                 model.shape_damping,
                 model.shape_friction,
                 model.contact_softness,
-                _MODE_CODES[model.contact_mode],
+                int(ContactMode[model.contact_mode.upper()]),
                 scalar(model.friction_smoothing),
                 model.candidate_source,
                 model.candidate_target,

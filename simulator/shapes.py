@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import check_positive
+from .kernels.constants import ShapeType
 
-SPHERE, BOX, CAPSULE, PLANE, MESH = 0, 1, 2, 3, 4
-SHAPE_NAMES = {SPHERE: "sphere", BOX: "box", CAPSULE: "capsule", PLANE: "plane", MESH: "mesh"}
+SPHERE, BOX, CAPSULE, PLANE, MESH = ShapeType.SPHERE, ShapeType.BOX, ShapeType.CAPSULE, ShapeType.PLANE, ShapeType.MESH
+SHAPE_NAMES = {kind: kind.name.lower() for kind in ShapeType}
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Shape:
 
     Attributes:
         body: owning body, -1 for a static shape.
-        kind: SPHERE, BOX, CAPSULE, PLANE or MESH.
+        kind: a ``ShapeType`` (SPHERE, BOX, CAPSULE, PLANE or MESH).
         position: shape origin in the body's origin frame [m] (world frame if static).
         rotation: shape orientation quaternion (x, y, z, w) relative to the body.
         size: see ``Model.shape_size``.

@@ -19,7 +19,7 @@ import numpy as np
 import warp as wp
 
 from . import rigid
-from .kernels.rigid import NO_DIVERGENCE
+from .kernels.constants import NO_DIVERGENCE
 from .model import Control, Model, State
 
 

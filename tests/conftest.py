@@ -1,10 +1,20 @@
-"""Shared test helpers: a central-difference check of a recorded rollout's gradient."""
+"""Shared test helpers: the Warp device of the suite and a central-difference check of a recorded
+rollout's gradient."""
+
+import os
 
 import numpy as np
 import pytest
 import warp as wp
 
 wp.config.quiet = True
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    """The Warp device the suite runs on: ``SIMULATOR_TEST_DEVICE`` (default ``"cpu"``; run the
+    suite on a GPU with ``SIMULATOR_TEST_DEVICE=cuda``)."""
+    return os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")
 
 
 def _one_hot(array: wp.array, index) -> wp.array:

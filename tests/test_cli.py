@@ -1,7 +1,6 @@
 """The command-line interface and the demos it runs."""
 
 import csv
-import os
 import subprocess
 import sys
 
@@ -9,13 +8,11 @@ import numpy as np
 
 from simulator.cli import main
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
-
-def test_demo_contact_softening_quick(tmp_path):
+def test_demo_contact_softening_quick(tmp_path, device):
     """The quick demo writes its figure and numbers; the softened tape gradient is smooth and
     agrees with finite differences of its landscape, the hard one does not everywhere."""
-    assert main(["demo", "contact_softening", "--quick", "--out", str(tmp_path), "--device", DEVICE]) == 0
+    assert main(["demo", "contact_softening", "--quick", "--out", str(tmp_path), "--device", device]) == 0
     assert (tmp_path / "contact_softening.png").stat().st_size > 10_000
     with (tmp_path / "contact_softening.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -45,9 +42,9 @@ def test_module_entry_point_help():
         assert command in out
 
 
-def test_optimize_command_logs_and_resumes(tmp_path, capsys):
+def test_optimize_command_logs_and_resumes(tmp_path, capsys, device):
     args = ["optimize", "pendulum", "--estimator", "es", "--population", "8", "--horizon", "20",
-            "--out", str(tmp_path), "--device", DEVICE]
+            "--out", str(tmp_path), "--device", device]
     assert main(args + ["--iterations", "3"]) == 0
     assert main(args + ["--iterations", "5"]) == 0  # resumes at iteration 3
     with (tmp_path / "log.csv").open() as handle:
@@ -56,4 +53,4 @@ def test_optimize_command_logs_and_resumes(tmp_path, capsys):
     assert "iteration 4: loss" in capsys.readouterr().out
     assert main(["optimize", "bouncing_ball", "--out", str(tmp_path)]) == 2
     assert main(["optimize", "pendulum", "--controller", "mlp", "--horizon", "10", "--iterations", "2",
-                 "--out", str(tmp_path / "mlp"), "--device", DEVICE]) == 0
+                 "--out", str(tmp_path / "mlp"), "--device", device]) == 0

@@ -3,34 +3,31 @@ qualitative claim it illustrates holds."""
 
 import csv
 import math
-import os
 
 import numpy as np
 
 from simulator.cli import main
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
-
-def run_demo(name, tmp_path):
-    assert main(["demo", name, "--quick", "--out", str(tmp_path), "--device", DEVICE]) == 0
+def run_demo(name, tmp_path, *, device):
+    assert main(["demo", name, "--quick", "--out", str(tmp_path), "--device", device]) == 0
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     with (tmp_path / f"{name}.csv").open() as handle:
         return list(csv.DictReader(handle))
 
 
-def test_landscape_gets_rugged_with_horizon(tmp_path):
+def test_landscape_gets_rugged_with_horizon(tmp_path, device):
     from simulator.diagnostics import roughness
 
-    rows = run_demo("landscape", tmp_path)
+    rows = run_demo("landscape", tmp_path, device=device)
     horizons = sorted({int(r["horizon"]) for r in rows})
     rough = [roughness([float(r["loss"]) for r in rows if int(r["horizon"]) == h]) for h in horizons]
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     assert rough[0] < 0.01 and rough[-1] > 10 * rough[0]
 
 
-def test_variance_of_backprop_explodes_but_not_es(tmp_path):
-    rows = run_demo("variance", tmp_path)
+def test_variance_of_backprop_explodes_but_not_es(tmp_path, device):
+    rows = run_demo("variance", tmp_path, device=device)
     assert list(rows[0]) == ["horizon", "estimator", "grad_mean_norm", "grad_variance", "seconds"]
     variance = {(r["estimator"], int(r["horizon"])): float(r["grad_variance"]) for r in rows}
     horizons = sorted({int(r["horizon"]) for r in rows})
@@ -40,8 +37,8 @@ def test_variance_of_backprop_explodes_but_not_es(tmp_path):
     assert variance[("es", last)] < variance[("analytic", last)]
 
 
-def test_packing_gradient_variance_grows_with_minimisation_steps(tmp_path):
-    rows = run_demo("packing", tmp_path)
+def test_packing_gradient_variance_grows_with_minimisation_steps(tmp_path, device):
+    rows = run_demo("packing", tmp_path, device=device)
     assert all(math.isfinite(float(r["dE_dD"])) for r in rows)
     smallest = min(float(r["diameter"]) for r in rows)
     steps = sorted({int(r["steps"]) for r in rows})
@@ -50,8 +47,8 @@ def test_packing_gradient_variance_grows_with_minimisation_steps(tmp_path):
     assert var[-1] > 100 * var[0]
 
 
-def test_control_demo_trains_every_estimator_at_equal_budget(tmp_path):
-    rows = run_demo("control", tmp_path)
+def test_control_demo_trains_every_estimator_at_equal_budget(tmp_path, device):
+    rows = run_demo("control", tmp_path, device=device)
     assert list(rows[0]) == ["estimator", "iteration", "sim_steps", "loss"]
     by = {}
     for r in rows:
@@ -63,8 +60,8 @@ def test_control_demo_trains_every_estimator_at_equal_budget(tmp_path):
     assert min(analytic) < 0.5 * analytic[0]
 
 
-def test_lyapunov_exponent_predicts_the_explosion(tmp_path):
-    rows = run_demo("lyapunov", tmp_path)
+def test_lyapunov_exponent_predicts_the_explosion(tmp_path, device):
+    rows = run_demo("lyapunov", tmp_path, device=device)
     billiard = [r for r in rows if r["system"] == "sinai billiard"]
     acrobot = sorted((r for r in rows if r["system"] == "acrobot"), key=lambda r: float(r["value"]))
     for row in billiard:  # chaotic contact system: both rates positive, the variance's at least 2*lambda
@@ -76,8 +73,8 @@ def test_lyapunov_exponent_predicts_the_explosion(tmp_path):
     assert rates[0] == max(rates)
 
 
-def test_torch_policy_trains_with_both_estimators(tmp_path):
-    rows = run_demo("torch_policy", tmp_path)
+def test_torch_policy_trains_with_both_estimators(tmp_path, device):
+    rows = run_demo("torch_policy", tmp_path, device=device)
     for estimator in ("analytic", "es"):
         losses = [float(r["loss"]) for r in rows if r["estimator"] == estimator]
         assert len(losses) >= 5 and losses[-1] < losses[0]

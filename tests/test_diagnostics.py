@@ -1,7 +1,6 @@
 """Diagnostics against known answers: the damped pendulum's exponent, and gradient traces."""
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -9,19 +8,18 @@ import pytest
 import simulator as sim
 from simulator import diagnostics
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 DAMPING = 0.5  # [N m s/rad]
 
 
-def pendulum_objective(num_steps):
+def pendulum_objective(num_steps, *, device):
     def start(model, seed):  # small oscillations: the linearised equation holds
         state = model.state()
         state.joint_q.fill_(0.05)
         sim.eval_fk(model, state)
         return state
 
-    return sim.SceneTaskObjective("pendulum", device=DEVICE, precision="float64", num_steps=num_steps,
+    return sim.SceneTaskObjective("pendulum", device=device, precision="float64", num_steps=num_steps,
                                   damping=DAMPING, initial_state=start)
 
 
@@ -32,17 +30,17 @@ def decay_rate():
     return -DAMPING / (2.0 * inertia)
 
 
-def test_lyapunov_exponent_of_a_damped_pendulum():
-    objective = pendulum_objective(500)  # 10 s: many periods, so the oscillation averages out
+def test_lyapunov_exponent_of_a_damped_pendulum(device):
+    objective = pendulum_objective(500, device=device)  # 10 s: many periods, so the oscillation averages out
     result = diagnostics.lyapunov_exponent(objective, np.zeros(objective.num_parameters), num_worlds=2)
     assert result.exponent == pytest.approx(decay_rate(), rel=0.05)
     assert result.log_growth.shape == (500, 2)
 
 
-def test_jacobian_spectrum_of_a_damped_pendulum():
+def test_jacobian_spectrum_of_a_damped_pendulum(device):
     """Singular values of the T-step Jacobian product: log(sigma_i)/t -> -c/(2I) for both, and
     their sum is the log-determinant, exactly -c/I * t for the linear flow (Liouville)."""
-    objective = pendulum_objective(300)
+    objective = pendulum_objective(300, device=device)
     spectrum = diagnostics.jacobian_spectrum(objective, np.zeros(objective.num_parameters))
     t = 300 * objective.dt
     assert spectrum.shape == (300, 2)
@@ -50,8 +48,8 @@ def test_jacobian_spectrum_of_a_damped_pendulum():
     assert spectrum[-1, 0] / t == pytest.approx(decay_rate(), rel=0.15)
 
 
-def test_gradient_norm_trace_and_first_nonfinite_step():
-    objective = pendulum_objective(50)
+def test_gradient_norm_trace_and_first_nonfinite_step(device):
+    objective = pendulum_objective(50, device=device)
     theta = np.zeros(objective.num_parameters)
     trace = diagnostics.gradient_norm_trace(objective, theta)
     assert trace["first_nonfinite_step"] is None
@@ -59,12 +57,12 @@ def test_gradient_norm_trace_and_first_nonfinite_step():
     assert np.all(trace["adjoint_norms"] > 0)
 
 
-def test_loss_slice_and_roughness():
-    objective = pendulum_objective(20)
+def test_loss_slice_and_roughness(device):
+    objective = pendulum_objective(20, device=device)
     direction = np.zeros(objective.num_parameters)
     direction[0] = 1.0
     offsets = np.linspace(-0.5, 0.5, 11)
-    table = diagnostics.loss_slice(lambda h: pendulum_objective(h), lambda o: np.zeros(o.num_parameters),
+    table = diagnostics.loss_slice(lambda h: pendulum_objective(h, device=device), lambda o: np.zeros(o.num_parameters),
                                    lambda o: np.eye(o.num_parameters)[0], offsets, [5, 20])
     assert table.shape == (2, 11) and np.all(np.isfinite(table))
     direct = sim.gradients.evaluate(objective, np.zeros((1, objective.num_parameters)) + 0.5 * direction)[0]

@@ -20,20 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from ..errors import check_finite
+from ..errors import GradientNotFiniteError, ParameterError, check_finite, check_losses
 
-
-class GradientNotFiniteError(FloatingPointError):
-    """The backward pass produced a non-finite adjoint.
-
-    Attributes:
-        step: the latest rollout step whose state adjoint was non-finite (the backward pass runs
-            from the last step to the first, so this is where the blow-up first appeared).
-    """
-
-    def __init__(self, message: str, *, step: int):
-        super().__init__(message)
-        self.step = step
+_check_losses = check_losses  # the older private name (GradientNotFiniteError is imported from here too)
 
 
 class RolloutObjective(ABC):
@@ -84,15 +73,8 @@ def check_theta(objective: RolloutObjective, theta) -> np.ndarray:
     """Validate a parameter vector: finite, shape ``(P,)``."""
     theta = check_finite("theta", theta).reshape(-1)
     if theta.shape != (objective.num_parameters,):
-        raise ValueError(f"theta must have {objective.num_parameters} entries, got {theta.shape[0]}")
+        raise ParameterError(f"theta must have {objective.num_parameters} entries, got {theta.shape[0]}")
     return theta
-
-
-def _check_losses(losses: np.ndarray) -> np.ndarray:
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        raise ValueError(f"the objective returned a non-finite loss ({float(losses[bad[0]])!r}) in world {int(bad[0])}")
-    return losses
 
 
 def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -112,7 +94,7 @@ def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int =
     for t in range(objective.num_steps):
         state = objective.advance(t, state, theta)
         objective.add_loss(t, state, theta, loss)
-    return _check_losses(loss.numpy().astype(np.float64))
+    return check_losses(loss.numpy().astype(np.float64))
 
 
 @dataclass
@@ -240,7 +222,7 @@ def _python_sweep(objective, theta_rows, *, seed, segment, window, clip, trace) 
             checkpoints[t] = _clone_state(state, requires_grad=False)
         state = objective.advance(t, state, theta)
         objective.add_loss(t, state, theta, loss_total)
-    losses = _check_losses(loss_total.numpy().astype(np.float64))
+    losses = check_losses(loss_total.numpy().astype(np.float64))
     del state
 
     # backward: segments from last to first, passing the adjoint of each segment's start state

@@ -20,29 +20,21 @@ import math
 import numpy as np
 import warp as wp
 
-from ..errors import check_nonnegative
-from ..kernels.md_neighbors import RANGE_CUTOFF, RANGE_DIAMETERS, RANGE_TYPE_SIGMA, neighbor_kernels
-from ..kernels.md_potentials import SOFT_SPHERE
+from ..errors import NonFinitePositionsError, check_nonnegative
+from ..kernels.constants import NEIGHBOR_STATUS_SIZE, PairRange, PotentialKind
+from ..kernels.md_neighbors import neighbor_kernels
 
 logger = logging.getLogger("simulator.md")
-
-
-class NonFinitePositionsError(ValueError):
-    """A neighbor-list build met NaN or infinite positions (``particle`` is the first such index)."""
-
-    def __init__(self, message: str, *, particle: int):
-        super().__init__(message)
-        self.particle = particle
 
 
 def _pair_range(model) -> int:
     """How far a pair may be listed (see ``kernels.md_neighbors``): the soft sphere vanishes beyond
     its sigma_ij, so its pairs need only sigma_ij + skin."""
-    if model.potential.kind != SOFT_SPHERE:
-        return int(RANGE_CUTOFF)
+    if model.potential.kind != PotentialKind.SOFT_SPHERE:
+        return int(PairRange.CUTOFF)
     if model.potential.sigma_from_diameters:
-        return int(RANGE_DIAMETERS)
-    return int(RANGE_TYPE_SIGMA) if model.pair_sigma.shape[0] > 1 else int(RANGE_CUTOFF)
+        return int(PairRange.DIAMETERS)
+    return int(PairRange.TYPE_SIGMA) if model.pair_sigma.shape[0] > 1 else int(PairRange.CUTOFF)
 
 
 class NeighborList:
@@ -81,7 +73,7 @@ class NeighborList:
         self._positions_ref = None
         self._box_ref = None
         self._flag = wp.zeros(1, dtype=wp.int32, device=model.device)
-        self._status = wp.zeros(4, dtype=wp.int32, device=model.device)
+        self._status = wp.zeros(NEIGHBOR_STATUS_SIZE, dtype=wp.int32, device=model.device)
         self._grid_args = None  # (origin, width, ncell, span) of the last build
         self._cells = None  # (particle_cell, cell_count, cell_particles, cell_positions) of the last build
         self._on_device = False  # see begin_device_updates
@@ -104,9 +96,10 @@ class NeighborList:
         on the device, in place, into fresh copies of the current list (so no array a recorded launch
         read is ever overwritten). Needs a periodic box and a built list; returns whether it switched.
 
-        While switched, :attr:`status` ``(4,)`` int32 collects: ``[0]`` a capacity overflowed,
-        ``[1]`` a non-finite position or a changed box (both need the host), ``[2]`` rebuilds done.
-        After ``[0]`` or ``[1]`` the list is not valid: restore and redo the steps on the host.
+        While switched, :attr:`status` ``(NEIGHBOR_STATUS_SIZE,)`` int32 collects, by
+        ``NeighborStatus`` index: ``OVERFLOW`` a capacity overflowed, ``NEEDS_HOST`` a non-finite
+        position or a changed box (both need the host), ``REBUILDS`` the rebuilds done. After
+        either flag the list is not valid: restore and redo the steps on the host.
         """
         if not self.model.periodic or self.neighbor_count is None or self._cells is None:
             return False

@@ -18,19 +18,8 @@ import warp as wp
 
 from ..runtime import active_tape, warp_runtime  # noqa: F401 (re-exported for the MD modules)
 from ..errors import check_positive
-from ..kernels.md import (
-    ADJ_ENERGY,
-    ADJ_FORCES,
-    ADJ_VIRIAL,
-    GRAD_ALPHA,
-    GRAD_BOX,
-    GRAD_DIAMETER,
-    GRAD_EPSILON,
-    GRAD_POSITIONS,
-    GRAD_SIGMA,
-    md_kernels,
-)
-from ..kernels.md_potentials import LENNARD_JONES, MORSE, SOFT_SPHERE
+from ..kernels.constants import PairAdjoint, PotentialKind
+from ..kernels.md import md_kernels
 
 
 def _pair_matrix(name: str, value, type_count: int, *, positive: bool = True) -> np.ndarray:
@@ -49,7 +38,7 @@ class PairPotential:
     """A pair potential with per-type-pair parameters (see the module docstring for units).
 
     Attributes:
-        kind: kernel code of the functional form.
+        kind: the functional form, a ``PotentialKind``.
         epsilon: energy scale, scalar or ``(T, T)``.
         sigma: length scale, scalar or ``(T, T)`` (unused with ``sigma_from_diameters``).
         alpha: third parameter: soft-sphere exponent, Morse range [1/length]; unused for LJ.
@@ -58,7 +47,7 @@ class PairPotential:
         sigma_from_diameters: take ``sigma_ij = (d_i + d_j)/2`` from the particle diameters.
     """
 
-    kind: int
+    kind: PotentialKind
     epsilon: object = 1.0
     sigma: object = 1.0
     alpha: object = 1.0
@@ -67,7 +56,7 @@ class PairPotential:
 
     @property
     def name(self) -> str:
-        return {LENNARD_JONES: "lennard_jones", SOFT_SPHERE: "soft_sphere", MORSE: "morse"}[self.kind]
+        return PotentialKind(self.kind).name.lower()
 
     def type_count(self) -> int:
         """Number of types the parameter matrices describe (1 if every parameter is a scalar)."""
@@ -84,7 +73,7 @@ class PairPotential:
 
     def interaction_range(self, type_count: int, diameters: np.ndarray) -> float:
         """Largest distance [length] at which two particles interact."""
-        if self.kind == SOFT_SPHERE:
+        if self.kind == PotentialKind.SOFT_SPHERE:
             if self.sigma_from_diameters:
                 return float(np.max(diameters)) if diameters.size else 0.0
             return float(np.max(self.matrices(type_count)["sigma"]))
@@ -95,7 +84,7 @@ class PairPotential:
 
 def LennardJones(*, epsilon=1.0, sigma=1.0, cutoff: float = 2.5, sigma_from_diameters: bool = False) -> PairPotential:
     """Lennard-Jones ``4 eps ((s/r)^12 - (s/r)^6)``, shifted-force cut at ``cutoff`` [length]."""
-    return PairPotential(LENNARD_JONES, epsilon, sigma, 1.0, float(cutoff), sigma_from_diameters)
+    return PairPotential(PotentialKind.LENNARD_JONES, epsilon, sigma, 1.0, float(cutoff), sigma_from_diameters)
 
 
 def SoftSphere(*, epsilon=1.0, sigma=1.0, alpha=2.0, sigma_from_diameters: bool = False) -> PairPotential:
@@ -103,13 +92,13 @@ def SoftSphere(*, epsilon=1.0, sigma=1.0, alpha=2.0, sigma_from_diameters: bool 
     a = check_positive("alpha", alpha)
     if np.any(a <= 1.0):
         raise ValueError(f"alpha must be > 1 so the soft-sphere force vanishes at contact, got {alpha!r}")
-    return PairPotential(SOFT_SPHERE, epsilon, sigma, alpha, None, sigma_from_diameters)
+    return PairPotential(PotentialKind.SOFT_SPHERE, epsilon, sigma, alpha, None, sigma_from_diameters)
 
 
 def Morse(*, epsilon=5.0, sigma=1.0, alpha=5.0, cutoff: float = 2.5, sigma_from_diameters: bool = False) -> PairPotential:
     """Morse ``eps ((1 - exp(-alpha (r - s)))^2 - 1)``, minimum ``-eps`` at ``r = s``, shifted-force
     cut at ``cutoff`` [length]."""
-    return PairPotential(MORSE, epsilon, sigma, alpha, float(cutoff), sigma_from_diameters)
+    return PairPotential(PotentialKind.MORSE, epsilon, sigma, alpha, float(cutoff), sigma_from_diameters)
 
 
 def compute_forces(model, positions: wp.array, forces_out: wp.array, neighbors=None, *, energy_out=None, virial_out=None):
@@ -171,14 +160,14 @@ def _record_adjoint(tape, model, adjoint_kernel, threads, positions, inputs, out
     m = model
     from_diameters = m.potential.sigma_from_diameters
     grads = {  # in the order of the adjoint kernel's outputs; None: not differentiated here
-        GRAD_POSITIONS: positions,
-        GRAD_DIAMETER: m.particle_diameter if from_diameters else None,
-        GRAD_EPSILON: m.pair_epsilon,
-        GRAD_SIGMA: None if from_diameters else m.pair_sigma,
-        GRAD_ALPHA: None if m.potential.kind == LENNARD_JONES else m.pair_alpha,
-        GRAD_BOX: m.box if m.periodic else None,
+        PairAdjoint.GRAD_POSITIONS: positions,
+        PairAdjoint.GRAD_DIAMETER: m.particle_diameter if from_diameters else None,
+        PairAdjoint.GRAD_EPSILON: m.pair_epsilon,
+        PairAdjoint.GRAD_SIGMA: None if from_diameters else m.pair_sigma,
+        PairAdjoint.GRAD_ALPHA: None if m.potential.kind == PotentialKind.LENNARD_JONES else m.pair_alpha,
+        PairAdjoint.GRAD_BOX: m.box if m.periodic else None,
     }
-    seeds = {ADJ_FORCES: outputs[0], ADJ_ENERGY: outputs[1], ADJ_VIRIAL: outputs[2]}
+    seeds = {PairAdjoint.ADJ_FORCES: outputs[0], PairAdjoint.ADJ_ENERGY: outputs[1], PairAdjoint.ADJ_VIRIAL: outputs[2]}
     wanted = sum(bit for bit, a in {**grads, **seeds}.items() if a is not None and a.grad is not None)
     if not any(wanted & bit for bit in seeds) or not any(wanted & bit for bit in grads):
         return

@@ -2,7 +2,6 @@
 
 import csv
 import importlib
-import os
 
 import numpy as np
 import pytest
@@ -11,30 +10,28 @@ import simulator as sim
 
 optimize_module = importlib.import_module("simulator.optimize")  # the function simulator.optimize shadows the module name
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
-
-def objective():
+def objective(*, device):
     def free_sphere(num_worlds):
         b = sim.SceneBuilder(gravity=(0.0, 0.0, 0.0))
         body = b.add_body(mass=1.0, inertia=(0.01, 0.01, 0.01))
         b.add_sphere(body, radius=0.1)
-        return b.finalize(num_worlds=num_worlds, device=DEVICE, precision="float64", requires_grad=True)
+        return b.finalize(num_worlds=num_worlds, device=device, precision="float64", requires_grad=True)
 
     return sim.ControlObjective(free_sphere, sim.OpenLoopForces([0]), [sim.PositionLoss(0, (0.3, -0.2, 0.1))], num_steps=5, dt=0.1)
 
 
 @pytest.mark.parametrize("estimator,options", [("analytic", {}), ("es", {"sigma": 0.05, "population": 16})])
-def test_optimize_reduces_the_loss(estimator, options):
-    obj = objective()
+def test_optimize_reduces_the_loss(estimator, options, device):
+    obj = objective(device=device)
     result = sim.optimize(obj, np.zeros(obj.num_parameters), estimator=estimator, iterations=60,
                           learning_rate=0.2, progress=False, **options)
     losses = [row["loss"] for row in result.history]
     assert losses[-1] < 0.05 * losses[0]
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch):
-    obj = objective()
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkeypatch, device):
+    obj = objective(device=device)
     theta0 = np.zeros(obj.num_parameters)
     reference = sim.optimize(obj, theta0, estimator="es", iterations=10, learning_rate=0.1, progress=False,
                              sigma=0.05, population=8)
@@ -63,15 +60,15 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path, monkey
     assert np.allclose([float(r["loss"]) for r in rows], [r["loss"] for r in reference.history], rtol=1e-12)
 
 
-def test_resume_refuses_a_different_configuration(tmp_path):
-    obj = objective()
+def test_resume_refuses_a_different_configuration(tmp_path, device):
+    obj = objective(device=device)
     sim.optimize(obj, np.zeros(obj.num_parameters), iterations=2, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="was written by a different run"):
         sim.optimize(obj, np.zeros(obj.num_parameters), estimator="es", iterations=4, out_dir=tmp_path, progress=False)
 
 
-def test_optimize_rejects_bad_arguments():
-    obj = objective()
+def test_optimize_rejects_bad_arguments(device):
+    obj = objective(device=device)
     with pytest.raises(ValueError, match=r"learning_rate must be > 0, got -0\.1"):
         sim.optimize(obj, np.zeros(obj.num_parameters), learning_rate=-0.1, progress=False)
     with pytest.raises(ValueError, match=r"iterations must be a non-negative integer"):

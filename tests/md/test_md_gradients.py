@@ -8,7 +8,6 @@ g_k ~ (L(p + h e_k) - L(p - h e_k)) / 2h with h = 1e-6.
 """
 
 import dataclasses
-import os
 
 import numpy as np
 import pytest
@@ -17,12 +16,11 @@ import warp as wp
 from simulator import md
 from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 H = 1e-6
 
 
-def lj_system(*, n=64, density=0.3, dim=3, seed=0, potential=None, periodic=True, jitter=0.15, types=1):
+def lj_system(*, n=64, density=0.3, dim=3, seed=0, potential=None, periodic=True, jitter=0.15, types=1, device):
     box = (n / density) ** (1.0 / dim)
     rng = np.random.default_rng(seed)
     pos = lattice_positions(n, box, dim) + rng.uniform(-jitter, jitter, (n, dim))
@@ -30,7 +28,7 @@ def lj_system(*, n=64, density=0.3, dim=3, seed=0, potential=None, periodic=True
     builder = md.ParticleBuilder(dim=dim, box=box if periodic else None, periodic=periodic)
     builder.add_particles(pos, velocities=vel, type=rng.integers(0, types, n), diameter=rng.uniform(0.9, 1.1, n))
     potential = potential or md.LennardJones(cutoff=2.5)
-    return builder.finalize(potential, device=DEVICE, precision="float64", requires_grad=True)
+    return builder.finalize(potential, device=device, precision="float64", requires_grad=True)
 
 
 def check_gradient(loss_fn, array, indices, *, rtol=1e-5, atol_scale=1e-7):
@@ -75,7 +73,7 @@ def _weighted_pair_sums(forces: wp.array(dtype=wp.vec3d), energy: wp.array(dtype
 ], ids=["lj", "morse", "soft_sphere", "soft_sphere_diameters", "lj_diameters"])
 @pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "free"])
 @pytest.mark.parametrize("types", [1, 2], ids=["one_type", "two_types"])
-def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodic, types):
+def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodic, types, device):
     """The hand-written pair adjoint, seeded on all three outputs at once
     (L = sum_i w_i . F_i + 0.7 sum E_i - 0.3 sum W_i), w.r.t. every input it differentiates, in
     the kernels for one particle type and for several."""
@@ -84,20 +82,20 @@ def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodi
         scalars = {k: float(np.asarray(getattr(potential, k)).flat[-1]) for k in ("epsilon", "sigma", "alpha")}
         potential = dataclasses.replace(potential, **scalars)
     dense = from_diameters and potential.name == "soft_sphere"  # contacts need a dense packing
-    model = lj_system(potential=potential, types=types, density=1.2 if dense else 0.3, periodic=periodic)
+    model = lj_system(potential=potential, types=types, density=1.2 if dense else 0.3, periodic=periodic, device=device)
     assert model.pair_epsilon.shape == (types, types)
     state = model.state()
     nl = md.NeighborList(model)
     n = model.particle_count
-    weights = wp.array(np.random.default_rng(1).normal(size=(n, 3)), dtype=wp.vec3d, device=DEVICE)
+    weights = wp.array(np.random.default_rng(1).normal(size=(n, 3)), dtype=wp.vec3d, device=device)
 
     def loss():
-        forces = wp.zeros(n, dtype=wp.vec3d, device=DEVICE, requires_grad=True)
-        energy = wp.zeros(n, dtype=wp.float64, device=DEVICE, requires_grad=True)
-        virial = wp.zeros(n, dtype=wp.float64, device=DEVICE, requires_grad=True)
+        forces = wp.zeros(n, dtype=wp.vec3d, device=device, requires_grad=True)
+        energy = wp.zeros(n, dtype=wp.float64, device=device, requires_grad=True)
+        virial = wp.zeros(n, dtype=wp.float64, device=device, requires_grad=True)
         md.compute_forces(model, state.positions, forces, nl, energy_out=energy, virial_out=virial)
-        out = wp.zeros(1, dtype=wp.float64, device=DEVICE, requires_grad=True)
-        wp.launch(_weighted_pair_sums, dim=n, inputs=[forces, energy, virial, weights], outputs=[out], device=DEVICE)
+        out = wp.zeros(1, dtype=wp.float64, device=device, requires_grad=True)
+        wp.launch(_weighted_pair_sums, dim=n, inputs=[forces, energy, virial, weights], outputs=[out], device=device)
         return out
 
     pairs = [(0, 0), (0, 1), (1, 1)] if types == 2 else [(0, 0)]
@@ -113,9 +111,9 @@ def test_pair_kernel_adjoint_through_forces_energy_and_virial(potential, periodi
         check_gradient(loss, model.box, [(0, 0), (0, 1), (0, 2)])
 
 
-def test_energy_gradient_positions_is_minus_force():
+def test_energy_gradient_positions_is_minus_force(device):
     """dE/dx from the adjoint equals -F and central differences (LJ, periodic, neighbor list)."""
-    model = lj_system()
+    model = lj_system(device=device)
     state = model.state()
     nl = md.NeighborList(model)
     grad = check_gradient(lambda: md.potential_energy(model, state, nl), state.positions, [(0, 0), (3, 1), (17, 2)])
@@ -130,9 +128,9 @@ def test_energy_gradient_positions_is_minus_force():
     md.Morse(epsilon=[[5.0, 4.0], [4.0, 3.0]], sigma=[[1.0, 1.1], [1.1, 1.2]], alpha=[[4.0, 5.0], [5.0, 3.0]], cutoff=2.5),
     md.SoftSphere(epsilon=[[1.0, 2.0], [2.0, 1.5]], sigma=[[2.0, 2.2], [2.2, 2.1]], alpha=[[2.0, 2.5], [2.5, 3.0]]),
 ], ids=["lj", "morse", "soft_sphere"])
-def test_energy_gradient_pair_parameters(potential):
+def test_energy_gradient_pair_parameters(potential, device):
     """dE/d(epsilon, sigma, alpha) per type pair (upper triangle) against central differences."""
-    model = lj_system(potential=potential, types=2, density=0.5)
+    model = lj_system(potential=potential, types=2, density=0.5, device=device)
     state = model.state()
     nl = md.NeighborList(model)
     energy = lambda: md.potential_energy(model, state, nl)  # noqa: E731
@@ -142,19 +140,19 @@ def test_energy_gradient_pair_parameters(potential):
         check_gradient(energy, model.pair_alpha, [(0, 0), (0, 1), (1, 1)])
 
 
-def test_energy_gradient_diameters_and_box_2d():
+def test_energy_gradient_diameters_and_box_2d(device):
     """Polydisperse soft spheres (sigma_ij = (d_i + d_j)/2): dE/dd_i and dE/dL (fixed positions)."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=1, device=DEVICE, requires_grad=True)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=1, device=device, requires_grad=True)
     nl = md.NeighborList(model)
     energy = lambda: md.potential_energy(model, state, nl)  # noqa: E731
     check_gradient(energy, model.particle_diameter, [0, 5, 20, 31])
     check_gradient(energy, model.box, [(0, 0), (0, 1)])
 
 
-def test_virial_pressure_is_minus_volume_derivative():
+def test_virial_pressure_is_minus_volume_derivative(device):
     """P = N kT/V - dU/dV at fixed fractional coordinates (a box derivative through
     ``positions_from_fractional``), compared with the virial pressure and with central differences."""
-    model = lj_system(n=108, density=0.6)
+    model = lj_system(n=108, density=0.6, device=device)
     state = model.state()
     box0 = model.box_sides()
     fractional = state.positions.numpy() / model.box.numpy()[0]
@@ -188,11 +186,11 @@ def test_virial_pressure_is_minus_volume_derivative():
     assert float(np.dot(du_dl, box0)) == pytest.approx(3 * v0 * du_dv, rel=1e-6)
 
 
-def test_nve_rollout_gradients():
+def test_nve_rollout_gradients(device):
     """Gradient of the final potential energy after 30 velocity-Verlet steps (a neighbor list
     with a small skin, so it rebuilds during the recorded rollout) w.r.t. initial positions,
     velocities, epsilon, sigma and box."""
-    model = lj_system(n=64, density=0.5)
+    model = lj_system(n=64, density=0.5, device=device)
     state = model.state()
     nl = md.NeighborList(model, skin=0.05)
     integrator = md.VelocityVerlet(neighbors=nl)
@@ -210,11 +208,11 @@ def test_nve_rollout_gradients():
     check_gradient(loss, model.box, [(0, 0), (0, 2)], rtol=1e-4)
 
 
-def test_lj_force_gradient_wrt_sigma_is_finite_and_correct():
+def test_lj_force_gradient_wrt_sigma_is_finite_and_correct(device):
     """The force kernel's adjoint w.r.t. sigma (a second derivative of U) at a dense, strongly
     repulsive configuration: the gradient of the kinetic energy after 10 steps is finite and
     matches central differences (a known NaN elsewhere comes from pow(sigma/r, 6) adjoints)."""
-    model = lj_system(n=128, density=0.95, jitter=0.05)
+    model = lj_system(n=128, density=0.95, jitter=0.05, device=device)
     state = model.state()
     integrator = md.VelocityVerlet(neighbors=md.NeighborList(model))
 
@@ -225,9 +223,9 @@ def test_lj_force_gradient_wrt_sigma_is_finite_and_correct():
     check_gradient(loss, model.pair_sigma, [(0, 0)], rtol=1e-5)
 
 
-def test_langevin_rollout_gradient():
+def test_langevin_rollout_gradient(device):
     """Gradient through 20 BAOAB steps with fixed (seeded) noise w.r.t. positions and epsilon."""
-    model = lj_system(n=64, density=0.5)
+    model = lj_system(n=64, density=0.5, device=device)
     state = model.state()
     integrator = md.LangevinBAOAB(temperature=1.5, friction=2.0, seed=3, neighbors=md.NeighborList(model))
 
@@ -239,9 +237,9 @@ def test_langevin_rollout_gradient():
     check_gradient(loss, model.pair_epsilon, [(0, 0)], rtol=1e-4)
 
 
-def test_fire_rollout_gradient_wrt_diameters():
+def test_fire_rollout_gradient_wrt_diameters(device):
     """dE/dd_i of the energy after 15 FIRE steps of a 2D bidisperse packing (all randomness fixed)."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=DEVICE, requires_grad=True)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=device, requires_grad=True)
     integrator = md.FIRE(neighbors=md.NeighborList(model))
 
     def loss():
@@ -253,10 +251,10 @@ def test_fire_rollout_gradient_wrt_diameters():
 
 
 @pytest.mark.parametrize("integrator_name", ["nve", "fire"])
-def test_checkpointed_rollout_matches_full_record(integrator_name):
+def test_checkpointed_rollout_matches_full_record(integrator_name, device):
     """checkpoint_every=k re-simulates segments in the backward pass: the same gradients as a
     fully recorded rollout, for initial positions, velocities and a parameter."""
-    model = lj_system(n=64, density=0.5)
+    model = lj_system(n=64, density=0.5, device=device)
     nl = md.NeighborList(model, skin=0.1)
     integrator = md.VelocityVerlet(neighbors=nl) if integrator_name == "nve" else md.FIRE(neighbors=nl)
     grads = []
@@ -277,10 +275,10 @@ def test_checkpointed_rollout_matches_full_record(integrator_name):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * max(np.abs(a).max(), 1e-30))
 
 
-def test_replayed_checkpointed_fire_gradient_matches_finite_differences():
+def test_replayed_checkpointed_fire_gradient_matches_finite_differences(device):
     """dE/dd_i and dE/dx after 20 FIRE steps, checkpointed every 6 steps: three windows replayed
     as one captured graph each (with list rebuilds), and a shorter window as its own graph."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=DEVICE, requires_grad=True)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.9, seed=2, device=device, requires_grad=True)
     nl = md.NeighborList(model, skin=0.05)
     integrator = md.FIRE(neighbors=nl)
 
@@ -291,7 +289,7 @@ def test_replayed_checkpointed_fire_gradient_matches_finite_differences():
     before = nl.rebuild_count
     check_gradient(loss, model.particle_diameter, [0, 17], rtol=1e-4)
     assert nl.rebuild_count > before + 3
-    assert (getattr(integrator, "_grad_replay", None) is not None) == wp.get_device(DEVICE).is_cpu
+    assert (getattr(integrator, "_grad_replay", None) is not None) == wp.get_device(device).is_cpu
     check_gradient(loss, state.positions, [(3, 0), (30, 1)], rtol=1e-4)
 
 

@@ -3,7 +3,6 @@ observables and bad input."""
 
 import logging
 import math
-import os
 
 import numpy as np
 import pytest
@@ -12,18 +11,16 @@ from simulator import md
 from simulator.errors import SimulationDivergedError
 from simulator.scenes.md_systems import bidisperse_packing, lattice_positions, lj_fluid, packing_box_side, packing_box_side_derivative
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
-
 
 def total_energy(model, state, nl):
     return float(md.potential_energy(model, state, nl).numpy()[0] + md.kinetic_energy(model, state).numpy()[0])
 
 
 @pytest.mark.slow
-def test_nve_energy_drift_lj_fluid():
+def test_nve_energy_drift_lj_fluid(device):
     """LJ fluid, N = 500, density 0.8, T = 1.0, dt = 0.005, 10,000 velocity-Verlet steps in float64
     (shifted-force cutoff 2.5, Verlet list with skin 0.3): max |E(t) - E(0)| / |E(0)| < 1e-4."""
-    model, state = lj_fluid(500, density=0.8, temperature=1.0, device=DEVICE, precision="float64")
+    model, state = lj_fluid(500, density=0.8, temperature=1.0, device=device, precision="float64")
     nl = md.NeighborList(model, skin=0.3)
     integrator = md.VelocityVerlet(neighbors=nl)
     current = integrator.prepare(model, state)
@@ -36,10 +33,10 @@ def test_nve_energy_drift_lj_fluid():
     assert worst < 1e-4
 
 
-def test_langevin_equilibrates_to_target_temperature():
+def test_langevin_equilibrates_to_target_temperature(device):
     """BAOAB at kT = 1.5 from a cold LJ lattice (N = 256, density 0.6, gamma = 2): the kinetic
     temperature averaged over the second half of 4,000 steps is within 3% of the target."""
-    model, state = lj_fluid(256, density=0.6, temperature=0.1, device=DEVICE)
+    model, state = lj_fluid(256, density=0.6, temperature=0.1, device=device)
     nl = md.NeighborList(model)
     integrator = md.LangevinBAOAB(temperature=1.5, friction=2.0, seed=7, neighbors=nl)
     current = integrator.prepare(model, state)
@@ -51,8 +48,8 @@ def test_langevin_equilibrates_to_target_temperature():
     assert abs(np.mean(temps) - 1.5) < 0.03 * 1.5
 
 
-def test_langevin_is_reproducible_and_seeded():
-    model, state = lj_fluid(108, density=0.5, device=DEVICE)
+def test_langevin_is_reproducible_and_seeded(device):
+    model, state = lj_fluid(108, density=0.5, device=device)
     run = lambda seed: md.rollout(  # noqa: E731
         model, state, md.LangevinBAOAB(1.0, seed=seed, neighbors=md.NeighborList(model)), num_steps=50, record=False
     ).final.positions.numpy()
@@ -61,17 +58,17 @@ def test_langevin_is_reproducible_and_seeded():
     assert np.abs(a - c).max() > 1e-3
 
 
-def test_langevin_2d_has_no_z_motion():
-    model, state = bidisperse_packing(32, packing_fraction=0.5, device=DEVICE)
+def test_langevin_2d_has_no_z_motion(device):
+    model, state = bidisperse_packing(32, packing_fraction=0.5, device=device)
     traj = md.rollout(model, state, md.LangevinBAOAB(1.0, seed=0), num_steps=20, record=False)
     assert np.all(traj.final.positions.numpy()[:, 2] == 0.0)
     assert np.all(traj.final.velocities.numpy()[:, 2] == 0.0)
 
 
-def test_fire_converges_on_bidisperse_packing():
+def test_fire_converges_on_bidisperse_packing(device):
     """FIRE on the paper's packing (N = 128, D = 0.6, phi = 0.98): energy drops by an order of
     magnitude to a jammed minimum (positive energy) where the largest residual force vanishes."""
-    model, state = bidisperse_packing(128, small_diameter=0.6, seed=0, device=DEVICE)
+    model, state = bidisperse_packing(128, small_diameter=0.6, seed=0, device=device)
     nl = md.NeighborList(model)
     traj = md.rollout(model, state, md.FIRE(neighbors=nl), num_steps=1000, record=False)
     e0 = float(md.potential_energy(model, traj.states[0], nl).numpy()[0])
@@ -82,12 +79,12 @@ def test_fire_converges_on_bidisperse_packing():
 
 
 @pytest.mark.parametrize("case", ["periodic3d", "periodic2d", "free3d", "small_box", "poly2d"])
-def test_neighbor_list_energy_equals_all_pairs(case):
+def test_neighbor_list_energy_equals_all_pairs(case, device):
     """The neighbor-list energy equals the all-pairs sum (same pairs; rounding only), also in a
     box too small for a 3x3x3 cell stencil and after moves that force rebuilds."""
     rng = np.random.default_rng(0)
     if case == "poly2d":
-        model, state = bidisperse_packing(200, small_diameter=0.5, packing_fraction=0.9, seed=3, device=DEVICE)
+        model, state = bidisperse_packing(200, small_diameter=0.5, packing_fraction=0.9, seed=3, device=device)
     else:
         dim = 2 if case == "periodic2d" else 3
         n = {"small_box": 60, "periodic2d": 300}.get(case, 400)
@@ -97,7 +94,7 @@ def test_neighbor_list_energy_equals_all_pairs(case):
         builder = md.ParticleBuilder(dim=dim, box=None if case == "free3d" else box)
         builder.add_particles(pos)
         cutoff = 2.0 if case == "small_box" else 2.5
-        model = builder.finalize(md.LennardJones(cutoff=cutoff), device=DEVICE)
+        model = builder.finalize(md.LennardJones(cutoff=cutoff), device=device)
         state = model.state()
     nl = md.NeighborList(model, skin=0.3)
     integrator = md.LangevinBAOAB(2.0, seed=1, neighbors=nl)
@@ -112,7 +109,7 @@ def test_neighbor_list_energy_equals_all_pairs(case):
 
 
 @pytest.mark.parametrize("sigma_from", ["diameters", "types"])
-def test_soft_sphere_list_holds_exactly_the_pairs_within_sigma_plus_skin(sigma_from):
+def test_soft_sphere_list_holds_exactly_the_pairs_within_sigma_plus_skin(sigma_from, device):
     """The soft sphere vanishes beyond sigma_ij, so its list holds the pairs within sigma_ij + skin
     (fewer than within the largest sigma + skin), checked against a brute-force numpy search, and
     its energy still equals the all-pairs sum."""
@@ -129,7 +126,7 @@ def test_soft_sphere_list_holds_exactly_the_pairs_within_sigma_plus_skin(sigma_f
         builder.add_particles(pos[~small], type=0)
         builder.add_particles(pos[small], type=1)
         potential = md.SoftSphere(sigma=[[1.2, 0.85], [0.85, 0.5]])
-    model = builder.finalize(potential, device=DEVICE, precision="float64")
+    model = builder.finalize(potential, device=device, precision="float64")
     state = model.state()
     nl = md.NeighborList(model, skin=skin)
     e_list = float(md.potential_energy(model, state, nl).numpy()[0])
@@ -151,7 +148,7 @@ def test_soft_sphere_list_holds_exactly_the_pairs_within_sigma_plus_skin(sigma_f
 
 
 @pytest.mark.parametrize("precision", ["float32", "float64"])
-def test_neighbor_list_finds_pairs_across_the_box_face(precision):
+def test_neighbor_list_finds_pairs_across_the_box_face(precision, device):
     """A wrap in float32 can leave a particle exactly on the upper face (x = L: -1e-8 + L rounds
     to L); the list bins it into the first cell and must still pair it with particles on both
     sides of the face, with the same energy as the all-pairs sum."""
@@ -160,7 +157,7 @@ def test_neighbor_list_finds_pairs_across_the_box_face(precision):
     rng = np.random.default_rng(4)
     pos = lattice_positions(64, side, 3) + rng.uniform(-0.2, 0.2, (64, 3))
     builder.add_particles(pos)
-    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE, precision=precision)
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=device, precision=precision)
     state = model.state()
     x = state.positions.numpy()
     x[0] = (side, 5.0, 5.0)  # on the face itself: after folding, in cell 0
@@ -176,8 +173,8 @@ def test_neighbor_list_finds_pairs_across_the_box_face(precision):
     assert e_list == pytest.approx(e_all, rel=1e-6 if precision == "float32" else 1e-12)
 
 
-def test_neighbor_list_overflow_resizes_and_logs(caplog):
-    model, state = lj_fluid(256, density=0.8, device=DEVICE)
+def test_neighbor_list_overflow_resizes_and_logs(caplog, device):
+    model, state = lj_fluid(256, density=0.8, device=device)
     nl = md.NeighborList(model, capacity=2, cell_capacity=1)
     with caplog.at_level(logging.INFO, logger="simulator.md"):
         e_list = float(md.potential_energy(model, state, nl).numpy()[0])
@@ -186,8 +183,8 @@ def test_neighbor_list_overflow_resizes_and_logs(caplog):
     assert e_list == pytest.approx(float(md.potential_energy(model, state, None).numpy()[0]), rel=1e-12)
 
 
-def test_temperature_kinetic_energy_and_rdf():
-    model, state = lj_fluid(256, density=0.8, temperature=1.3, device=DEVICE)
+def test_temperature_kinetic_energy_and_rdf(device):
+    model, state = lj_fluid(256, density=0.8, temperature=1.3, device=device)
     v = state.velocities.numpy()
     assert float(md.kinetic_energy(model, state).numpy()[0]) == pytest.approx(0.5 * np.sum(v * v), rel=1e-12)
     assert float(md.temperature(model, state).numpy()[0]) == pytest.approx(1.3, rel=1e-12)  # lj_fluid rescales to T
@@ -197,7 +194,7 @@ def test_temperature_kinetic_energy_and_rdf():
     n, box = 2000, 12.0
     builder = md.ParticleBuilder(dim=3, box=box)
     builder.add_particles(rng.uniform(0, box, (n, 3)))
-    gas = builder.finalize(md.SoftSphere(sigma=0.01), device=DEVICE)
+    gas = builder.finalize(md.SoftSphere(sigma=0.01), device=device)
     r, g = md.radial_distribution(gas, gas.state(), r_max=5.0, bins=10)
     assert r[0] == pytest.approx(0.25) and r.shape == g.shape == (10,)
     np.testing.assert_allclose(g[2:], 1.0, atol=0.06)
@@ -210,22 +207,22 @@ def test_temperature_kinetic_energy_and_rdf():
     assert 1.0 < r[np.argmax(g)] < 1.25 and g.max() > 2.0
 
 
-def test_bad_input_raises_named_errors():
+def test_bad_input_raises_named_errors(device):
     # overlapping particles: infinite LJ energy
     builder = md.ParticleBuilder(dim=3, box=6.0)
     builder.add_particles([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
-    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=device)
     with pytest.raises(ValueError, match="particles 0 and 2 overlap"):
         md.rollout(model, model.state(), md.VelocityVerlet(neighbors=md.NeighborList(model)), num_steps=1)
     # cutoff larger than half the box
     builder = md.ParticleBuilder(dim=3, box=4.0)
     builder.add_particles([[1.0, 1.0, 1.0]])
     with pytest.raises(ValueError, match="cutoff=2.5 is larger than half the periodic box"):
-        builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
+        builder.finalize(md.LennardJones(cutoff=2.5), device=device)
     # ... also when the box shrinks later
     builder = md.ParticleBuilder(dim=3, box=6.0)
     builder.add_particles([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]])
-    model = builder.finalize(md.LennardJones(cutoff=2.5), device=DEVICE)
+    model = builder.finalize(md.LennardJones(cutoff=2.5), device=device)
     model.box.assign(np.array([[4.0, 4.0, 4.0]]))
     with pytest.raises(ValueError, match="cutoff=2.5"):
         md.potential_energy(model, model.state(), md.NeighborList(model))
@@ -241,7 +238,7 @@ def test_bad_input_raises_named_errors():
     with pytest.raises(ValueError, match="positions must be finite"):
         builder.add_particles([[math.nan, 0.0]])
     builder.add_particles([[1.0, 1.0], [2.0, 2.0]])
-    model = builder.finalize(md.SoftSphere(), device=DEVICE)
+    model = builder.finalize(md.SoftSphere(), device=device)
     with pytest.raises(ValueError, match="positions must be finite; particle 1"):
         model.state(positions=[[1.0, 1.0], [math.nan, 2.0]])
     state = model.state()
@@ -254,17 +251,17 @@ def test_bad_input_raises_named_errors():
         md.LennardJones(sigma=[[1.0, 1.2], [1.1, 1.0]]).matrices(2)
 
 
-def test_divergence_is_reported():
-    model, state = lj_fluid(108, density=0.8, device=DEVICE)
+def test_divergence_is_reported(device):
+    model, state = lj_fluid(108, density=0.8, device=device)
     for neighbors in (md.NeighborList(model), None):
         with pytest.raises(SimulationDivergedError, match="non-finite at step"):
             md.rollout(model, state, md.VelocityVerlet(neighbors=neighbors), num_steps=50, dt=0.5, record=False)
 
 
-def test_divergence_step_is_the_same_on_every_rollout_path():
+def test_divergence_step_is_the_same_on_every_rollout_path(device):
     """Stepped from Python, replayed as graphs, and checkpointed (whose forward replays graphs
     segment by segment) name the same first non-finite step."""
-    model, state = lj_fluid(108, density=0.8, device=DEVICE)
+    model, state = lj_fluid(108, density=0.8, device=device)
     for use_list in (True, False):  # with a list, the device list check hands a bad segment to Python
         steps = {}
         for name, options in (("python", {"record": True}), ("replayed", {"record": False}), ("checkpointed", {"checkpoint_every": 32})):

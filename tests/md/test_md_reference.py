@@ -8,8 +8,6 @@ LJ and Morse are cut with a shifted force, U(r) - U(rc) - (r - rc) U'(rc) for r 
 around jax-md's own pair functions; distances use jax-md's ``space.periodic`` / ``space.free``.
 """
 
-import os
-
 import numpy as np
 import pytest
 import warp as wp
@@ -24,7 +22,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 from jax_md import energy, minimize, simulate, space  # noqa: E402
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 RTOL = 1e-9
 
@@ -34,7 +31,7 @@ def jittered_lattice(n, box, dim, seed, jitter=0.12):
     return lattice_positions(n, box, dim) + rng.uniform(-jitter, jitter, size=(n, dim))
 
 
-def make_system(potential, *, n, dim, density, periodic, seed, types=1, diameters=None):
+def make_system(potential, *, n, dim, density, periodic, seed, types=1, diameters=None, device):
     box = (n / density) ** (1.0 / dim)
     pos = jittered_lattice(n, box, dim, seed)
     rng = np.random.default_rng(seed + 1)
@@ -43,7 +40,7 @@ def make_system(potential, *, n, dim, density, periodic, seed, types=1, diameter
     for i in range(n):
         d = 1.0 if diameters is None else diameters[i]
         builder.add_particles(pos[i : i + 1], type=int(type_of[i]), diameter=d)
-    model = builder.finalize(potential, device=DEVICE, precision="float64", requires_grad=True)
+    model = builder.finalize(potential, device=device, precision="float64", requires_grad=True)
     return model, pos, type_of, box
 
 
@@ -96,12 +93,12 @@ CASES = [
 @pytest.mark.parametrize("periodic", [True, False], ids=["periodic", "free"])
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("name,make_potential,jax_fn,cutoff", CASES, ids=[c[0] for c in CASES])
-def test_energy_and_forces_match_jax_md(name, make_potential, jax_fn, cutoff, dim, periodic):
+def test_energy_and_forces_match_jax_md(name, make_potential, jax_fn, cutoff, dim, periodic, device):
     """E and F = -dE/dx of two-type systems agree with jax-md to 1e-9 relative (float64),
     with the all-pairs sum and with the neighbor list."""
     potential = make_potential(2)
     n = 150 if dim == 3 else 48
-    model, pos, types, box = make_system(potential, n=n, dim=dim, density=0.9, periodic=periodic, seed=dim, types=2)
+    model, pos, types, box = make_system(potential, n=n, dim=dim, density=0.9, periodic=periodic, seed=dim, types=2, device=device)
     params = {k: v for k, v in potential.matrices(2).items() if k != "alpha" or name != "lj"}
     total = jax_pair_energy(jax_fn, params, pos, types, box, periodic, cutoff)
     e_ref = float(total(jnp.asarray(pos)))
@@ -114,14 +111,14 @@ def test_energy_and_forces_match_jax_md(name, make_potential, jax_fn, cutoff, di
         np.testing.assert_allclose(f, f_ref, rtol=0, atol=RTOL * np.abs(f_ref).max())
 
 
-def test_polydisperse_soft_sphere_matches_jax_md_pair():
+def test_polydisperse_soft_sphere_matches_jax_md_pair(device):
     """sigma_ij = (d_i + d_j)/2: jax-md's complete ``soft_sphere_pair`` (per-particle sigma is
     averaged over the pair) against our neighbor-list energy and forces."""
     n, dim = 40, 2
     rng = np.random.default_rng(3)
     diameters = rng.uniform(0.8, 1.4, n)
     model, pos, _, box = make_system(md.SoftSphere(sigma_from_diameters=True), n=n, dim=dim, density=0.9,
-                                     periodic=True, seed=5, diameters=diameters)
+                                     periodic=True, seed=5, diameters=diameters, device=device)
     disp, _ = space.periodic(box)
     efn = energy.soft_sphere_pair(disp, sigma=jnp.asarray(diameters))
     e_ref = float(efn(jnp.asarray(pos)))
@@ -132,11 +129,11 @@ def test_polydisperse_soft_sphere_matches_jax_md_pair():
     np.testing.assert_allclose(f, f_ref, rtol=0, atol=RTOL * np.abs(f_ref).max())
 
 
-def test_box_derivative_matches_jax_md():
+def test_box_derivative_matches_jax_md(device):
     """dE/dL at fixed positions in a periodic cube: jax-md differentiates ``space.periodic(L)``;
     ours is the sum over the three box sides of ``model.box.grad``."""
     n, dim = 60, 3
-    model, pos, types, box = make_system(md.LennardJones(cutoff=2.0), n=n, dim=dim, density=0.9, periodic=True, seed=7)
+    model, pos, types, box = make_system(md.LennardJones(cutoff=2.0), n=n, dim=dim, density=0.9, periodic=True, seed=7, device=device)
     params = {"epsilon": np.ones((1, 1)), "sigma": np.ones((1, 1))}
 
     def e_of_box(L):
@@ -152,11 +149,11 @@ def test_box_derivative_matches_jax_md():
     assert float(model.box.grad.numpy()[0].sum()) == pytest.approx(ref, rel=1e-8)
 
 
-def test_nve_trajectory_matches_jax_md():
+def test_nve_trajectory_matches_jax_md(device):
     """256 velocity-Verlet steps of a Lennard-Jones liquid (jax-md ``simulate.nve``, soft-sphere-free
     shifted-force LJ): positions agree to 1e-7 after folding into the box."""
     n, dim, dt, steps = 128, 3, 1.0 / 256, 256  # jax-md casts dt to float32: use an exact one
-    model, pos, types, box = make_system(md.LennardJones(cutoff=2.5), n=n, dim=dim, density=0.8, periodic=True, seed=11)
+    model, pos, types, box = make_system(md.LennardJones(cutoff=2.5), n=n, dim=dim, density=0.8, periodic=True, seed=11, device=device)
     rng = np.random.default_rng(2)
     vel = rng.normal(size=(n, dim))
     disp, shift = space.periodic(box)
@@ -179,10 +176,10 @@ def test_nve_trajectory_matches_jax_md():
     assert np.abs(d).max() < 1e-7
 
 
-def test_fire_reaches_jax_md_minimum():
+def test_fire_reaches_jax_md_minimum(device):
     """FIRE (Bitzek et al. 2006, jax-md defaults) on a 2D bidisperse soft-sphere packing (N = 32,
     D = 0.7, phi = 0.95) from the same random start: the same final energy within 1e-6 relative."""
-    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.95, seed=4, device=DEVICE)
+    model, state = bidisperse_packing(32, small_diameter=0.7, packing_fraction=0.95, seed=4, device=device)
     diameters = model.particle_diameter.numpy()
     box = model.box_sides()[0]
     pos = state.positions.numpy()[:, :2].astype(np.float64)

@@ -1,6 +1,5 @@
 """Bad input gets a ValueError naming the parameter and value; blow-ups name step and world."""
 
-import os
 import math
 
 import numpy as np
@@ -8,8 +7,6 @@ import pytest
 import trimesh
 
 import simulator as sim
-
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 
 def ball_builder(**body):
@@ -47,13 +44,13 @@ def test_builder_rejects_bad_values(call, match):
         call(b, i)
 
 
-def test_finalize_rejects_bad_arguments():
+def test_finalize_rejects_bad_arguments(device):
     b, i = ball_builder()
     b.add_sphere(i, radius=0.1)
     with pytest.raises(ValueError, match=r"num_worlds must be a positive integer, got 0"):
-        b.finalize(num_worlds=0, device=DEVICE)
+        b.finalize(num_worlds=0, device=device)
     with pytest.raises(ValueError, match=r"precision must be one of .* got 'float16'"):
-        b.finalize(device=DEVICE, precision="float16")
+        b.finalize(device=device, precision="float16")
     with pytest.raises(ValueError, match=r"device 'tpu' is not available"):
         b.finalize(device="tpu")
     with pytest.raises(ValueError, match=r"softness must be >= 0, got -0\.001"):
@@ -63,19 +60,19 @@ def test_finalize_rejects_bad_arguments():
     empty = sim.SceneBuilder()
     massless = empty.add_body()
     with pytest.raises(ValueError, match=r"body0 has no shape with mass: give it mass= and inertia="):
-        empty.finalize(device=DEVICE)
+        empty.finalize(device=device)
     with pytest.raises(ValueError, match="the scene has no bodies"):
-        sim.SceneBuilder().finalize(device=DEVICE)
+        sim.SceneBuilder().finalize(device=device)
     assert massless == 0
 
 
-def test_non_watertight_mesh_with_mass_is_rejected():
+def test_non_watertight_mesh_with_mass_is_rejected(device):
     open_box = trimesh.creation.box(extents=(0.2, 0.2, 0.2))
     open_box.faces = open_box.faces[:-2]  # remove one face: not watertight any more
     b, i = ball_builder()
     b.add_mesh(i, mesh=open_box)
     with pytest.raises(ValueError, match=r"mesh of body0 is not watertight"):
-        b.finalize(device=DEVICE)
+        b.finalize(device=device)
     # with explicit mass and inertia the mesh is only a collision shape, which is fine
     b2, j = ball_builder(mass=1.0, inertia=(0.01, 0.01, 0.01))
     b2.add_mesh(j, mesh=open_box, density=1.0)
@@ -89,31 +86,31 @@ def test_non_watertight_mesh_with_mass_is_rejected():
     (1e-3, 0, r"substeps must be a positive integer, got 0"),
     (0.5, 1, r"dt=0\.5 with substeps=1 gives a substep of 0\.5 s, too large for the contact stiffness"),
 ])
-def test_rollout_rejects_bad_time_steps(dt, substeps, match):
+def test_rollout_rejects_bad_time_steps(dt, substeps, match, device):
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", device=DEVICE)
+    scene = make("bouncing_ball", device=device)
     with pytest.raises(ValueError, match=match):
         sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=dt, substeps=substeps)
 
 
-def test_rollout_refuses_substeps_too_long_for_the_regularised_friction():
+def test_rollout_refuses_substeps_too_long_for_the_regularised_friction(device):
     """Explicit friction -mu*N*v/sqrt(v^2 + v_s^2) damps sliding at rate mu*g/v_s: a substep
     longer than 2*v_s/(mu*g) makes the sliding mode oscillate and grow (and its gradient explode)."""
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", device=DEVICE, friction=1.0, contact=sim.ContactSettings(friction_smoothing=1e-3))
+    scene = make("bouncing_ball", device=device, friction=1.0, contact=sim.ContactSettings(friction_smoothing=1e-3))
     limit = 2 * 1e-3 / 9.81
     with pytest.raises(ValueError, match=r"too large for the contact friction \(explicit limit 0\.000204 s\).*friction_smoothing"):
         sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=1.1 * limit)
     sim.rollout(scene.model, scene.model.state(), num_steps=2, dt=0.9 * limit)
 
 
-def test_blow_up_names_step_and_world():
+def test_blow_up_names_step_and_world(device):
     """A NaN control force in world 2 at step 7 must raise, naming that step and world."""
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", num_worlds=4, device=DEVICE)
+    scene = make("bouncing_ball", num_worlds=4, device=device)
     controls = scene.model.control_sequence(20)
     forces = np.zeros((20, 4, 1, 3), dtype=np.float32)
     forces[7, 2, 0, 0] = np.nan
@@ -125,10 +122,10 @@ def test_blow_up_names_step_and_world():
     assert "dt < 2*sqrt(m/k)" in str(info.value)
 
 
-def test_state_in_must_differ_from_state_out():
+def test_state_in_must_differ_from_state_out(device):
     from simulator.scenes import make
 
-    scene = make("bouncing_ball", device=DEVICE)
+    scene = make("bouncing_ball", device=device)
     state = scene.model.state()
     with pytest.raises(ValueError, match="must be different States"):
         sim.step(scene.model, state, state, None, 1e-3)

@@ -1,6 +1,5 @@
 """Gradients through rigid-body rollouts with contact vs central finite differences (float64)."""
 
-import os
 import math
 
 import numpy as np
@@ -10,7 +9,6 @@ import warp as wp
 import simulator as sim
 from simulator.scenes import make
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 Z = 2  # index of z in a transform (px, py, pz, qx, qy, qz, qw)
@@ -21,10 +19,10 @@ def final_position(axis, body=0):
 
 
 @pytest.mark.parametrize("component", [0, 2])
-def test_bounce_height_wrt_initial_velocity(rollout_gradcheck, component):
+def test_bounce_height_wrt_initial_velocity(rollout_gradcheck, component, device):
     """Height 0.6 s after dropping a ball that bounces once, w.r.t. its initial velocity, with
     softened contact (softness 1 mm): smooth, so tape and central differences agree to 1e-4."""
-    scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.5,
+    scene = make("bouncing_ball", device=device, precision="float64", requires_grad=True, height=0.5,
                  velocity=(0.3, 0.0, -1.0), damping=10.0, contact=sim.ContactSettings(softness=1.0e-3))
     model = scene.model
     state0 = model.state()
@@ -38,14 +36,14 @@ def test_bounce_height_wrt_initial_velocity(rollout_gradcheck, component):
     rollout_gradcheck(run, final_position(Z), state0.body_v, (0, 0, component))
 
 
-def test_sliding_box_position_wrt_friction(rollout_gradcheck):
+def test_sliding_box_position_wrt_friction(rollout_gradcheck, device):
     """A box sliding at 2 m/s decelerates at mu*g: x(T) = v0*T - mu*g*T^2/2, so
     dx/dmu = -g*T^2/2 (checked to 2%, the box rocks on its corners); tape vs central differences to 1e-4."""
     b = sim.SceneBuilder(stiffness=1.0e5, damping=500.0, friction=0.3)
     box = b.add_body(position=(0.0, 0.0, 0.1 - 8.0 * G / 4.0e5), velocity=(2.0, 0.0, 0.0))
     b.add_box(box, half_extents=(0.1, 0.1, 0.1))
     b.add_ground_plane()
-    model = b.finalize(device=DEVICE, precision="float64", requires_grad=True)
+    model = b.finalize(device=device, precision="float64", requires_grad=True)
     state0 = model.state()
     steps, dt = 300, 1.0e-3
 
@@ -60,10 +58,10 @@ def test_sliding_box_position_wrt_friction(rollout_gradcheck):
 
 
 @pytest.mark.parametrize("component", [0, 1])
-def test_sphere_collision_wrt_initial_velocity(rollout_gradcheck, component):
+def test_sphere_collision_wrt_initial_velocity(rollout_gradcheck, component, device):
     """Oblique collision of two spheres with friction: the second sphere's final position
     w.r.t. the first sphere's initial velocity (hard contact, away from onset kinks)."""
-    scene = make("two_spheres", device=DEVICE, precision="float64", requires_grad=True)
+    scene = make("two_spheres", device=device, precision="float64", requires_grad=True)
     model = scene.model
     state0 = model.state()
 
@@ -81,10 +79,10 @@ PARAMETERS = [
 
 
 @pytest.mark.parametrize("name,index,axis", PARAMETERS)
-def test_gradient_wrt_model_parameters(rollout_gradcheck, name, index, axis):
+def test_gradient_wrt_model_parameters(rollout_gradcheck, name, index, axis, device):
     """Final position of a ball thrown onto the ground (it bounces and slides) w.r.t. each
     differentiable model parameter; each one must matter (non-zero gradient)."""
-    scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.3,
+    scene = make("bouncing_ball", device=device, precision="float64", requires_grad=True, height=0.3,
                  velocity=(1.0, 0.0, 0.0), damping=20.0, friction=0.4, contact=sim.ContactSettings(softness=2.0e-3))
     model = scene.model
     state0 = model.state()
@@ -96,9 +94,9 @@ def test_gradient_wrt_model_parameters(rollout_gradcheck, name, index, axis):
     assert analytic != 0.0
 
 
-def test_gradient_wrt_inertia_and_control(rollout_gradcheck):
+def test_gradient_wrt_inertia_and_control(rollout_gradcheck, device):
     """A tumbling box: final x w.r.t. an inertia entry and w.r.t. a per-step control torque."""
-    scene = make("tumbling_box", device=DEVICE, precision="float64", requires_grad=True,
+    scene = make("tumbling_box", device=device, precision="float64", requires_grad=True,
                  contact=sim.ContactSettings(softness=2.0e-3))
     model = scene.model
     state0 = model.state()
@@ -114,12 +112,12 @@ def test_gradient_wrt_inertia_and_control(rollout_gradcheck):
     rollout_gradcheck(run, final_position(0), controls.body_torque, (50, 0, 0, 1), eps=1e-5)
 
 
-def test_surrogate_mode_forward_is_hard_backward_is_soft():
+def test_surrogate_mode_forward_is_hard_backward_is_soft(device):
     """Surrogate gradients: one step from the same state gives the hard-contact result forward
     and exactly the softened contact's derivative backward."""
     results = {}
     for mode, softness in [("soft", 0.0), ("soft", 5.0e-3), ("surrogate", 5.0e-3)]:
-        scene = make("bouncing_ball", device=DEVICE, precision="float64", requires_grad=True, height=0.101,
+        scene = make("bouncing_ball", device=device, precision="float64", requires_grad=True, height=0.101,
                      velocity=(0.5, 0.0, -0.3), contact=sim.ContactSettings(softness=softness, mode=mode))
         model = scene.model
         state0 = model.state()
@@ -128,7 +126,7 @@ def test_surrogate_mode_forward_is_hard_backward_is_soft():
             traj = sim.rollout(model, state0, num_steps=1, dt=scene.dt)
         seed = np.zeros((1, 1, 3))
         seed[0, 0, 2] = 1.0
-        tape.backward(grads={traj.final.body_v: wp.array(seed, dtype=wp.vec3d, device=DEVICE)})
+        tape.backward(grads={traj.final.body_v: wp.array(seed, dtype=wp.vec3d, device=device)})
         results[(mode, softness)] = (traj.final.body_v.numpy()[0, 0].copy(), state0.body_q.grad.numpy()[0, 0, Z])
     hard, soft, surrogate = results[("soft", 0.0)], results[("soft", 5.0e-3)], results[("surrogate", 5.0e-3)]
     assert np.array_equal(surrogate[0], hard[0])
@@ -137,11 +135,11 @@ def test_surrogate_mode_forward_is_hard_backward_is_soft():
     assert hard[1] == 0.0  # the hard law gives no gradient before contact: the reason for the surrogate
 
 
-def test_softened_force_is_smooth_at_onset_and_recovers_hard_penalty():
+def test_softened_force_is_smooth_at_onset_and_recovers_hard_penalty(device):
     """softplus_s(d) -> max(d, 0) as s -> 0: the contact impulse of one step converges to the
     hard penalty's; and with s > 0 the force is continuous in d with a continuous derivative."""
     def impulse(height, softness):
-        scene = make("bouncing_ball", device=DEVICE, precision="float64", height=height,
+        scene = make("bouncing_ball", device=device, precision="float64", height=height,
                      damping=0.0, contact=sim.ContactSettings(softness=softness))
         traj = sim.rollout(scene.model, scene.model.state(), num_steps=1, dt=scene.dt)
         return traj.final.body_contact_force.numpy()[0, 0, Z]

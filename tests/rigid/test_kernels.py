@@ -1,6 +1,5 @@
 """warp.autograd.gradcheck on every rigid-body kernel (float64), and batched-world semantics."""
 
-import os
 import numpy as np
 import pytest
 import warp as wp
@@ -10,7 +9,6 @@ import simulator as sim
 from simulator.kernels.rigid import CONTACT_SOFT, CONTACT_SURROGATE, rigid_kernels
 from simulator.scenes import make
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 K = rigid_kernels(wp.float64)
 
@@ -23,7 +21,7 @@ def _perturbed_state(model, rng):
     return state
 
 
-def _pile():
+def _pile(*, device):
     """Every candidate kind in contact at once: sphere, box, capsule and a mesh on the ground,
     a box-box pair, a sphere-capsule and a capsule-capsule pair."""
     import trimesh
@@ -42,12 +40,12 @@ def _pile():
     mesh = b.add_body(position=(-0.4, 0.0, 0.099))
     b.add_mesh(mesh, mesh=trimesh.creation.icosphere(subdivisions=1, radius=0.1))
     b.add_ground_plane()
-    return b.finalize(device=DEVICE, precision="float64", requires_grad=True, contact=sim.ContactSettings(softness=5e-3))
+    return b.finalize(device=device, precision="float64", requires_grad=True, contact=sim.ContactSettings(softness=5e-3))
 
 
 @pytest.mark.parametrize("mode", [CONTACT_SOFT, CONTACT_SURROGATE])
-def test_contact_forces_kernel_gradcheck(mode):
-    model = _pile()
+def test_contact_forces_kernel_gradcheck(mode, device):
+    model = _pile(device=device)
     state = _perturbed_state(model, np.random.default_rng(0))
     force = wp.zeros_like(state.body_contact_force)
     torque = wp.zeros_like(state.body_contact_torque)
@@ -59,11 +57,11 @@ def test_contact_forces_kernel_gradcheck(mode):
         model.candidate_point, model.candidate_point2, model.candidate_radius,
         state.body_q, state.body_v, state.body_w,
     ]
-    wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=inputs, outputs=[force, torque], device=DEVICE)
+    wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=inputs, outputs=[force, torque], device=device)
     assert np.count_nonzero(np.linalg.norm(force.numpy()[0], axis=1)) == model.body_count  # every body touches
     if mode == CONTACT_SOFT:
         assert gradcheck(K.contact_forces, dim=(1, model.candidate_count), inputs=inputs, outputs=[force, torque],
-                         eps=1e-7, atol=1e-5, rtol=1e-5, device=DEVICE, show_summary=False)
+                         eps=1e-7, atol=1e-5, rtol=1e-5, device=device, show_summary=False)
     else:
         # surrogate: the adjoint is the softened law's, so it differs from finite differences of the
         # hard forward pass; it must equal the soft kernel's adjoint at the same state.
@@ -74,38 +72,38 @@ def test_contact_forces_kernel_gradcheck(mode):
             f, t = wp.zeros_like(force), wp.zeros_like(torque)
             tape = wp.Tape()
             with tape:
-                wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=args, outputs=[f, t], device=DEVICE)
+                wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=args, outputs=[f, t], device=device)
             tape.backward(grads={f: wp.ones_like(f), t: wp.ones_like(t)})
             grads.append(state.body_q.grad.numpy().copy())
             tape.zero()
         assert np.allclose(grads[0], grads[1], rtol=1e-12, atol=0)
 
 
-def test_integrate_bodies_kernel_gradcheck():
-    model = _pile()
+def test_integrate_bodies_kernel_gradcheck(device):
+    model = _pile(device=device)
     rng = np.random.default_rng(1)
     state = _perturbed_state(model, rng)
     shape = (1, model.body_count)
-    contact_force = wp.array(rng.standard_normal(shape + (3,)), dtype=wp.vec3d, requires_grad=True, device=DEVICE)
-    contact_torque = wp.array(rng.standard_normal(shape + (3,)), dtype=wp.vec3d, requires_grad=True, device=DEVICE)
+    contact_force = wp.array(rng.standard_normal(shape + (3,)), dtype=wp.vec3d, requires_grad=True, device=device)
+    contact_torque = wp.array(rng.standard_normal(shape + (3,)), dtype=wp.vec3d, requires_grad=True, device=device)
     control = model.control(requires_grad=True)
     control.body_force.assign(rng.standard_normal(shape + (3,)))
     out = model.state()
-    every_body = wp.array(np.arange(model.body_count), dtype=wp.int32, device=DEVICE)
+    every_body = wp.array(np.arange(model.body_count), dtype=wp.int32, device=device)
     inputs = [every_body, model.body_mass, model.body_inertia, wp.vec3d(0.0, 0.0, -9.81), wp.float64(1e-2),
               state.body_q, state.body_v, state.body_w, contact_force, contact_torque,
               control.body_force, control.body_torque]
     outputs = [out.body_q, out.body_v, out.body_w]
-    wp.launch(K.integrate_bodies, dim=shape, inputs=inputs, outputs=outputs, device=DEVICE)
+    wp.launch(K.integrate_bodies, dim=shape, inputs=inputs, outputs=outputs, device=device)
     assert gradcheck(K.integrate_bodies, dim=shape, inputs=inputs, outputs=outputs,
-                     eps=1e-7, atol=1e-6, rtol=1e-5, device=DEVICE, show_summary=False)
+                     eps=1e-7, atol=1e-6, rtol=1e-5, device=device, show_summary=False)
 
 
-def test_batched_worlds_match_independent_runs():
+def test_batched_worlds_match_independent_runs(device):
     """W worlds with different parameters, states and controls in one launch give exactly the
     results of W separate single-world rollouts."""
     frictions, speeds = [0.2, 0.5, 0.9], [0.5, 1.0, 2.0]
-    batched = make("bouncing_ball", num_worlds=3, device=DEVICE, precision="float64", height=0.2)
+    batched = make("bouncing_ball", num_worlds=3, device=device, precision="float64", height=0.2)
     model = batched.model
     model.shape_friction.assign(np.array([[f, f] for f in frictions]))
     state = model.state()
@@ -116,7 +114,7 @@ def test_batched_worlds_match_independent_runs():
     controls.body_force.assign(np.array([[[0.0, float(w), 0.0]] for w in range(3)]))
     final = sim.rollout(model, state, controls, num_steps=400, dt=batched.dt).final.body_q.numpy()
     for w in range(3):
-        single = make("bouncing_ball", device=DEVICE, precision="float64", height=0.2, friction=frictions[w],
+        single = make("bouncing_ball", device=device, precision="float64", height=0.2, friction=frictions[w],
                       velocity=(speeds[w], 0.0, 0.0))
         c = single.model.control()
         c.body_force.assign(np.array([[[0.0, float(w), 0.0]]]))

@@ -1,7 +1,6 @@
 """Shapes: mass properties against trimesh (the reference), several shapes per body, and each
 contact pair type coming to rest where geometry says it should."""
 
-import os
 import numpy as np
 import pytest
 import trimesh
@@ -9,7 +8,6 @@ import trimesh
 import simulator as sim
 from simulator import shapes
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 
@@ -36,14 +34,14 @@ def test_primitive_mass_properties_match_trimesh():
     assert np.allclose(inertia, ref.moment_inertia, rtol=4e-3)
 
 
-def test_composite_body_mass_properties_match_trimesh():
+def test_composite_body_mass_properties_match_trimesh(device):
     """Several shapes with local offsets and rotations: parallel-axis sum vs trimesh on the union."""
     rotation = np.array([0.0, 0.0, np.sin(0.3), np.cos(0.3)])
     b = sim.SceneBuilder()
     body = b.add_body()
     b.add_box(body, half_extents=(0.2, 0.1, 0.05), position=(0.3, 0.0, 0.0), rotation=rotation, density=500.0)
     b.add_box(body, half_extents=(0.05, 0.05, 0.3), position=(-0.2, 0.1, 0.2), density=500.0)
-    model = b.finalize(device=DEVICE, precision="float64")
+    model = b.finalize(device=device, precision="float64")
 
     first = trimesh.creation.box(extents=(0.4, 0.2, 0.1))
     first.apply_transform(trimesh.transformations.rotation_matrix(0.6, [0, 0, 1]))
@@ -57,18 +55,18 @@ def test_composite_body_mass_properties_match_trimesh():
     assert np.allclose(model.body_inertia.numpy()[0, 0], union.moment_inertia, rtol=1e-9, atol=1e-12)
 
 
-def test_mesh_shape_uses_trimesh_mass_and_scale():
+def test_mesh_shape_uses_trimesh_mass_and_scale(device):
     mesh = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
     b = sim.SceneBuilder()
     body = b.add_body()
     b.add_mesh(body, mesh=mesh, scale=0.2, density=1000.0)
-    model = b.finalize(device=DEVICE, precision="float64")
+    model = b.finalize(device=device, precision="float64")
     assert model.body_mass.numpy()[0, 0] == pytest.approx(8.0, rel=1e-10)
     assert np.allclose(np.diag(model.body_inertia.numpy()[0, 0]), 8.0 / 12.0 * 0.08, rtol=1e-10)
 
 
-def _settle(builder, seconds=1.5, dt=5e-4, worlds=1):
-    model = builder.finalize(num_worlds=worlds, device=DEVICE, precision="float64")
+def _settle(builder, seconds=1.5, dt=5e-4, worlds=1, *, device):
+    model = builder.finalize(num_worlds=worlds, device=device, precision="float64")
     final = sim.rollout(model, model.state(), num_steps=int(seconds / dt), dt=dt, record=False).final
     return model, final
 
@@ -78,7 +76,7 @@ def _rest_height(mass, contacts, k):
 
 
 @pytest.mark.parametrize("kind", ["box", "mesh_box", "capsule", "sphere"])
-def test_shapes_rest_on_the_ground_at_their_geometric_height(kind):
+def test_shapes_rest_on_the_ground_at_their_geometric_height(kind, device):
     """Each shape type against the plane settles at its supporting height minus m*g/(n*k)."""
     k = 1.0e5
     b = sim.SceneBuilder(stiffness=k, damping=300.0)
@@ -96,13 +94,13 @@ def test_shapes_rest_on_the_ground_at_their_geometric_height(kind):
         b.add_sphere(body, radius=0.1)
         height, contacts = 0.1, 1
     b.add_ground_plane()
-    model, final = _settle(b)
+    model, final = _settle(b, device=device)
     z = final.body_q.numpy()[0, 0, 2]
     sink = _rest_height(model.body_mass.numpy()[0, 0], contacts, k)
     assert z == pytest.approx(height - sink, abs=0.05 * sink + 1e-6)
 
 
-def test_body_body_contacts_stack_and_support():
+def test_body_body_contacts_stack_and_support(device):
     """A box stacked on a box, a sphere on a static table, a capsule on a box, a capsule across
     a capsule: each comes to rest on the shape below (heights from geometry, within 1 mm; the
     stiffness 1e6 N/m keeps every penetration m*g/(n*k) below 0.3 mm)."""
@@ -122,7 +120,7 @@ def test_body_body_contacts_stack_and_support():
     b.add_capsule(rod, radius=0.05, half_height=0.2)
     crossing = b.add_body(position=(-1.0, 0.0, 0.37), rotation=(0.0, 0.7071068, 0.0, 0.7071068))  # along x
     b.add_capsule(crossing, radius=0.05, half_height=0.2)
-    model, final = _settle(b, seconds=1.5)
+    model, final = _settle(b, seconds=1.5, device=device)
     z = final.body_q.numpy()[0, :, 2]
     expected = {upper: 0.3, ball: 0.6, rod: 0.25, crossing: 0.35}
     for body, height in expected.items():

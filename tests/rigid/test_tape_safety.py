@@ -5,7 +5,6 @@ an earlier recorded launch read is written again. It needs differently compiled 
 check runs in a fresh process.
 """
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -39,8 +38,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_recorded_rollout_never_overwrites_an_array_it_read():
-    device = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")
+def test_recorded_rollout_never_overwrites_an_array_it_read(device):
     run = subprocess.run([sys.executable, "-c", SCRIPT.format(device=device)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "FLAGGED 0" in run.stdout, run.stdout + run.stderr[-3000:]

@@ -1,12 +1,8 @@
 """Invalid joints and actuators raise ValueError naming the parameter and the value."""
 
-import os
-
 import pytest
 
 import simulator as sim
-
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 
 def two_bodies():
@@ -44,11 +40,11 @@ def test_kinematic_loop():
         b2.add_revolute_joint(a2, a2, axis=(0, 0, 1))
 
 
-def test_parent_without_joint_and_bad_actuators():
+def test_parent_without_joint_and_bad_actuators(device):
     b, a, c = two_bodies()
     j = b.add_revolute_joint(a, c, axis=(0, 0, 1))
     with pytest.raises(ValueError, match="body 0 .* is the parent of joint0 but has no joint itself"):
-        b.finalize(device=DEVICE)
+        b.finalize(device=device)
     with pytest.raises(ValueError, match="kind of actuator0 must be one of"):
         b.add_actuator(j, kind="muscle")
     with pytest.raises(ValueError, match=r"ctrl_range of actuator0 must be \(low, high\)"):

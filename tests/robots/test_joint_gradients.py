@@ -1,8 +1,6 @@
 """Adjoints of the articulation kernels (step, forward kinematics, task losses) against central
 finite differences in float64."""
 
-import os
-
 import numpy as np
 import pytest
 import warp as wp
@@ -11,12 +9,10 @@ import simulator as sim
 from simulator import scenes
 from simulator.articulation import eval_fk
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
-
-def test_pendulum_final_angle_wrt_torques(central_difference):
+def test_pendulum_final_angle_wrt_torques(central_difference, device):
     """d q_T / d u_t for every step t of a 30-step pendulum rollout (motor actuator)."""
-    scene = scenes.make("pendulum", device=DEVICE, precision="float64", requires_grad=True, theta0=0.4)
+    scene = scenes.make("pendulum", device=device, precision="float64", requires_grad=True, theta0=0.4)
     steps = 30
     rng = np.random.default_rng(0)
     u0 = rng.uniform(-0.5, 0.5, size=(steps, 1, 1))
@@ -39,9 +35,9 @@ def test_pendulum_final_angle_wrt_torques(central_difference):
     np.testing.assert_allclose(adjoint, fd, rtol=1e-5, atol=1e-9)
 
 
-def test_pendulum_task_loss_wrt_torques(central_difference, task_loss):
+def test_pendulum_task_loss_wrt_torques(central_difference, task_loss, device):
     """The swing-up loss (joint_cost and control_effort kernels) through 20 steps."""
-    scene = scenes.make("pendulum", device=DEVICE, precision="float64", requires_grad=True, theta0=2.5)
+    scene = scenes.make("pendulum", device=device, precision="float64", requires_grad=True, theta0=2.5)
     steps = 20
     u0 = np.random.default_rng(1).uniform(-0.6, 0.6, size=(steps, 1, 1))
 
@@ -50,9 +46,9 @@ def test_pendulum_task_loss_wrt_torques(central_difference, task_loss):
     np.testing.assert_allclose(loss(u0, grad=True), central_difference(loss, u0, 1e-6), rtol=1e-5, atol=1e-9)
 
 
-def test_cartpole_final_state_wrt_initial_state(central_difference):
+def test_cartpole_final_state_wrt_initial_state(central_difference, device):
     """d (w . [q_T, qd_T]) / d [q_0, qd_0] for the cartpole over 50 steps (through eval_fk)."""
-    scene = scenes.make("cartpole", device=DEVICE, precision="float64", requires_grad=True)
+    scene = scenes.make("cartpole", device=device, precision="float64", requires_grad=True)
     steps = 50
     rng = np.random.default_rng(2)
     weights = rng.normal(size=4)
@@ -77,7 +73,7 @@ def test_cartpole_final_state_wrt_initial_state(central_difference):
     np.testing.assert_allclose(final(x0, grad=True), central_difference(final, x0, 1e-6), rtol=1e-5, atol=1e-9)
 
 
-def test_body_pose_wrt_initial_velocities_all_joint_types(central_difference):
+def test_body_pose_wrt_initial_velocities_all_joint_types(central_difference, device):
     """Free, ball, revolute (soft limit) and prismatic (PD) joints with motors: d (w . x_T) / d qd_0."""
     b = sim.SceneBuilder()
     root = b.add_body(position=(0, 0, 1.0), mass=2.0, inertia=[0.1, 0.2, 0.3])
@@ -90,7 +86,7 @@ def test_body_pose_wrt_initial_velocities_all_joint_types(central_difference):
     slide = b.add_prismatic_joint(c2, c3, axis=(1, 0, 0), damping=0.5)
     b.add_actuator(hinge, gear=2.0)
     b.add_actuator(slide, kind="position", kp=20.0, kd=1.0)
-    model = b.finalize(precision="float64", device=DEVICE, requires_grad=True)
+    model = b.finalize(precision="float64", device=device, requires_grad=True)
     steps = 40
     rng = np.random.default_rng(3)
     qd0 = rng.normal(size=model.articulation.num_dofs)
@@ -117,11 +113,11 @@ def test_body_pose_wrt_initial_velocities_all_joint_types(central_difference):
     np.testing.assert_allclose(objective(qd0, grad=True), central_difference(objective, qd0, 1e-6), rtol=1e-5, atol=1e-8)
 
 
-def test_ant_com_wrt_controls_with_soft_contact(central_difference):
+def test_ant_com_wrt_controls_with_soft_contact(central_difference, device):
     """Ant on the ground, 100 steps of 2.5 ms with softened contact and limits: d (COM_T . w) /
     d u for a sample of control entries."""
     contact = sim.ContactSettings(softness=0.01, friction_smoothing=0.05)  # stable friction at 2.5 ms substeps
-    scene = scenes.make("ant", device=DEVICE, precision="float64", requires_grad=True, contact=contact, height=0.58, limit_softness=0.05)
+    scene = scenes.make("ant", device=device, precision="float64", requires_grad=True, contact=contact, height=0.58, limit_softness=0.05)
     model = scene.model
     steps, dt = 100, 0.0025
     rng = np.random.default_rng(4)

@@ -1,7 +1,6 @@
 """Accuracy of the reduced-coordinate articulation solver against closed-form physics."""
 
 import math
-import os
 
 import numpy as np
 import pytest
@@ -9,7 +8,6 @@ import pytest
 import simulator as sim
 from simulator.spatial import quat_multiply, quat_to_matrix
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 G = 9.81
 
@@ -44,12 +42,12 @@ def elliptic_k(k):
 
 
 @pytest.mark.parametrize("theta0", [0.01, 2.0])
-def test_pendulum_period(theta0, step_series):
+def test_pendulum_period(theta0, step_series, device):
     """Small angle: T = 2 pi sqrt(L/g). Large angle: T = 4 sqrt(L/g) K(sin(theta0/2)).
     L is the compound pendulum's equivalent length."""
     length, inertia, dt = 1.0, 1.0e-3, 2.0e-3
     builder, _ = compound_pendulum(theta0, length=length, inertia=inertia)
-    model = builder.finalize(precision="float64", device=DEVICE)
+    model = builder.finalize(precision="float64", device=device)
     l_eq = equivalent_length(length, inertia)
     expected = 4.0 * math.sqrt(l_eq / G) * elliptic_k(math.sin(0.5 * theta0))
     if theta0 < 0.1:
@@ -77,7 +75,7 @@ def pendulum_energy(model, series):
     return np.array(energies)
 
 
-def test_double_pendulum_conserves_energy(step_series):
+def test_double_pendulum_conserves_energy(step_series, device):
     """Undamped double pendulum (chaotic at this energy): |E(t) - E(0)| below 1% of the energy
     above the resting configuration, over 10 s."""
     b = sim.SceneBuilder(gravity=(0.0, 0.0, -G))
@@ -85,7 +83,7 @@ def test_double_pendulum_conserves_energy(step_series):
     lower = b.add_body(position=(0.0, 0.0, -2.0), mass=1.0, inertia=[1e-3] * 3)
     b.add_revolute_joint(-1, upper, axis=(0, 1, 0), position=(0, 0, 1.0), q=1.2)
     b.add_revolute_joint(upper, lower, axis=(0, 1, 0), position=(0, 0, 1.0), q=-0.5)
-    model = b.finalize(precision="float64", device=DEVICE)
+    model = b.finalize(precision="float64", device=device)
     dt = 5.0e-4  # semi-implicit Euler in joint space drifts by O(dt): ~1% per 10 s at dt = 1 ms
     series = step_series(model, model.state(), int(10.0 / dt), dt, every=40)
     energy = pendulum_energy(model, series)
@@ -95,14 +93,14 @@ def test_double_pendulum_conserves_energy(step_series):
     assert np.max(np.abs(energy - energy[0])) < 0.01 * scale
 
 
-def test_pd_reaches_target_without_load(step_series):
+def test_pd_reaches_target_without_load(step_series, device):
     """A PD position actuator on a hinge with a vertical axis (no gravity torque) settles at its
     target: the only equilibrium of kp (u - q) - kd qd = I qdd is q = u."""
     b = sim.SceneBuilder()
     arm = b.add_body(position=(0.5, 0.0, 0.0), mass=1.0, inertia=[1e-2] * 3)
     joint = b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-0.5, 0.0, 0.0))
     b.add_actuator(joint, kind="position", kp=20.0, kd=4.0)
-    model = b.finalize(precision="float32", device=DEVICE)
+    model = b.finalize(precision="float32", device=device)
     control = model.control()
     target = 0.5
     control.joint_act.fill_(target)
@@ -111,12 +109,12 @@ def test_pd_reaches_target_without_load(step_series):
     assert abs(series["joint_q"][0, 0, 0]) < 1e-6  # it started away from the target
 
 
-def test_pd_holds_against_gravity(step_series):
+def test_pd_holds_against_gravity(step_series, device):
     """Under gravity the PD equilibrium solves kp (u - q) = m g L_c sin(q) (L_c: hinge to COM)."""
     kp, target, length = 200.0, 0.6, 1.0
     builder, joint = compound_pendulum(0.0, length=length, inertia=1e-2)
     builder.add_actuator(joint, kind="position", kp=kp, kd=20.0)
-    model = builder.finalize(precision="float64", device=DEVICE)
+    model = builder.finalize(precision="float64", device=device)
     control = model.control()
     control.joint_act.fill_(target)
     lo, hi = 0.0, target  # bisection on f(q) = kp (u - q) - m g L sin q, decreasing in q
@@ -129,7 +127,7 @@ def test_pd_holds_against_gravity(step_series):
     assert expected < 0.97 * target  # gravity visibly pulls it off the target
 
 
-def test_joint_limit_bounds_overshoot(step_series):
+def test_joint_limit_bounds_overshoot(step_series, device):
     """A hinge thrown at a limit with speed w: the limit spring stores at most the kinetic energy,
     so the overshoot d obeys 0.5 ke d^2 <= 0.5 I w^2, i.e. d <= w sqrt(I/ke)."""
     speed, ke, upper = 4.0, 1.0e4, 0.5
@@ -137,7 +135,7 @@ def test_joint_limit_bounds_overshoot(step_series):
     arm = b.add_body(position=(1.0, 0.0, 0.0), mass=1.0, inertia=[1e-2] * 3)
     b.add_revolute_joint(-1, arm, axis=(0, 0, 1), position=(-1.0, 0.0, 0.0), qd=speed, limit=(-upper, upper), limit_stiffness=ke,
                          limit_damping=0.0)
-    model = b.finalize(precision="float64", device=DEVICE)
+    model = b.finalize(precision="float64", device=device)
     series = step_series(model, model.state(), 300, 1e-3)
     q = series["joint_q"][:, 0, 0]
     inertia = 1e-2 + 1.0 * 1.0**2
@@ -146,14 +144,14 @@ def test_joint_limit_bounds_overshoot(step_series):
     assert q[-1] < upper  # and was pushed back
 
 
-def test_free_body_falls_and_spins():
+def test_free_body_falls_and_spins(device):
     """Free joint: semi-implicit Euler gives z_n = z_0 - g dt^2 n (n + 1) / 2 exactly, and a
     torque-free body conserves its world angular momentum R I R^T w."""
     b = sim.SceneBuilder(gravity=(0.0, 0.0, -G))
     inertia = np.array([0.1, 0.2, 0.3])
     body = b.add_body(position=(0.0, 0.0, 5.0), mass=2.0, inertia=inertia)
     b.add_free_joint(body, qd=(0.0, 0.0, 0.0, 3.0, 0.1, 0.2))
-    model = b.finalize(precision="float64", device=DEVICE)
+    model = b.finalize(precision="float64", device=device)
     dt, steps = 1e-3, 1000
     traj = sim.rollout(model, model.state(), None, num_steps=steps, dt=dt, record=False)
     q = traj.final.body_q.numpy()[0, 0]
@@ -166,7 +164,7 @@ def test_free_body_falls_and_spins():
     assert not np.allclose(w1, w0, atol=1e-2)  # the body tumbles (intermediate axis)
 
 
-def test_floating_chain_conserves_momentum(step_series):
+def test_floating_chain_conserves_momentum(step_series, device):
     """No gravity, no contact: a free base with a hinged and a ball-jointed limb conserves total
     linear momentum sum m v and angular momentum about the origin sum (c x m v + R I R^T w)."""
     b = sim.SceneBuilder(gravity=(0.0, 0.0, 0.0))
@@ -176,7 +174,7 @@ def test_floating_chain_conserves_momentum(step_series):
     b.add_revolute_joint(base, arm, axis=(0, 1, 1), position=(-0.25, 0.0, 0.0), qd=4.0)
     leg = b.add_body(position=(0.0, 0.0, -0.5), mass=0.7, inertia=[0.03, 0.03, 0.01])
     b.add_ball_joint(base, leg, position=(0.0, 0.0, 0.25), qd=(2.0, -1.0, 3.0))
-    model = b.finalize(precision="float64", device=DEVICE)
+    model = b.finalize(precision="float64", device=device)
     series = step_series(model, model.state(), 2000, 1e-3, every=100)
     mass = model.body_mass.numpy()[0]
     inertia = model.body_inertia.numpy()[0]
@@ -202,7 +200,7 @@ def _compose(a, b):
     return np.concatenate([_transform(a, b[:3]), quat_multiply(a[3:], b[3:])])
 
 
-def test_joint_constraint_error_in_chain(step_series):
+def test_joint_constraint_error_in_chain(step_series, device):
     """Reduced coordinates keep every joint exactly: measured from the body poses, anchors of
     revolute and ball joints coincide and hinge axes agree to < 1e-3 (m, rad) along a whipping
     chain under gravity (float32)."""
@@ -217,7 +215,7 @@ def test_joint_constraint_error_in_chain(step_series):
             b.add_ball_joint(parent, body, position=(-0.15, 0.0, 0.0), qd=(1.0, 2.0, -1.0))
         links.append(body)
         parent = body
-    model = b.finalize(precision="float32", device=DEVICE)
+    model = b.finalize(precision="float32", device=device)
     arrays = model.articulation.arrays
     parent_xform = arrays["joint_parent_xform"].numpy()
     child_xform = arrays["joint_child_xform"].numpy()

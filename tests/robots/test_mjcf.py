@@ -9,7 +9,6 @@ import pytest
 import simulator as sim
 from simulator.spatial import quat_to_matrix
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 gymnasium = pytest.importorskip("gymnasium")
 
@@ -33,20 +32,20 @@ def test_ant_loads_with_one_warning_per_unsupported_kind():
         assert any(word in m for m in messages), word
 
 
-def test_ant_total_mass_matches_mujoco():
+def test_ant_total_mass_matches_mujoco(device):
     """Mass from geoms (density 5, capsules = cylinder + two hemispheres) vs mujoco's compiler."""
     mujoco = pytest.importorskip("mujoco")
     reference = mujoco.MjModel.from_xml_path(ant_path())
-    model = load_ant()[0].finalize(device=DEVICE, precision="float64")
+    model = load_ant()[0].finalize(device=device, precision="float64")
     assert model.body_mass.numpy().sum() == pytest.approx(float(reference.body_mass.sum()), rel=1e-6)
 
 
-def test_ant_stands_for_five_seconds():
+def test_ant_stands_for_five_seconds(device):
     """Zero control for 5 s (dt 0.01 s, 4 substeps): the torso stays up and level, no foot sinks
     through the floor, and every joint holds (hinge anchors of the chain coincide < 1e-3 m)."""
     builder, _ = load_ant()
     # 2.5 ms substeps need v_smooth > mu*g*dt/2 for the explicit friction to be stable
-    model = builder.finalize(device=DEVICE, precision="float32", contact=sim.ContactSettings(friction_smoothing=0.05))
+    model = builder.finalize(device=device, precision="float32", contact=sim.ContactSettings(friction_smoothing=0.05))
     traj = sim.rollout(model, model.state(), None, num_steps=500, dt=0.01, substeps=4, record=False)
     q = traj.final.body_q.numpy()[0]
     assert np.all(np.isfinite(q))

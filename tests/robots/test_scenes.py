@@ -1,13 +1,10 @@
 """Robot scenes: registry, a short rollout of each, and the forward-progress loss's adjoint."""
 
-import os
-
 import numpy as np
 import pytest
 
 from simulator import scenes
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
 
 ROBOTS = ["pendulum", "cartpole", "acrobot", "hopper", "ant"]
 
@@ -19,8 +16,8 @@ def test_registry_lists_robots():
 
 
 @pytest.mark.parametrize("name", ROBOTS)
-def test_scene_runs_and_has_a_loss(name):
-    scene = scenes.make(name, num_worlds=2, device=DEVICE)
+def test_scene_runs_and_has_a_loss(name, device):
+    scene = scenes.make(name, num_worlds=2, device=device)
     assert scene.model.num_worlds == 2 and scene.dt > 0 and scene.horizon > 0
     assert scene.model.articulation.num_actuators >= 1
     controls = scene.control_sequence(5)
@@ -30,9 +27,9 @@ def test_scene_runs_and_has_a_loss(name):
     assert np.all(np.isfinite(traj.final.body_q.numpy()))
 
 
-def test_hopper_forward_progress_gradient(central_difference, task_loss):
+def test_hopper_forward_progress_gradient(central_difference, task_loss, device):
     """d loss / d u for the hopper's forward-velocity loss (body_progress kernel) over 10 steps."""
-    scene = scenes.make("hopper", device=DEVICE, precision="float64", requires_grad=True)
+    scene = scenes.make("hopper", device=device, precision="float64", requires_grad=True)
     steps = 10
     u0 = np.random.default_rng(5).uniform(-0.5, 0.5, size=(steps, 1, 3))
 

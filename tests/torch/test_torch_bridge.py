@@ -1,7 +1,5 @@
 """The PyTorch bridge: gradcheck in float64, reentrancy, retain_graph, no doubled or zero gradients."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -11,13 +9,11 @@ import simulator as sim  # noqa: E402
 import simulator.torch as simtorch  # noqa: E402
 from simulator.scenes import make  # noqa: E402
 
-DEVICE = os.environ.get("SIMULATOR_TEST_DEVICE", "cpu")  # run the suite on a GPU with =cuda
-
 
 @pytest.fixture(scope="module")
-def ball():
+def ball(device):
     """A ball pressed into the ground (softened contact, friction): every input matters."""
-    scene = make("bouncing_ball", device=DEVICE, precision="float64", height=0.098, velocity=(0.4, 0.1, -0.2),
+    scene = make("bouncing_ball", device=device, precision="float64", height=0.098, velocity=(0.4, 0.1, -0.2),
                  friction=0.6, contact=sim.ContactSettings(softness=2e-3))
     return scene.model
 
@@ -83,24 +79,24 @@ def test_two_rollouts_in_one_graph_and_retain_graph(ball):
     assert torch.allclose(forces.grad, 2 * once, rtol=1e-12, atol=0)
 
 
-def quadratic_objective():
+def quadratic_objective(*, device):
     def free_sphere(num_worlds):
         b = sim.SceneBuilder(gravity=(0.0, 0.0, 0.0))
         body = b.add_body(mass=1.0, inertia=(0.01, 0.01, 0.01))
         b.add_sphere(body, radius=0.1)
-        return b.finalize(num_worlds=num_worlds, device=DEVICE, precision="float64", requires_grad=True)
+        return b.finalize(num_worlds=num_worlds, device=device, precision="float64", requires_grad=True)
 
     return sim.ControlObjective(free_sphere, sim.OpenLoopForces([0]), [sim.PositionLoss(0, (0.3, -0.2, 0.1))], num_steps=4, dt=0.05)
 
 
-def test_objective_loss_analytic_passes_gradcheck():
-    objective = quadratic_objective()
+def test_objective_loss_analytic_passes_gradcheck(device):
+    objective = quadratic_objective(device=device)
     theta = torch.linspace(-0.3, 0.3, objective.num_parameters, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: simtorch.objective_loss(objective, t), (theta,), eps=1e-6, atol=1e-7)
 
 
-def test_objective_loss_switches_estimator_with_one_flag():
-    objective = quadratic_objective()
+def test_objective_loss_switches_estimator_with_one_flag(device):
+    objective = quadratic_objective(device=device)
     theta = torch.zeros(objective.num_parameters, dtype=torch.float64, requires_grad=True)
     for estimator, options in (("analytic", {}), ("es", {"sigma": 0.1, "population": 32})):
         theta.grad = None
@@ -111,19 +107,19 @@ def test_objective_loss_switches_estimator_with_one_flag():
         assert np.allclose(theta.grad.numpy(), 2.0 * expected.gradient, rtol=1e-12, atol=0)
 
 
-def test_bad_torch_input(ball):
+def test_bad_torch_input(ball, device):
     state = initial(ball)
     with pytest.raises(ValueError, match=r"body_v must have shape \(1, 1, 3\), got \(1, 3\)"):
         simtorch.step(ball, {**state, "body_v": torch.zeros((1, 3), dtype=torch.float64)}, dt=1e-3)
     with pytest.raises(ValueError, match=r"body_q must be torch.float64"):
         simtorch.step(ball, {**state, "body_q": state["body_q"].float()}, dt=1e-3)
     with pytest.raises(ValueError, match=r"theta must be a 1-D torch tensor"):
-        simtorch.objective_loss(quadratic_objective(), torch.zeros((2, 2)))
+        simtorch.objective_loss(quadratic_objective(device=device), torch.zeros((2, 2)))
 
 
 @pytest.fixture(scope="module")
-def pendulum():
-    return make("pendulum", device=DEVICE, precision="float64", requires_grad=True, damping=0.1).model
+def pendulum(device):
+    return make("pendulum", device=device, precision="float64", requires_grad=True, damping=0.1).model
 
 
 def test_joint_step_passes_torch_gradcheck_in_float64(pendulum):
@@ -167,10 +163,10 @@ def test_torch_policy_trains_by_backward_through_joint_steps(pendulum):
     assert analytic != 0.0
 
 
-def test_torch_policy_objective_is_es_only():
+def test_torch_policy_objective_is_es_only(device):
     torch.manual_seed(0)
     policy = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)).double()
-    objective = sim.SceneTaskObjective("pendulum", device=DEVICE, precision="float64", num_steps=10,
+    objective = sim.SceneTaskObjective("pendulum", device=device, precision="float64", num_steps=10,
                                        controller=simtorch.TorchPolicy(policy))
     theta = torch.nn.utils.parameters_to_vector(policy.parameters())
     assert objective.num_parameters == theta.numel()
@@ -182,11 +178,11 @@ def test_torch_policy_objective_is_es_only():
     assert sum(p.grad.abs().sum().item() for p in policy.parameters()) > 0
 
 
-def test_joint_rollout_analytic_and_es_backward():
+def test_joint_rollout_analytic_and_es_backward(device):
     """The same batched rollout op with either backward: analytic passes gradcheck; ES, averaged
     over seeds, agrees with analytic on a short smooth rollout (within 4 standard errors)."""
     def scene(num_worlds):
-        return make("pendulum", num_worlds=num_worlds, device=DEVICE, precision="float64", requires_grad=True, damping=0.1).model
+        return make("pendulum", num_worlds=num_worlds, device=device, precision="float64", requires_grad=True, damping=0.1).model
 
     q0 = torch.tensor([[0.3], [-0.5]], dtype=torch.float64, requires_grad=True)
     qd0 = torch.tensor([[0.0], [0.2]], dtype=torch.float64, requires_grad=True)
