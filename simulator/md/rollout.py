@@ -358,9 +358,10 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
             _segment_backward(model, integrator, checkpoints, lists, dt, seg)
 
     if outer_tape is not None and model.requires_grad and len(checkpoints) > 1:
-        final = checkpoints[-1]
-        arrays = [x for s in (start, final) for x in s.arrays().values() if x.requires_grad]
-        outer_tape.record_func(backward, arrays)
+        # every array whose gradient the backward writes, so that tape.zero() clears it: the
+        # checkpoints' (the initial state's included) and the model parameters'
+        written = [*(x for s in checkpoints for x in s.arrays().values()), *model.parameters().values()]
+        outer_tape.record_func(backward, [x for x in written if x.requires_grad and x.grad is not None])
     return MDTrajectory(states=checkpoints, dt=dt)
 
 
