@@ -28,7 +28,7 @@ def test_gif_of_a_contact_scene(tmp_path, view):
     from PIL import Image
 
     scene = make("tumbling_box", device=DEVICE)
-    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=60, dt=scene.dt)
+    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=60, dt=scene.dt, substeps=scene.substeps)
     path = save_gif(scene.model, trajectory, tmp_path / "box.gif", view=view, every=10)
     image = Image.open(path)
     assert image.n_frames == 7 and image.size[0] > 100
@@ -44,7 +44,7 @@ def test_gif_rejects_a_bad_view(tmp_path):
 def test_usd_export(tmp_path):
     pytest.importorskip("pxr", reason="usd-core is the optional `usd` extra")
     scene = make("tumbling_box", device=DEVICE)
-    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=5, dt=scene.dt)
+    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=5, dt=scene.dt, substeps=scene.substeps)
     path = save_usd(scene.model, trajectory, tmp_path / "box.usda")
     text = path.read_text()
     assert "shape_0" in text and "timeSamples" in text
