@@ -333,6 +333,7 @@ class SceneBuilder(ArticulationBuilderMixin):
             contact_softness=array(np.full(W, contact.softness), prec.scalar, requires_grad),
             contact_mode=contact.mode,
             friction_smoothing=float(contact.friction_smoothing),
+            contact_impact_speed=float(contact.impact_speed),
             candidate_source=int_array([c.source for c in candidates]),
             candidate_target=int_array([c.target for c in candidates]),
             candidate_kind=int_array([c.kind for c in candidates]),

@@ -122,6 +122,8 @@ class Model:
         contact_softness: (W,) softening length [m] of the contact law (0 = hard penalty).
         contact_mode: ``"soft"`` or ``"surrogate"`` (hard forward, softened derivatives backward).
         friction_smoothing: velocity scale [m/s] of the regularised Coulomb friction.
+        contact_impact_speed: largest expected normal impact speed [m/s] (``ContactSettings.impact_speed``),
+            used only by the stable-step check; 0 if not declared.
         candidate_*: (C,) contact candidates (see ``simulator.kernels.rigid``).
         requires_grad: whether arrays are allocated with gradient buffers.
     """
@@ -157,6 +159,7 @@ class Model:
     initial_body_v: np.ndarray = field(repr=False)
     initial_body_w: np.ndarray = field(repr=False)
     articulation: object = field(default=None, repr=False)  # simulator.articulation.ArticulationModel
+    contact_impact_speed: float = 0.0
 
     @property
     def candidate_count(self) -> int:

@@ -13,10 +13,11 @@ import numpy as np
 import warp as wp
 
 from .errors import check_timestep, stable_timestep
-from .kernels.constants import ContactMode
+from .kernels.constants import CandidateKind, ContactMode, ShapeType
 from .kernels.rigid import rigid_kernels
 from .articulation import step_articulations
 from .model import Control, Model, State
+from .spatial import quat_to_matrix
 
 
 def step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
@@ -142,9 +143,20 @@ def contact_time_scales(model: Model) -> dict[str, float]:
     """Stability limits [s] of the explicit contact law, for the lightest body and the stiffest,
     most damped, most frictional shape in any world: ``2*sqrt(m/ke)`` (stiffness), ``2*m/kd``
     (damping) and ``2*v_smooth/(mu*g)`` (regularised friction under a resting load: its slope
-    mu*m*g/v_smooth acts as a damper on the sliding mode). Infinite if the scene has no contacts."""
+    mu*m*g/v_smooth acts as a damper on the sliding mode). Infinite if the scene has no contacts.
+
+    With a declared impact speed (``ContactSettings.impact_speed`` v > 0) also ``impact friction``:
+    the smallest over the contact candidates of ``v_smooth * m_eff / (mu * F)``, the substep below
+    which one explicit friction step cannot reverse the slip of the contact point under the impact
+    load ``F = v*(kd + sqrt(ke*m_red)) + m_red*g`` (the peak force of the contact's spring-damper
+    hit at speed v, plus the weight; m_red is the pair's reduced mass). ``m_eff`` is the contact
+    point's effective mass, ``1/m_eff = sum over the pair's bodies of 1/m + r^2/I`` with r the
+    largest distance of the candidate from the body's centre of mass and I the body's mean
+    principal moment of inertia (a typical direction of push). Longer substeps make the friction
+    chatter: the tangential velocity flips sign every substep while the contact is loaded.
+    """
     if model.candidate_count == 0:
-        return {"stiffness": math.inf, "damping": math.inf, "friction": math.inf}
+        return {"stiffness": math.inf, "damping": math.inf, "friction": math.inf, "impact friction": math.inf}
     mass = float(np.min(model.body_mass.numpy()))
     stiffness = float(np.max(model.shape_stiffness.numpy()))
     damping = float(np.max(model.shape_damping.numpy()))
@@ -154,7 +166,54 @@ def contact_time_scales(model: Model) -> dict[str, float]:
         "stiffness": stable_timestep(mass, stiffness),
         "damping": 2.0 * mass / damping if damping > 0 else math.inf,
         "friction": 2.0 * model.friction_smoothing / (friction * gravity) if friction * gravity > 0 else math.inf,
+        "impact friction": _impact_friction_limit(model, gravity),
     }
+
+
+def _shape_extent(kind: int, size: np.ndarray) -> float:
+    """Largest distance [m] of a shape's surface from its frame origin (0 for planes and meshes,
+    which are never the moving target of a candidate)."""
+    if kind == ShapeType.SPHERE:
+        return float(size[0])
+    if kind == ShapeType.BOX:
+        return float(np.linalg.norm(size))
+    if kind == ShapeType.CAPSULE:
+        return float(size[0] + size[1])
+    return 0.0
+
+
+def _impact_friction_limit(model: Model, gravity: float) -> float:
+    """The ``impact friction`` limit of :func:`contact_time_scales` [s] (infinite without an impact speed)."""
+    speed = float(model.contact_impact_speed)
+    if speed <= 0.0:
+        return math.inf
+    shape_body = model.shape_body.numpy()
+    shape_kind = model.shape_type.numpy()
+    transforms = model.shape_transform.numpy().astype(np.float64)
+    sizes = model.shape_size.numpy().astype(np.float64)
+    mass = np.min(model.body_mass.numpy(), axis=0).astype(np.float64)  # (B,): the lightest over worlds
+    moment = np.min(np.trace(model.body_inertia.numpy(), axis1=-2, axis2=-1), axis=0).astype(np.float64) / 3.0
+    ke, kd, mu = (np.max(a.numpy(), axis=0).astype(np.float64) for a in (model.shape_stiffness, model.shape_damping, model.shape_friction))
+    points, points2 = model.candidate_point.numpy(), model.candidate_point2.numpy()
+    radii, kinds = model.candidate_radius.numpy(), model.candidate_kind.numpy()
+    limit = math.inf
+    for c, (source, target) in enumerate(zip(model.candidate_source.numpy(), model.candidate_target.numpy())):
+        pair_mu = 0.5 * (mu[source] + mu[target])
+        if pair_mu <= 0.0:
+            continue
+        # distance of the contact from each body's centre of mass (shape frames are body frames)
+        local = [points[c]] + ([points2[c]] if kinds[c] == CandidateKind.SEGMENT else [])
+        arm_source = max(np.linalg.norm(transforms[source, :3] + quat_to_matrix(transforms[source, 3:]) @ p) for p in local) + radii[c]
+        arm_target = np.linalg.norm(transforms[target, :3]) + _shape_extent(int(shape_kind[target]), sizes[target])
+        inverse_mass, inverse_effective = 0.0, 0.0
+        for body, arm in ((shape_body[source], arm_source), (shape_body[target], arm_target)):
+            if body >= 0:
+                inverse_mass += 1.0 / mass[body]
+                inverse_effective += 1.0 / mass[body] + arm * arm / moment[body]
+        reduced = 1.0 / inverse_mass
+        load = speed * (0.5 * (kd[source] + kd[target]) + math.sqrt(0.5 * (ke[source] + ke[target]) * reduced)) + reduced * gravity
+        limit = min(limit, model.friction_smoothing / (inverse_effective * pair_mu * load))
+    return limit
 
 
 def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
@@ -170,7 +229,7 @@ def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
             raise ValueError(
                 f"dt={dt!r} with substeps={substeps} gives a substep of {h:.3g} s, too large for the contact "
                 f"{name} (explicit limit {limit:.3g} s); use substeps >= {math.ceil(1.25 * dt / limit)}, a smaller dt"
-                + (", or a larger ContactSettings.friction_smoothing" if name == "friction" else "")
+                + (", or a larger ContactSettings.friction_smoothing" if "friction" in name else "")
                 + " (see simulator.contact for choosing ke, kd, v_smooth and dt)"
             )
     return h

@@ -24,7 +24,7 @@ def test_gif_of_a_contact_scene(tmp_path, view, device):
     from PIL import Image
 
     scene = make("tumbling_box", device=device)
-    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=60, dt=scene.dt)
+    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=60, dt=scene.dt, substeps=scene.substeps)
     path = save_gif(scene.model, trajectory, tmp_path / "box.gif", view=view, every=10)
     image = Image.open(path)
     assert image.n_frames == 7 and image.size[0] > 100
@@ -40,7 +40,7 @@ def test_gif_rejects_a_bad_view(tmp_path, device):
 def test_usd_export(tmp_path, device):
     pytest.importorskip("pxr", reason="usd-core is the optional `usd` extra")
     scene = make("tumbling_box", device=device)
-    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=5, dt=scene.dt)
+    trajectory = sim.rollout(scene.model, scene.model.state(), num_steps=5, dt=scene.dt, substeps=scene.substeps)
     path = save_usd(scene.model, trajectory, tmp_path / "box.usda")
     text = path.read_text()
     assert "shape_0" in text and "timeSamples" in text

@@ -188,11 +188,14 @@ class ESEstimator(Estimator):
             scores = ranks / (losses.shape[0] - 1) - 0.5
         per_pair = eps * ((scores[:pairs] - scores[pairs:]) / (2.0 * self.sigma))[:, None]
         gradient, variance = _mean_and_variance(per_pair)
+        # the smallest gradient coordinate a loss difference can resolve: one rounding unit of the
+        # largest score (in the objective's precision) over 2*sigma
+        resolution = float(np.finfo(objective.precision.numpy).eps) * float(np.max(np.abs(scores))) / (2.0 * self.sigma)
         return GradientResult(
             value=float(losses.mean()),
             gradient=gradient,
             variance=variance,
-            diagnostics={"worlds": self.population, "sim_steps": self.population * objective.num_steps},
+            diagnostics={"worlds": self.population, "sim_steps": self.population * objective.num_steps, "resolution": resolution},
         )
 
 
@@ -201,22 +204,53 @@ def _blocks(objective, size: int) -> list[slice]:
     return list(blocks) if blocks else [slice(0, size)]
 
 
+def _usable(gradient, variance, block=slice(None)) -> bool:
+    """Whether an estimate's gradient and total variance over ``block`` are finite."""
+    return bool(np.all(np.isfinite(gradient[block]))) and math.isfinite(float(np.sum(variance[block])))
+
+
 def inverse_variance_combine(g_a, v_a, g_b, v_b, blocks):
     """Per block: ``(v_b*g_a + v_a*g_b) / (v_a + v_b)`` with v the block's total variance; returns
-    the combined gradient, its variance and each block's weight on ``a``."""
+    the combined gradient, its variance and each block's weight on ``a``.
+
+    A block where one estimate is non-finite (gradient or variance) takes the other one as it is
+    (weight 0 or 1, never ``0 * nan``); both variances exactly zero weight the two equally.
+    Raises ``ValueError`` for a block where both estimates are non-finite.
+    """
     gradient, variance, weights = np.empty_like(g_a), np.empty_like(g_a), []
     for block in blocks:
+        a_ok, b_ok = _usable(g_a, v_a, block), _usable(g_b, v_b, block)
+        if not (a_ok or b_ok):
+            raise ValueError(f"g_a and g_b are both non-finite in theta[{block.start}:{block.stop}]: nothing to combine")
         va, vb = float(np.sum(v_a[block])), float(np.sum(v_b[block]))
-        if not np.isfinite(va) or not np.all(np.isfinite(g_a[block])):
+        if not a_ok:
             w = 0.0
+        elif not b_ok:
+            w = 1.0
         elif va + vb == 0.0:
             w = 0.5
         else:
             w = vb / (va + vb)
-        gradient[block] = w * g_a[block] + (1.0 - w) * g_b[block]
-        variance[block] = w * w * v_a[block] + (1.0 - w) ** 2 * v_b[block]
+        if w in (0.0, 1.0):  # one estimate as it is: the other may be non-finite
+            gradient[block], variance[block] = (g_a[block], v_a[block]) if w == 1.0 else (g_b[block], v_b[block])
+        else:
+            gradient[block] = w * g_a[block] + (1.0 - w) * g_b[block]
+            variance[block] = w * w * v_a[block] + (1.0 - w) ** 2 * v_b[block]
         weights.append(w)
     return gradient, variance, weights
+
+
+def _require_a_finite_part(first: GradientResult, zeroth: GradientResult, blocks) -> None:
+    """Raise :class:`GradientNotFiniteError` if, in some block, neither the analytic (``first``)
+    nor the ES (``zeroth``) estimate is finite (the step is the analytic blow-up's, else 0)."""
+    for block in blocks:
+        if not (_usable(first.gradient, first.variance, block) or _usable(zeroth.gradient, zeroth.variance, block)):
+            cause = first.diagnostics.get("error")
+            raise GradientNotFiniteError(
+                f"both the analytic and the ES gradient are non-finite in theta[{block.start}:{block.stop}]"
+                + (f" (analytic: {cause})" if cause is not None else ""),
+                step=cause.step if cause is not None else 0,
+            ) from cause
 
 
 @register_estimator("hybrid")
@@ -248,15 +282,16 @@ class HybridEstimator(Estimator):
         except GradientNotFiniteError as error:
             log.info("analytic gradient non-finite (%s); hybrid uses ES only", error)
             nan = np.full(theta.shape, np.nan)
-            first = GradientResult(value=math.nan, gradient=nan, variance=np.full(theta.shape, np.inf), diagnostics={"sim_steps": 0})
+            first = GradientResult(value=math.nan, gradient=nan, variance=np.full(theta.shape, np.inf),
+                                   diagnostics={"sim_steps": 0, "error": error})
         zeroth = self.zeroth_order.estimate(objective, theta, seed=seed)
         return first, zeroth
 
     def estimate(self, objective, theta, *, seed=0):
         first, zeroth = self.both(objective, theta, seed)
-        gradient, variance, weights = inverse_variance_combine(
-            first.gradient, first.variance, zeroth.gradient, zeroth.variance, _blocks(objective, theta.shape[0])
-        )
+        blocks = _blocks(objective, theta.shape[0])
+        _require_a_finite_part(first, zeroth, blocks)
+        gradient, variance, weights = inverse_variance_combine(first.gradient, first.variance, zeroth.gradient, zeroth.variance, blocks)
         return GradientResult(
             value=zeroth.value,
             gradient=gradient,
@@ -273,14 +308,20 @@ class HybridEstimator(Estimator):
 class AutoEstimator(HybridEstimator):
     """Measure both estimators on a few samples, then choose.
 
-    The rule, applied to the whole parameter vector:
+    The rule (:meth:`choose`), applied to the whole parameter vector:
 
-    1. the analytic gradient is non-finite  -> ``es``;
+    1. the analytic gradient is non-finite  -> ``es`` (the ES gradient is non-finite ->
+       ``analytic``; both -> :class:`GradientNotFiniteError`);
     2. the two disagree by more than ``z`` combined standard errors in norm (first-order
        gradients can be biased at stiff contact with deceptively small variance, Suh et al. 2022)
-       -> ``es``, the unbiased one;
+       -> ``es``, the unbiased one. The standard error is never taken below the ES estimate's
+       rounding resolution (one rounding unit of the loss over ``2*sigma`` per coordinate): with
+       both variances exactly zero, e.g. a deterministic analytic gradient and an ES one whose
+       antithetic losses are all equal at a symmetric point, a difference at rounding level is
+       not a disagreement;
     3. otherwise the one whose estimate has the smaller total variance, unless neither has more
-       than ``4x`` the other's variance, in which case both are weighted (``hybrid``).
+       than ``4x`` the other's variance, in which case both are weighted (``hybrid``; equal
+       weights when both variances are zero).
 
     The choice is logged (logger ``simulator.gradients``) and returned in ``diagnostics["choice"]``.
     """
@@ -291,20 +332,31 @@ class AutoEstimator(HybridEstimator):
         super().__init__(**options)
         self.z = float(z)
 
+    def choose(self, first: GradientResult, zeroth: GradientResult) -> tuple[str, str]:
+        """``(choice, reason)`` for the analytic estimate ``first`` and the ES estimate ``zeroth``
+        (whose ``diagnostics["resolution"]`` is its rounding resolution per coordinate, 0 if
+        absent); ``choice`` is ``"analytic"``, ``"es"`` or ``"hybrid"``."""
+        _require_a_finite_part(first, zeroth, [slice(0, first.gradient.shape[0])])
+        if not _usable(first.gradient, first.variance):
+            return "es", "analytic gradient is not finite"
+        if not _usable(zeroth.gradient, zeroth.variance):
+            return "analytic", "ES gradient is not finite"
+        v_first, v_zeroth = float(np.sum(first.variance)), float(np.sum(zeroth.variance))
+        rounding = first.gradient.shape[0] * zeroth.diagnostics.get("resolution", 0.0) ** 2
+        standard_error = math.sqrt(v_first + v_zeroth + rounding)
+        if np.linalg.norm(first.gradient - zeroth.gradient) > self.z * standard_error:
+            return "es", f"analytic and ES disagree beyond {self.z:g} standard errors (analytic may be biased)"
+        if v_first * 4.0 < v_zeroth:
+            return "analytic", f"analytic variance {v_first:.3g} << ES variance {v_zeroth:.3g}"
+        if v_zeroth * 4.0 < v_first:
+            return "es", f"ES variance {v_zeroth:.3g} << analytic variance {v_first:.3g}"
+        if v_first + v_zeroth == 0.0:
+            return "hybrid", "both variances are exactly zero and the estimates agree to rounding: equal weights"
+        return "hybrid", f"comparable variances (analytic {v_first:.3g}, ES {v_zeroth:.3g})"
+
     def estimate(self, objective, theta, *, seed=0):
         first, zeroth = self.both(objective, theta, seed)
-        v_first, v_zeroth = float(np.sum(first.variance)), float(np.sum(zeroth.variance))
-        sim_steps = first.diagnostics["sim_steps"] + zeroth.diagnostics["sim_steps"]
-        if not np.all(np.isfinite(first.gradient)):
-            choice, reason = "es", "analytic gradient is not finite"
-        elif np.linalg.norm(first.gradient - zeroth.gradient) > self.z * math.sqrt(v_first + v_zeroth):
-            choice, reason = "es", f"analytic and ES disagree beyond {self.z:g} standard errors (analytic may be biased)"
-        elif v_first * 4.0 < v_zeroth:
-            choice, reason = "analytic", f"analytic variance {v_first:.3g} << ES variance {v_zeroth:.3g}"
-        elif v_zeroth * 4.0 < v_first:
-            choice, reason = "es", f"ES variance {v_zeroth:.3g} << analytic variance {v_first:.3g}"
-        else:
-            choice, reason = "hybrid", f"comparable variances (analytic {v_first:.3g}, ES {v_zeroth:.3g})"
+        choice, reason = self.choose(first, zeroth)
         log.info("auto estimator chose %s: %s", choice, reason)
         if choice == "analytic":
             gradient, variance = first.gradient, first.variance
@@ -318,8 +370,10 @@ class AutoEstimator(HybridEstimator):
             value=zeroth.value,
             gradient=gradient,
             variance=variance,
-            diagnostics={"choice": choice, "reason": reason, "analytic_variance": v_first, "es_variance": v_zeroth,
-                         "worlds": first.diagnostics.get("worlds", 0) + zeroth.diagnostics["worlds"], "sim_steps": sim_steps},
+            diagnostics={"choice": choice, "reason": reason, "analytic_variance": float(np.sum(first.variance)),
+                         "es_variance": float(np.sum(zeroth.variance)),
+                         "worlds": first.diagnostics.get("worlds", 0) + zeroth.diagnostics["worlds"],
+                         "sim_steps": first.diagnostics["sim_steps"] + zeroth.diagnostics["sim_steps"]},
         )
 
 

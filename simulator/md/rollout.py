@@ -96,12 +96,18 @@ def rollout(
 
     ``initial_state`` is not modified: ``integrator.prepare`` copies it (recorded, so gradients
     reach it) and computes its forces. See the module docstring for ``record`` and
-    ``checkpoint_every``. Raises :class:`SimulationDivergedError` if a state becomes non-finite.
+    ``checkpoint_every``. Raises :class:`SimulationDivergedError` if a state becomes non-finite,
+    and ``ValueError`` for ``record=False`` without ``checkpoint_every`` inside an active
+    ``wp.Tape`` (the steps would be missing from the tape and its gradients silently wrong).
     """
     if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
     if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    if not record and checkpoint_every is None and active_tape() is not None:
+        raise ValueError(
+            "record=False inside an active wp.Tape would leave the steps off the tape (wrong gradients); use record=True, "
+            "or checkpoint_every=k to save memory, or run the rollout outside the tape")
     watch = _DivergenceWatch(model, check_divergence)
     start = integrator.prepare(model, initial_state)
     if checkpoint_every is not None:
@@ -358,9 +364,10 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
             _segment_backward(model, integrator, checkpoints, lists, dt, seg)
 
     if outer_tape is not None and model.requires_grad and len(checkpoints) > 1:
-        final = checkpoints[-1]
-        arrays = [x for s in (start, final) for x in s.arrays().values() if x.requires_grad]
-        outer_tape.record_func(backward, arrays)
+        # every array whose gradient the backward writes, so that tape.zero() clears it: the
+        # checkpoints' (the initial state's included) and the model parameters'
+        written = [*(x for s in checkpoints for x in s.arrays().values()), *model.parameters().values()]
+        outer_tape.record_func(backward, [x for x in written if x.requires_grad and x.grad is not None])
     return MDTrajectory(states=checkpoints, dt=dt)
 
 

@@ -142,16 +142,20 @@ class SqrtChain(RolloutObjective):
     forward pass stays finite (sqrt(0) = 0) but d x_4 / d x_3 is infinite, so the adjoint of the
     state entering step 3 is the first non-finite one in the backward pass."""
 
-    def __init__(self, device):
+    def __init__(self, device, *, absolute=False):
         self.num_parameters, self.num_steps, self.device = 1, 6, device
         self.precision = sim.get_precision("float64")
+        self.absolute = int(absolute)  # x_4 = sqrt(|x_3|): the forward stays finite for every theta
 
         @wp.kernel
-        def step_kernel(x: wp.array(dtype=wp.float64), theta: wp.array2d(dtype=wp.float64), root: int,
-                        y: wp.array(dtype=wp.float64)):
+        def sqrt_chain_step(x: wp.array(dtype=wp.float64), theta: wp.array2d(dtype=wp.float64), root: int, absolute: int,
+                            y: wp.array(dtype=wp.float64)):
             w = wp.tid()
             if root == 1:
-                y[w] = wp.sqrt(x[w])
+                if absolute == 1:
+                    y[w] = wp.sqrt(wp.abs(x[w]))
+                else:
+                    y[w] = wp.sqrt(x[w])
             else:
                 y[w] = x[w] - theta[w, 0]
 
@@ -160,7 +164,7 @@ class SqrtChain(RolloutObjective):
             w = wp.tid()
             wp.atomic_add(loss, w, x[w])
 
-        self.step_kernel, self.loss_kernel = step_kernel, loss_kernel
+        self.step_kernel, self.loss_kernel = sqrt_chain_step, loss_kernel
 
     def _state(self, values):
         return type("ScalarState", (), {"x": values})()
@@ -170,7 +174,8 @@ class SqrtChain(RolloutObjective):
 
     def advance(self, t, state, theta):
         y = wp.empty_like(state.x, requires_grad=True)
-        wp.launch(self.step_kernel, dim=state.x.shape[0], inputs=[state.x, theta, int(t == 3)], outputs=[y], device=self.device)
+        wp.launch(self.step_kernel, dim=state.x.shape[0], inputs=[state.x, theta, int(t == 3), self.absolute], outputs=[y],
+                  device=self.device)
         return self._state(y)
 
     def add_loss(self, t, state, theta, loss):
@@ -188,6 +193,92 @@ def test_non_finite_gradient_names_the_step(checkpoint_every, device):
     with pytest.raises(GradientNotFiniteError, match="non-finite in the backward pass at step 3") as info:
         sim.grad(objective, np.array([1.0]), estimator="analytic", checkpoint_every=checkpoint_every)
     assert info.value.step == 3
+
+
+def test_inverse_variance_combine_known_answers():
+    """Finite parts are weighted by inverse variance; a non-finite part gets weight 0 and the
+    other is returned as it is (not 0 * nan); both variances zero weight equally; two
+    non-finite parts are an error."""
+    g, v = np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3])
+    nan, inf = np.full(3, np.nan), np.full(3, np.inf)
+    blocks = [slice(0, 2), slice(2, 3)]
+    gradient, variance, weights = sim.gradients.inverse_variance_combine(nan, inf, g, v, blocks)
+    assert np.array_equal(gradient, g) and np.array_equal(variance, v) and weights == [0.0, 0.0]
+    gradient, variance, weights = sim.gradients.inverse_variance_combine(g, v, nan, v, blocks)
+    assert np.array_equal(gradient, g) and np.array_equal(variance, v) and weights == [1.0, 1.0]
+    zero = np.zeros(3)
+    gradient, variance, weights = sim.gradients.inverse_variance_combine(g, zero, -3.0 * g, zero, blocks)
+    assert np.array_equal(gradient, -g) and np.array_equal(variance, zero) and weights == [0.5, 0.5]
+    gradient, _, weights = sim.gradients.inverse_variance_combine(g, 3.0 * v, zero, v, blocks)
+    np.testing.assert_allclose(gradient, 0.25 * g, rtol=1e-15)  # w = v_b / (v_a + v_b) = 1/4
+    with pytest.raises(ValueError, match=r"g_a and g_b are both non-finite in theta\[0:2\]"):
+        sim.gradients.inverse_variance_combine(nan, v, nan, v, blocks)
+
+
+def test_hybrid_with_a_non_finite_analytic_gradient_is_the_es_gradient(device):
+    """sqrt(|x_3|) at x_3 = 0: the analytic gradient is infinite but every perturbed rollout is
+    finite, so hybrid (and auto) must return the ES gradient itself, not 0 * nan = nan. Every
+    antithetic pair has the same sqrt term, so ES estimates the smoothed gradient -2 exactly
+    up to its sampling noise."""
+    objective = SqrtChain(device, absolute=True)
+    options = {"sigma": 0.1, "population": 64}
+    with pytest.raises(GradientNotFiniteError):
+        sim.grad(objective, np.array([1.0]), estimator="analytic")
+    es = sim.grad(objective, np.array([1.0]), estimator="es", **options)
+    hybrid = sim.grad(objective, np.array([1.0]), estimator="hybrid", **options)
+    assert np.array_equal(hybrid.gradient, es.gradient) and np.array_equal(hybrid.variance, es.variance)
+    assert hybrid.diagnostics["analytic_weight"] == [0.0]
+    assert abs(es.gradient[0] + 2.0) < 5.0 * np.sqrt(es.variance[0])
+    auto = sim.grad(objective, np.array([1.0]), estimator="auto", **options)
+    assert auto.diagnostics["choice"] == "es" and np.array_equal(auto.gradient, es.gradient)
+
+
+def _estimate(gradient, variance, **diagnostics):
+    return sim.gradients.GradientResult(value=0.0, gradient=np.asarray(gradient, dtype=float),
+                                        variance=np.asarray(variance, dtype=float), diagnostics=diagnostics)
+
+
+class _FixedParts(sim.gradients.HybridEstimator):
+    """A hybrid estimator whose two parts are given (to test the combination on its own)."""
+
+    def __init__(self, first, zeroth):
+        super().__init__()
+        self.parts = first, zeroth
+
+    def both(self, objective, theta, seed):
+        return self.parts
+
+
+def test_auto_choice_with_exact_zero_variances_and_non_finite_parts():
+    auto = sim.gradients.AutoEstimator()
+    eps32 = float(np.finfo(np.float32).eps)
+    zero = np.zeros(50)
+    # acrobot-like: deterministic analytic gradient at rounding level, ES exactly 0 (symmetric
+    # losses), both variances 0: not a disagreement, equal weights
+    es = _estimate(zero, zero, resolution=eps32 * 40.0 / 0.2)
+    choice, reason = auto.choose(_estimate(np.full(50, 5e-8), zero), es)
+    assert choice == "hybrid" and "exactly zero" in reason
+    # a kink (|theta| at 0): analytic 1, ES 0, both deterministic: a real disagreement
+    choice, reason = auto.choose(_estimate(np.ones(50), zero), es)
+    assert choice == "es" and "disagree" in reason
+    nan, inf = np.full(50, np.nan), np.full(50, np.inf)
+    assert auto.choose(_estimate(nan, inf), es)[0] == "es"
+    assert auto.choose(_estimate(zero, zero), _estimate(nan, zero)) == ("analytic", "ES gradient is not finite")
+    with pytest.raises(GradientNotFiniteError, match="both the analytic and the ES gradient are non-finite"):
+        auto.choose(_estimate(nan, inf), _estimate(nan, zero))
+    with pytest.raises(GradientNotFiniteError, match=r"non-finite in theta\[0:50\]"):
+        _FixedParts(_estimate(nan, inf), _estimate(zero, nan)).estimate(None, zero)
+
+
+def test_auto_at_a_symmetric_point_does_not_report_a_disagreement():
+    """The acrobot hanging at theta = 0 is mirror-symmetric: the true gradient is 0, every ES
+    antithetic pair has equal losses (ES gradient and variance exactly 0) and the analytic
+    gradient is deterministic (variance 0) and 0 up to float32 rounding."""
+    objective = sim.SceneTaskObjective("acrobot", num_steps=50)
+    result = sim.grad(objective, np.zeros(objective.num_parameters), estimator="auto")
+    assert result.diagnostics["analytic_variance"] == 0.0 and result.diagnostics["es_variance"] == 0.0
+    assert result.diagnostics["choice"] == "hybrid", result.diagnostics["reason"]
+    assert np.abs(result.gradient).max() < 1e-6
 
 
 @pytest.mark.parametrize("call,match", [

@@ -275,6 +275,21 @@ def test_checkpointed_rollout_matches_full_record(integrator_name, device):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * max(np.abs(a).max(), 1e-30))
 
 
+def test_unrecorded_rollout_inside_a_tape_is_refused(device):
+    """record=False inside an active tape used to leave the steps off the tape, so dE/d(epsilon)
+    came out silently wrong; it now raises, naming ``record`` and the two ways out. Outside a tape
+    (and with checkpoint_every inside one) the rollout runs."""
+    model = lj_system(n=64, density=0.5, device=device)
+    integrator = md.VelocityVerlet(neighbors=md.NeighborList(model))
+    tape = wp.Tape()
+    with tape, pytest.raises(ValueError, match=r"record=False.*record=True.*checkpoint_every"):
+        md.rollout(model, model.state(), integrator, num_steps=5, record=False)
+    assert not tape.launches  # refused before anything was recorded
+    with tape:
+        md.rollout(model, model.state(), integrator, num_steps=5, record=False, checkpoint_every=2)
+    md.rollout(model, model.state(), integrator, num_steps=5, record=False)
+
+
 def test_replayed_checkpointed_fire_gradient_matches_finite_differences(device):
     """dE/dd_i and dE/dx after 20 FIRE steps, checkpointed every 6 steps: three windows replayed
     as one captured graph each (with list rebuilds), and a shorter window as its own graph."""

@@ -220,3 +220,37 @@ def test_window_graph_is_reused_across_gradients(monkeypatch):
         tape.zero()
     assert results[0][0] is results[1][0]
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def _repeated_gradients(monkeypatch, build, num_steps, *, mode, every=8, passes=3):
+    """The gradients of :func:`_gradient` from ``passes`` backward passes of one recorded tape,
+    with ``tape.zero()`` between them."""
+    model, state, integrator = build()
+    results = []
+    with monkeypatch.context() as m:
+        if mode == "python":
+            m.setattr(rollout_module, "_can_replay_gradient", lambda *args: False)
+        tape = wp.Tape()
+        with tape:
+            traj = md.rollout(model, state, integrator, num_steps=num_steps, dt=0.005,
+                              checkpoint_every=None if mode == "record" else every)
+            energy = md.potential_energy(model, traj.final, integrator.neighbors)
+        for _ in range(passes):
+            tape.backward(loss=energy)
+            grads = {"positions": state.positions.grad.numpy().copy(), "velocities": state.velocities.grad.numpy().copy()}
+            grads.update({name: a.grad.numpy().copy() for name, a in model.parameters().items() if a.grad is not None})
+            results.append(grads)
+            tape.zero()
+    return results
+
+
+@pytest.mark.parametrize("mode", ["python", "replay"])
+def test_tape_zero_clears_every_gradient_of_a_checkpointed_rollout(monkeypatch, mode):
+    """The checkpointed backward writes the parameters' gradients (the particle mass's only there:
+    the energy does not read it); ``tape.zero()`` must clear them, so repeated backward passes of
+    one tape give the recorded gradient every time instead of accumulating."""
+    build = _lj_verlet_f64()
+    (expected,) = _repeated_gradients(monkeypatch, build, 24, mode="record", passes=1)
+    assert np.abs(expected["particle_mass"]).max() > 0
+    for grads in _repeated_gradients(monkeypatch, build, 24, mode=mode):
+        _assert_same_gradients(expected, grads)
