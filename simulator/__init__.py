@@ -12,8 +12,12 @@ Public API (every name is listed here once)::
     grad, GradientResult, RolloutObjective, register_estimator, GradientNotFiniteError
                             gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
-    LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
-                            control tasks (controllers, losses) as rollout objectives
+    LinearJointFeedback, MLPJointPolicy
+                            control tasks (controllers, loss terms) as rollout objectives
+    Task, LossContext, JointError, ForwardProgress, PositionLoss, VelocityLoss, EffortLoss,
+    ActuatorEffort, trajectory_loss
+                            one task model: loss terms (simulator.losses) used by objectives,
+                            robot scenes, torch ops and demos
     optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
 
@@ -27,6 +31,7 @@ from .builder import SceneBuilder
 from .contact import ContactSettings
 from .errors import SimulationDivergedError
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .losses import ActuatorEffort, ForwardProgress, JointError, LossContext, Task, trajectory_loss
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -49,6 +54,7 @@ from .tasks import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActuatorEffort",
     "Adam",
     "ArticulationModel",
     "ContactSettings",
@@ -56,10 +62,13 @@ __all__ = [
     "ControlObjective",
     "ControlSequence",
     "EffortLoss",
+    "ForwardProgress",
     "GradientNotFiniteError",
     "GradientResult",
+    "JointError",
     "LinearFeedback",
     "LinearJointFeedback",
+    "LossContext",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
@@ -73,6 +82,7 @@ __all__ = [
     "SceneTaskObjective",
     "SimulationDivergedError",
     "State",
+    "Task",
     "Trajectory",
     "VelocityLoss",
     "__version__",
@@ -85,4 +95,5 @@ __all__ = [
     "register_estimator",
     "rollout",
     "step",
+    "trajectory_loss",
 ]

@@ -1,13 +1,14 @@
-"""Control tasks on rigid scenes: controllers (parameters -> controls), losses, and the
-:class:`ControlObjective` that turns them into a rollout objective for any gradient estimator.
+"""Control tasks on rigid scenes: controllers (parameters -> controls) and the
+:class:`ControlObjective` that turns them and loss terms (:mod:`simulator.losses`, re-exported
+here) into a rollout objective for any gradient estimator.
 
 Parameters theta are a flat vector (``(P,)``); in batched evaluation each world gets its own row.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
@@ -17,6 +18,7 @@ from .articulation import eval_fk
 from .errors import check_finite
 from .gradients.objective import RolloutObjective
 from .kernels.control import control_kernels
+from .losses import EffortLoss, LossContext, PositionLoss, VelocityLoss, add_terms  # noqa: F401  (the loss terms live in .losses)
 from .model import Control, Model, State
 
 
@@ -184,48 +186,17 @@ class LinearFeedback:
                   outputs=[control.body_force], device=model.device)
 
 
-@dataclass
-class PositionLoss:
-    """``weight * |p_body - target|^2`` at the final step (or summed over every step)."""
+def _keeps_initial_state(initial_state):
+    """Wraps ``initial_state(num_worlds, seed)`` so that the loss terms can read the rollout's start
+    (:attr:`LossContext.initial_state`, e.g. for :class:`simulator.losses.ForwardProgress`)."""
 
-    body: int
-    target: tuple
-    weight: float = 1.0
-    every_step: bool = False
+    @functools.wraps(initial_state)
+    def wrapper(self, num_worlds, seed):
+        state = initial_state(self, num_worlds, seed)
+        self.__dict__.setdefault("_starts", {})[num_worlds] = state
+        return state
 
-    def add(self, model: Model, state: State, control: Control, loss: wp.array) -> None:
-        p = model.precision
-        wp.launch(control_kernels(p.scalar).body_position_loss, dim=loss.shape[0],
-                  inputs=[state.body_q, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
-                  outputs=[loss], device=model.device)
-
-
-@dataclass
-class VelocityLoss:
-    """``weight * |v_body - target|^2`` at the final step (or summed over every step)."""
-
-    body: int
-    target: tuple = (0.0, 0.0, 0.0)
-    weight: float = 1.0
-    every_step: bool = False
-
-    def add(self, model, state, control, loss) -> None:
-        p = model.precision
-        wp.launch(control_kernels(p.scalar).body_velocity_loss, dim=loss.shape[0],
-                  inputs=[state.body_v, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
-                  outputs=[loss], device=model.device)
-
-
-@dataclass
-class EffortLoss:
-    """``weight * sum_b |f_b|^2`` of the control forces, summed over every step."""
-
-    weight: float = 1.0e-3
-    every_step: bool = True
-
-    def add(self, model, state, control, loss) -> None:
-        wp.launch(control_kernels(model.precision.scalar).force_effort_loss, dim=(loss.shape[0], model.body_count),
-                  inputs=[control.body_force, model.precision.scalar(self.weight)], outputs=[loss], device=model.device)
+    return wrapper
 
 
 class ControlObjective(RolloutObjective):
@@ -278,6 +249,7 @@ class ControlObjective(RolloutObjective):
     def model(self, num_worlds: int) -> Model:
         return self._model(num_worlds)[0]
 
+    @_keeps_initial_state
     def initial_state(self, num_worlds, seed):
         model = self.model(num_worlds)
         if self._initial_state is None:
@@ -297,11 +269,12 @@ class ControlObjective(RolloutObjective):
         return state
 
     def add_loss(self, t, state, theta, loss):
-        model = self.model(theta.shape[0])
-        last = t == self.num_steps - 1
-        for term in self.losses:
-            if term.every_step or last:
-                term.add(model, state, getattr(state, "control", None), loss)
+        """Add the loss terms due after step ``t`` (see :func:`simulator.losses.add_terms`), with the
+        control that drove the step and the rollout's initial state in their :class:`LossContext`."""
+        worlds = theta.shape[0]
+        context = LossContext(initial_state=self.__dict__.get("_starts", {}).get(worlds), step=int(t),
+                              elapsed=(int(t) + 1) * self.dt, final=t == self.num_steps - 1)
+        add_terms(self.losses, self.model(worlds), state, getattr(state, "control", None), loss, context)
 
     def state_arrays(self, state):
         return state.arrays()
@@ -325,11 +298,13 @@ class ControlObjective(RolloutObjective):
 
 
 class SceneTaskObjective(ControlObjective):
-    """A robot scene's own task loss (``scenes.make(name).loss``) as a rollout objective.
+    """A robot scene's task (``scenes.make(name).task``) as a rollout objective: its loss terms
+    (:meth:`simulator.losses.Task.losses` for ``num_steps``), added exactly as the scene's
+    ``loss(trajectory, controls)`` adds them, so both give the same loss for the same rollout.
 
     Args:
         name: registered scene name (``pendulum``, ``cartpole``, ``acrobot``, ``hopper``, ``ant``).
-        controller: defaults to :class:`OpenLoopActions` over the scene's actuators.
+        controller: defaults to the task's controller (:class:`OpenLoopActions` over the actuators).
         num_steps: defaults to the scene's task horizon.
         initial_state: optional ``initial_state(model, seed) -> State``.
         **scene_options: passed to ``scenes.make`` (``precision``, ``device``, ``contact``...);
@@ -347,21 +322,8 @@ class SceneTaskObjective(ControlObjective):
             return self._scenes[num_worlds]
 
         probe = scene(1)
+        self.task = probe.task
         if controller is None:
-            controller = OpenLoopActions(probe.model.control().joint_act.shape[1])
-        self._starts = {}
-        super().__init__(scene, controller, [], num_steps=num_steps or probe.horizon, initial_state=initial_state)
-
-    def initial_state(self, num_worlds, seed):
-        state = super().initial_state(num_worlds, seed)
-        self._starts[num_worlds] = state  # the task loss compares the final state with it
-        return state
-
-    def add_loss(self, t, state, theta, loss):
-        if t != self.num_steps - 1:
-            return
-        scene = self._scenes[theta.shape[0]]
-        start = self._starts[theta.shape[0]]
-        from .rollout import Trajectory
-
-        scene.loss_fn(scene, Trajectory(states=[start, state], dt=self.dt, substeps=self.substeps), None, loss)
+            controller = self.task.make_controller(probe.model)
+        num_steps = self.task.horizon if num_steps is None else num_steps
+        super().__init__(scene, controller, self.task.losses(num_steps), num_steps=num_steps, initial_state=initial_state)
