@@ -206,7 +206,9 @@ class ControlObjective(RolloutObjective):
         scene: ``scene(num_worlds) -> Scene`` (anything with ``.model``, ``.dt`` and optionally
             ``.substeps``) or ``-> Model``; it must be finalized with ``requires_grad=True``.
         controller: e.g. :class:`OpenLoopForces` or :class:`LinearFeedback`.
-        losses: loss terms (:class:`PositionLoss`, :class:`VelocityLoss`, :class:`EffortLoss`, ...).
+        losses: loss terms (:mod:`simulator.losses`: :class:`PositionLoss`, :class:`VelocityLoss`,
+            :class:`EffortLoss`, ...; anything with ``every_step`` and ``add(model, state, control,
+            loss, context)``), added after each step with a :class:`LossContext`.
         num_steps: rollout length in steps.
         dt, substeps: step length [s] and substeps; default to the scene's.
         initial_state: optional ``initial_state(model, seed) -> State`` for random initial

@@ -211,7 +211,9 @@ def test_bad_estimator_input(call, match):
 
 def test_objective_returning_nan_is_an_error():
     objective = quadratic_objective()
-    objective.losses.append(sim.PositionLoss(0, (0.0, 0.0, 0.0), weight=float("nan")))
+    poisoned = sim.PositionLoss(0, (0.0, 0.0, 0.0))
+    poisoned.weight = float("nan")  # after construction, which rejects a non-finite weight
+    objective.losses.append(poisoned)
     for estimator in ("analytic", "es"):
         with pytest.raises(ValueError, match=r"the objective returned a non-finite loss \(nan\) in world 0"):
             sim.grad(objective, np.zeros(objective.num_parameters), estimator=estimator)

@@ -40,7 +40,7 @@ def test_pendulum_final_angle_wrt_torques(central_difference):
 
 
 def test_pendulum_task_loss_wrt_torques(central_difference, task_loss):
-    """The swing-up loss (joint_cost and control_effort kernels) through 20 steps."""
+    """The swing-up loss (JointError and ActuatorEffort terms) through 20 steps."""
     scene = scenes.make("pendulum", device=DEVICE, precision="float64", requires_grad=True, theta0=2.5)
     steps = 20
     u0 = np.random.default_rng(1).uniform(-0.6, 0.6, size=(steps, 1, 1))
