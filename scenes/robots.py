@@ -106,11 +106,12 @@ def _open_loop_actions(model: Model):
     return OpenLoopActions(model.control(requires_grad=False).joint_act.shape[1])
 
 
-def _robot_scene(factory, options: dict, model: Model, *, name, dt, substeps, horizon, description, terms) -> RobotScene:
-    """A :class:`RobotScene` whose task rebuilds the model with ``factory(**options)`` and whose loss
-    is ``terms`` (final state) plus the effort penalty averaged over the steps."""
+def _robot_scene(factory, options: dict, model: Model, contact, *, name, dt, substeps, horizon, description, terms) -> RobotScene:
+    """A :class:`RobotScene` whose task rebuilds the model with ``factory(**options)`` (by default on
+    the scene's device, precision, ``requires_grad`` and ``contact``) and whose loss is ``terms``
+    (final state) plus the effort penalty averaged over the steps."""
 
-    def make_model(num_worlds=1, device=None, precision="float32", requires_grad=False, contact=None):
+    def make_model(num_worlds=1, device=model.device, precision=model.precision, requires_grad=model.requires_grad, contact=contact):
         return factory(num_worlds=num_worlds, device=device, precision=precision, requires_grad=requires_grad, contact=contact,
                        **options).model
 
@@ -142,8 +143,8 @@ def pendulum(*, num_worlds=1, device=None, precision="float32", requires_grad=Fa
     b.add_actuator(j, gear=max_torque, ctrl_range=(-1.0, 1.0), name="torque")
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     options = dict(length=length, mass=mass, theta0=theta0, damping=damping, max_torque=max_torque)
-    return _robot_scene(pendulum, options, model, name="pendulum", dt=0.02, substeps=2, horizon=150, description="swing up to q = pi",
-                        terms=_joint_terms([(j, 0, 1, math.pi, 10.0), (j, 1, 0, 0.0, 0.1)]))
+    return _robot_scene(pendulum, options, model, contact, name="pendulum", dt=0.02, substeps=2, horizon=150,
+                        description="swing up to q = pi", terms=_joint_terms([(j, 0, 1, math.pi, 10.0), (j, 1, 0, 0.0, 0.1)]))
 
 
 @register("cartpole")
@@ -164,7 +165,7 @@ def cartpole(*, num_worlds=1, device=None, precision="float32", requires_grad=Fa
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     terms = [(hinge, 0, 1, 0.0, 10.0), (slider, 0, 0, 0.0, 1.0), (slider, 1, 0, 0.0, 0.1), (hinge, 1, 0, 0.0, 0.1)]
     options = dict(pole_length=pole_length, swing_up=swing_up, force=force)
-    return _robot_scene(cartpole, options, model, name="cartpole", dt=0.02, substeps=2, horizon=100,
+    return _robot_scene(cartpole, options, model, contact, name="cartpole", dt=0.02, substeps=2, horizon=100,
                         description="balance the pole upright", terms=_joint_terms(terms))
 
 
@@ -186,7 +187,7 @@ def acrobot(*, num_worlds=1, device=None, precision="float32", requires_grad=Fal
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     terms = [(shoulder, 0, 1, math.pi, 10.0), (elbow, 0, 1, 0.0, 10.0), (shoulder, 1, 0, 0.0, 0.1), (elbow, 1, 0, 0.0, 0.1)]
     options = dict(damping=damping, max_torque=max_torque)
-    return _robot_scene(acrobot, options, model, name="acrobot", dt=0.01, substeps=4, horizon=300,
+    return _robot_scene(acrobot, options, model, contact, name="acrobot", dt=0.01, substeps=4, horizon=300,
                         description="swing both links upright", terms=_joint_terms(terms))
 
 
@@ -227,7 +228,7 @@ def hopper(*, num_worlds=1, device=None, precision="float32", requires_grad=Fals
         b.add_actuator(j, gear=200.0, ctrl_range=(-1.0, 1.0))
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     options = dict(stiffness=stiffness, damping=damping, friction=friction)
-    return _robot_scene(hopper, options, model, name="hopper", dt=0.008, substeps=4, horizon=125, description="run forward (+x)",
+    return _robot_scene(hopper, options, model, contact, name="hopper", dt=0.008, substeps=4, horizon=125, description="run forward (+x)",
                         terms=[ForwardProgress(torso)])
 
 
@@ -300,7 +301,7 @@ def ant(*, num_worlds=1, device=None, precision="float32", requires_grad=False, 
     # the explicit regularised friction needs dt_sub < 2*v_smooth/(mu*g): 5 cm/s allows 10 ms
     contact = contact or ContactSettings(friction_smoothing=0.05)
     model = _finalize(builder, num_worlds, device, precision, requires_grad, contact)
-    return _robot_scene(ant, options, model, name="ant", dt=0.01, substeps=4, horizon=100, description="walk forward (+x)",
+    return _robot_scene(ant, options, model, contact, name="ant", dt=0.01, substeps=4, horizon=100, description="walk forward (+x)",
                         terms=[ForwardProgress(torso)])
 
 

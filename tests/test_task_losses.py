@@ -193,8 +193,9 @@ def test_documented_losses_by_hand():
 
 def test_scene_task_uses_its_factory_options():
     scene = make("pendulum", device=DEVICE, precision="float64", length=0.5, mass=2.0)
-    model = scene.task.make_model(num_worlds=3, device=DEVICE, precision="float64")
-    assert model.num_worlds == 3
+    model = scene.task.make_model(num_worlds=3)  # the scene's device, precision and options
+    assert model.num_worlds == 3 and model.precision.name == "float64" and not model.requires_grad
+    assert scene.task.make_model(precision="float32", requires_grad=True).precision.name == "float32"
     np.testing.assert_allclose(model.body_mass.numpy()[0], 2.0)
     np.testing.assert_allclose(model.state().body_q.numpy()[0, 0, 2], -0.5)
     assert isinstance(scene.task.make_controller(model), sim.OpenLoopActions)
