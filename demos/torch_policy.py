@@ -1,11 +1,13 @@
 """A torch MLP policy trained through the simulator with analytic or ES gradients, one flag apart.
 
-The pendulum swing-up task (loss 10*(2 sin((q - pi)/2))^2 + 0.1*qd^2 after the horizon) with a
-closed-loop ``torch.nn.Module`` policy (observation [q, qd], two tanh layers of 32, one torque in
-[-1, 1]) trained by an ordinary torch loop (``torch.optim.Adam``, ``loss.backward()``):
+The pendulum swing-up task (the scene's loss terms: 10*(2 sin((q - pi)/2))^2 + 0.1*qd^2 after the
+horizon, plus 1e-3 times the mean squared torque command) with a closed-loop ``torch.nn.Module``
+policy (observation [q, qd], two tanh layers of 32, one torque in [-1, 1]) trained by an ordinary
+torch loop (``torch.optim.Adam``, ``loss.backward()``):
 
-* ``analytic``: the rollout is written in torch with :func:`simulator.torch.joint_step`; the
-  backward pass runs Warp's adjoint step by step through the policy.
+* ``analytic``: the rollout is written in torch with :func:`simulator.torch.joint_step` and scored
+  by :func:`simulator.torch.terms_loss` with the task's terms; the backward pass runs Warp's
+  adjoint step by step through the policy.
 * ``es``: :func:`simulator.torch.objective_loss` with ``estimator="es"``; the population runs as
   batched worlds, each with its own copy of the policy's parameters (``simulator.torch.TorchPolicy``).
 
@@ -13,8 +15,6 @@ Writes ``torch_policy.png`` and ``torch_policy.csv`` (columns ``estimator,iterat
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import warp as wp
@@ -31,19 +31,19 @@ def make_policy(seed: int = 0) -> torch.nn.Module:
                                torch.nn.Linear(32, 1), torch.nn.Tanh()).double()
 
 
-def task_loss(joint_q: torch.Tensor, joint_qd: torch.Tensor) -> torch.Tensor:
-    """The pendulum scene's swing-up loss, written in torch (mean over worlds)."""
-    return (10.0 * (2.0 * torch.sin((joint_q[:, 0] - math.pi) / 2.0)) ** 2 + 0.1 * joint_qd[:, 0] ** 2).mean()
-
-
 def analytic_loss(policy, scene, horizon: int) -> torch.Tensor:
-    state = scene.model.state(requires_grad=False)
-    joint_q, joint_qd = wp.to_torch(state.joint_q).clone(), wp.to_torch(state.joint_qd).clone()
-    for _ in range(horizon):
+    """The task loss (mean over worlds) of a torch rollout, from the same terms the ES objective adds."""
+    terms = scene.task.losses(horizon)
+    start = scene.model.state(requires_grad=False)
+    joint_q, joint_qd = wp.to_torch(start.joint_q).clone(), wp.to_torch(start.joint_qd).clone()
+    loss = torch.zeros(scene.model.num_worlds, dtype=joint_q.dtype, device=joint_q.device)
+    for t in range(horizon):
         action = policy(torch.cat([joint_q, joint_qd], dim=1))
         out = simtorch.joint_step(scene.model, joint_q, joint_qd, action, dt=scene.dt, substeps=scene.substeps)
         joint_q, joint_qd = out["joint_q"], out["joint_qd"]
-    return task_loss(joint_q, joint_qd)
+        context = sim.LossContext(initial_state=start, step=t, elapsed=(t + 1) * scene.dt, final=t == horizon - 1)
+        loss = loss + simtorch.terms_loss(scene.model, terms, context, {"joint_q": joint_q, "joint_qd": joint_qd}, joint_act=action)
+    return loss.mean()
 
 
 def train(estimator: str, iterations: int, horizon: int, device=None) -> list[float]:

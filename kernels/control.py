@@ -1,4 +1,4 @@
-"""Kernels that map controller parameters to controls, and task losses (per precision)."""
+"""Kernels that map controller parameters to controls (per precision); the loss terms are in ``losses``."""
 
 import functools
 from types import SimpleNamespace
@@ -8,7 +8,7 @@ import warp as wp
 
 @functools.cache
 def control_kernels(scalar):
-    """Build the controller and loss kernels for one scalar type."""
+    """Build the controller kernels for one scalar type."""
     vec3 = wp.types.vector(3, scalar)
     transform = wp.types.transformation(scalar)
 
@@ -142,43 +142,6 @@ def control_kernels(scalar):
         )
         body_force[world, body] = force
 
-    @wp.kernel
-    def body_position_loss(
-        body_q: wp.array2d(dtype=transform),
-        body: int,
-        target: vec3,
-        weight: scalar,
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += weight * |p[w, body] - target|^2 [m^2 * weight]."""
-        world = wp.tid()
-        d = wp.transform_get_translation(body_q[world, body]) - target
-        wp.atomic_add(loss, world, weight * wp.dot(d, d))
-
-    @wp.kernel
-    def body_velocity_loss(
-        body_v: wp.array2d(dtype=vec3),
-        body: int,
-        target: vec3,
-        weight: scalar,
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += weight * |v[w, body] - target|^2."""
-        world = wp.tid()
-        d = body_v[world, body] - target
-        wp.atomic_add(loss, world, weight * wp.dot(d, d))
-
-    @wp.kernel
-    def force_effort_loss(
-        body_force: wp.array2d(dtype=vec3),
-        weight: scalar,
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += weight * sum_b |f[w, b]|^2 (control effort of one step)."""
-        world, body = wp.tid()
-        f = body_force[world, body]
-        wp.atomic_add(loss, world, weight * wp.dot(f, f))
-
     return SimpleNamespace(
         open_loop_body_force=open_loop_body_force,
         open_loop_rows=open_loop_rows,
@@ -186,9 +149,6 @@ def control_kernels(scalar):
         dense_layer=dense_layer,
         joint_observation=joint_observation,
         linear_feedback_body_force=linear_feedback_body_force,
-        body_position_loss=body_position_loss,
-        body_velocity_loss=body_velocity_loss,
-        force_effort_loss=force_effort_loss,
     )
 
 

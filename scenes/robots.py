@@ -1,8 +1,10 @@
 """Robot scenes built in Python: pendulum, cartpole, acrobot, hopper and ant.
 
-Each factory returns a :class:`RobotScene`: the finalized model, its default time step ``dt``
-[s] (split into ``substeps``), a default horizon, and a differentiable task ``loss`` computed
-from a rollout (lower is better; ``reward = -loss``). All are registered by name:
+Each factory returns a :class:`RobotScene`: the finalized model and its :class:`simulator.losses.Task`
+(default time step ``dt`` [s] split into ``substeps``, default horizon, loss terms, default
+controller); ``scene.loss(trajectory, controls)`` evaluates the task's loss terms over a rollout
+(lower is better; ``reward = -loss``), the same terms :class:`simulator.SceneTaskObjective`
+adds inside its rollouts. All are registered by name:
 ``simulator.scenes.make("ant", num_worlds=64, device="cpu", precision="float32")``.
 Common options: ``precision``, ``requires_grad``, ``contact`` (a ``ContactSettings``).
 """
@@ -10,7 +12,6 @@ Common options: ``precision``, ``requires_grad``, ``contact`` (a ``ContactSettin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,7 @@ import warp as wp
 from simulator.articulation import eval_fk
 from simulator.builder import SceneBuilder
 from simulator.contact import ContactSettings
-from simulator.kernels.articulation import articulation_kernels
+from simulator.losses import ActuatorEffort, ForwardProgress, JointError, Task, trajectory_loss, trajectory_steps
 from simulator.model import ControlSequence, Model, State
 from simulator.rollout import Trajectory, rollout
 
@@ -33,19 +34,28 @@ class RobotScene:
     Attributes:
         name: registry name.
         model: the finalized model (W worlds).
-        dt: control step [s]; each step is split into ``substeps`` physics substeps.
-        horizon: default number of control steps of the task.
-        task: one line describing the loss.
-        loss_terms: how :meth:`loss` is computed (see the factories).
+        task: the :class:`simulator.losses.Task`: model factory, ``dt`` [s], ``substeps``, default
+            ``horizon`` (control steps), loss terms and default controller; :meth:`loss` evaluates
+            its loss terms.
     """
 
     name: str
     model: Model
-    dt: float
-    substeps: int
-    horizon: int
-    task: str
-    loss_fn: Callable = field(repr=False)
+    task: Task = field(repr=False)
+
+    @property
+    def dt(self) -> float:
+        """Control step [s]; each step is split into ``substeps`` physics substeps."""
+        return self.task.dt
+
+    @property
+    def substeps(self) -> int:
+        return self.task.substeps
+
+    @property
+    def horizon(self) -> int:
+        """Default number of control steps of the task."""
+        return self.task.horizon
 
     def state(self) -> State:
         return self.model.state()
@@ -65,71 +75,57 @@ class RobotScene:
             record=record,
         )
 
-    def loss(self, trajectory: Trajectory, controls: ControlSequence | None = None) -> wp.array:
-        """Task loss per world, shape (W,), computed by kernels (recorded on an active tape)."""
-        out = wp.zeros(self.model.num_worlds, dtype=self.model.precision.scalar, device=self.model.device, requires_grad=self.model.requires_grad)
-        self.loss_fn(self, trajectory, controls, out)
-        return out
+    def loss(self, trajectory: Trajectory, controls: ControlSequence | None = None, *, num_steps: int | None = None) -> wp.array:
+        """Task loss per world, shape (W,), from the task's loss terms (recorded on an active tape).
 
-    def reward(self, trajectory: Trajectory, controls: ControlSequence | None = None) -> np.ndarray:
-        return -self.loss(trajectory, controls).numpy()
+        ``controls`` are the controls that drove the rollout (the effort term adds nothing without
+        them). The number of steps (which sets the elapsed time of the forward-progress loss and the
+        mean of the effort) is ``num_steps``, or that of a recorded trajectory, or the length of
+        ``controls``; a ``record=False`` trajectory driven by no control sequence needs ``num_steps``.
+        """
+        steps = trajectory_steps(trajectory, controls, num_steps)
+        if steps == 0:
+            raise ValueError("the trajectory has no steps: the task loss needs at least one")
+        return trajectory_loss(self.model, self.task.losses(steps), trajectory, controls, num_steps=steps)
+
+    def reward(self, trajectory: Trajectory, controls: ControlSequence | None = None, *, num_steps: int | None = None) -> np.ndarray:
+        return -self.loss(trajectory, controls, num_steps=num_steps).numpy()
 
 
 def _finalize(builder, num_worlds, device, precision, requires_grad, contact):
     return builder.finalize(num_worlds=num_worlds, device=device, precision=precision, requires_grad=requires_grad, contact=contact)
 
 
-def _joint_cost(terms):
-    """Loss on the final state: sum of weight * e^2 over (joint, is_velocity, is_angle, target, weight)."""
-
-    def loss_fn(scene, trajectory, controls, out):
-        model = scene.model
-        art = model.articulation
-        k = articulation_kernels(model.precision.scalar)
-        coords = [art.qd_slice(j).start if vel else art.q_slice(j).start for j, vel, *_ in terms]
-        ints = lambda xs: wp.array(np.asarray(xs, np.int32), dtype=wp.int32, device=model.device)  # noqa: E731
-        floats = lambda xs: wp.array(np.asarray(xs, model.precision.numpy), dtype=model.precision.scalar, device=model.device)  # noqa: E731
-        final = trajectory.final
-        wp.launch(
-            k.joint_cost,
-            dim=(model.num_worlds, len(terms)),
-            inputs=[ints(coords), ints([t[1] for t in terms]), ints([t[2] for t in terms]), floats([t[3] for t in terms]), floats([t[4] for t in terms]), final.joint_q, final.joint_qd],
-            outputs=[out],
-            device=model.device,
-        )
-        _effort(scene, controls, out)
-
-    return loss_fn
+EFFORT_WEIGHT = 1.0e-3  # the robot tasks' effort penalty: EFFORT_WEIGHT * mean over steps of sum_a u_a^2
 
 
-def _effort(scene, controls, out, scale=1.0e-3):
-    """Adds scale * mean over steps of sum u^2 (a small control-effort penalty)."""
-    if controls is None or controls.joint_act is None:
-        return
-    model = scene.model
-    k = articulation_kernels(model.precision.scalar)
-    steps = controls.num_steps
-    for t in range(steps):
-        wp.launch(k.control_effort, dim=controls.joint_act.shape[1:], inputs=[model.precision.scalar(scale / steps), controls.joint_act[t]], outputs=[out], device=model.device)
+def _open_loop_actions(model: Model):
+    """The robot tasks' default controller: open-loop actuator controls, one row per step."""
+    from simulator.tasks import OpenLoopActions
+
+    return OpenLoopActions(model.control(requires_grad=False).joint_act.shape[1])
 
 
-def _forward_progress(body: int, axis=(1.0, 0.0, 0.0)):
-    """Loss = -(forward displacement of ``body``'s COM) / duration + effort: minus the mean velocity [m/s]."""
+def _robot_scene(factory, options: dict, model: Model, contact, *, name, dt, substeps, horizon, description, terms) -> RobotScene:
+    """A :class:`RobotScene` whose task rebuilds the model with ``factory(**options)`` (by default on
+    the scene's device, precision, ``requires_grad`` and ``contact``) and whose loss is ``terms``
+    (final state) plus the effort penalty averaged over the steps."""
 
-    def loss_fn(scene, trajectory, controls, out):
-        model = scene.model
-        k = articulation_kernels(model.precision.scalar)
-        duration = (len(trajectory.states) - 1) * scene.dt if trajectory.substates else scene.horizon * scene.dt
-        wp.launch(
-            k.body_progress,
-            dim=model.num_worlds,
-            inputs=[body, model.precision.vec3(*axis), model.precision.scalar(-1.0 / duration), trajectory.states[0].body_q, trajectory.final.body_q],
-            outputs=[out],
-            device=model.device,
-        )
-        _effort(scene, controls, out)
+    def make_model(num_worlds=1, device=model.device, precision=model.precision, requires_grad=model.requires_grad, contact=contact):
+        return factory(num_worlds=num_worlds, device=device, precision=precision, requires_grad=requires_grad, contact=contact,
+                       **options).model
 
-    return loss_fn
+    def loss_terms(num_steps):
+        return [*terms, ActuatorEffort(weight=EFFORT_WEIGHT / num_steps)]
+
+    task = Task(name=name, make_model=make_model, dt=dt, substeps=substeps, horizon=horizon, loss_terms=loss_terms,
+                make_controller=_open_loop_actions, description=description)
+    return RobotScene(name, model, task)
+
+
+def _joint_terms(terms):
+    """Final-state joint errors from (joint, is_velocity, is_angle, target, weight) rows."""
+    return [JointError(j, target=target, weight=weight, velocity=bool(vel), angle=bool(angle)) for j, vel, angle, target, weight in terms]
 
 
 @register("pendulum")
@@ -139,14 +135,16 @@ def pendulum(*, num_worlds=1, device=None, precision="float32", requires_grad=Fa
     Equation: I_p qdd = -m g L sin q - c qd + u, I_p = m L^2 + I_sphere. Motor: torque = u
     clipped to +-max_torque [N m]. dt 0.02 s (2 substeps); small-angle period 2 pi sqrt(L/g).
     Task (swing-up, 150 steps = 3 s): loss = 10 (2 sin((q - pi)/2))^2 + 0.1 qd^2 at the end, plus
-    1e-3 mean u^2."""
+    1e-3 mean over steps of u^2."""
     b = SceneBuilder()
     bob = b.add_body(position=(0.0, 0.0, -length), mass=mass, name="bob")
     b.add_sphere(bob, radius=0.05)
     j = b.add_revolute_joint(-1, bob, axis=(0, 1, 0), position=(0.0, 0.0, length), q=theta0, damping=damping, name="hinge")
     b.add_actuator(j, gear=max_torque, ctrl_range=(-1.0, 1.0), name="torque")
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
-    return RobotScene("pendulum", model, 0.02, 2, 150, "swing up to q = pi", _joint_cost([(j, 0, 1, math.pi, 10.0), (j, 1, 0, 0.0, 0.1)]))
+    options = dict(length=length, mass=mass, theta0=theta0, damping=damping, max_torque=max_torque)
+    return _robot_scene(pendulum, options, model, contact, name="pendulum", dt=0.02, substeps=2, horizon=150,
+                        description="swing up to q = pi", terms=_joint_terms([(j, 0, 1, math.pi, 10.0), (j, 1, 0, 0.0, 0.1)]))
 
 
 @register("cartpole")
@@ -154,8 +152,8 @@ def cartpole(*, num_worlds=1, device=None, precision="float32", requires_grad=Fa
     """A cart (1 kg box on a frictionless rail along x) carrying a pole (capsule, 0.1 kg, length
     ``pole_length`` [m]) hinged about y; q = (x [m], angle [rad], 0 = upright). Motor on the cart:
     force = ``force`` * u [N], u in [-1, 1]. dt 0.02 s (2 substeps). Task (balance, 100 steps):
-    loss = 10 angle_err^2 + x^2 + 0.1 (xd^2 + qd^2) at the end, angle_err = 2 sin((q - 0)/2);
-    with ``swing_up`` the pole starts hanging (q = pi)."""
+    loss = 10 angle_err^2 + x^2 + 0.1 (xd^2 + qd^2) at the end, angle_err = 2 sin((q - 0)/2), plus
+    1e-3 mean over steps of u^2; with ``swing_up`` the pole starts hanging (q = pi)."""
     b = SceneBuilder()
     cart = b.add_body(position=(0.0, 0.0, 0.0), mass=1.0, name="cart")
     b.add_box(cart, half_extents=(0.2, 0.1, 0.05))
@@ -166,7 +164,9 @@ def cartpole(*, num_worlds=1, device=None, precision="float32", requires_grad=Fa
     b.add_actuator(slider, gear=force, ctrl_range=(-1.0, 1.0), name="push")
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     terms = [(hinge, 0, 1, 0.0, 10.0), (slider, 0, 0, 0.0, 1.0), (slider, 1, 0, 0.0, 0.1), (hinge, 1, 0, 0.0, 0.1)]
-    return RobotScene("cartpole", model, 0.02, 2, 100, "balance the pole upright", _joint_cost(terms))
+    options = dict(pole_length=pole_length, swing_up=swing_up, force=force)
+    return _robot_scene(cartpole, options, model, contact, name="cartpole", dt=0.02, substeps=2, horizon=100,
+                        description="balance the pole upright", terms=_joint_terms(terms))
 
 
 @register("acrobot")
@@ -174,7 +174,8 @@ def acrobot(*, num_worlds=1, device=None, precision="float32", requires_grad=Fal
     """Double pendulum (acrobot): two 1 m links of 1 kg (thin capsules), hinged about y at the
     origin and at the elbow, hanging at q = 0; only the elbow is actuated (torque = max_torque*u
     [N m]). Chaotic when undamped. dt 0.01 s (4 substeps). Task (swing-up, 300 steps):
-    loss = 10 [(2 sin((q1 - pi)/2))^2 + (2 sin(q2/2))^2] + 0.1 |qd|^2 at the end."""
+    loss = 10 [(2 sin((q1 - pi)/2))^2 + (2 sin(q2/2))^2] + 0.1 |qd|^2 at the end, plus 1e-3 mean over
+    steps of u^2."""
     b = SceneBuilder()
     upper = b.add_body(position=(0.0, 0.0, -0.5), mass=1.0, name="upper")
     b.add_capsule(upper, radius=0.03, half_height=0.5)
@@ -185,7 +186,9 @@ def acrobot(*, num_worlds=1, device=None, precision="float32", requires_grad=Fal
     b.add_actuator(elbow, gear=max_torque, ctrl_range=(-1.0, 1.0), name="elbow")
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
     terms = [(shoulder, 0, 1, math.pi, 10.0), (elbow, 0, 1, 0.0, 10.0), (shoulder, 1, 0, 0.0, 0.1), (elbow, 1, 0, 0.0, 0.1)]
-    return RobotScene("acrobot", model, 0.01, 4, 300, "swing both links upright", _joint_cost(terms))
+    options = dict(damping=damping, max_torque=max_torque)
+    return _robot_scene(acrobot, options, model, contact, name="acrobot", dt=0.01, substeps=4, horizon=300,
+                        description="swing both links upright", terms=_joint_terms(terms))
 
 
 @register("hopper")
@@ -196,7 +199,8 @@ def hopper(*, num_worlds=1, device=None, precision="float32", requires_grad=Fals
     motors of gear 200 N m (u in [-1, 1]). Joints: armature 1 kg m^2, damping 1 N m s/rad,
     limits thigh/leg [-150, 0] deg, foot [-45, 45] deg. Ground: penalty contact ke ``stiffness``
     [N/m], kd ``damping`` [N s/m], mu ``friction``. dt 0.008 s (4 substeps of 2 ms).
-    Task (forward velocity, 125 steps = 1 s): loss = -(x_T - x_0)/T of the torso + 1e-3 mean u^2."""
+    Task (forward velocity, 125 steps = 1 s): loss = -(x_T - x_0)/T of the torso + 1e-3 mean over steps
+    of sum u^2, T = the elapsed time (steps * dt)."""
     b = SceneBuilder(stiffness=stiffness, damping=damping, friction=friction)
     b.add_ground_plane()
     deg = math.pi / 180.0
@@ -223,7 +227,9 @@ def hopper(*, num_worlds=1, device=None, precision="float32", requires_grad=Fals
     for j in motors:
         b.add_actuator(j, gear=200.0, ctrl_range=(-1.0, 1.0))
     model = _finalize(b, num_worlds, device, precision, requires_grad, contact)
-    return RobotScene("hopper", model, 0.008, 4, 125, "run forward (+x)", _forward_progress(torso))
+    options = dict(stiffness=stiffness, damping=damping, friction=friction)
+    return _robot_scene(hopper, options, model, contact, name="hopper", dt=0.008, substeps=4, horizon=125, description="run forward (+x)",
+                        terms=[ForwardProgress(torso)])
 
 
 ANT_HIP_RANGE = (-30.0, 30.0)
@@ -290,12 +296,13 @@ def ant(*, num_worlds=1, device=None, precision="float32", requires_grad=False, 
     (free root 7 + 8 hinges), 14 dofs, 8 motors; penalty contact ke 2e3 N/m, kd 20 N s/m, mu 1,
     friction smoothing 0.05 m/s (the explicit friction's stability limit is 2*v_smooth/(mu*g)).
     dt 0.01 s (4 substeps of 2.5 ms). Task (forward velocity, 100 steps = 1 s):
-    loss = -(x_T - x_0)/T of the torso + 1e-3 mean u^2."""
+    loss = -(x_T - x_0)/T of the torso + 1e-3 mean over steps of sum u^2, T = the elapsed time (steps * dt)."""
     builder, torso = build_ant(**options)
     # the explicit regularised friction needs dt_sub < 2*v_smooth/(mu*g): 5 cm/s allows 10 ms
     contact = contact or ContactSettings(friction_smoothing=0.05)
     model = _finalize(builder, num_worlds, device, precision, requires_grad, contact)
-    return RobotScene("ant", model, 0.01, 4, 100, "walk forward (+x)", _forward_progress(torso))
+    return _robot_scene(ant, options, model, contact, name="ant", dt=0.01, substeps=4, horizon=100, description="walk forward (+x)",
+                        terms=[ForwardProgress(torso)])
 
 
 __all__ = ["RobotScene", "acrobot", "ant", "build_ant", "cartpole", "eval_fk", "hopper", "pendulum"]

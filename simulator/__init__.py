@@ -16,8 +16,12 @@ Public API (every name is listed here once)::
     grad, GradientResult, RolloutObjective, register_estimator
                             gradient estimators: analytic, truncated, es, hybrid, auto
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
-    LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
-                            control tasks (controllers, losses) as rollout objectives
+    LinearJointFeedback, MLPJointPolicy
+                            control tasks (controllers, loss terms) as rollout objectives
+    Task, LossContext, JointError, ForwardProgress, PositionLoss, VelocityLoss, EffortLoss,
+    ActuatorEffort, trajectory_loss
+                            one task model: loss terms (simulator.losses) used by objectives,
+                            robot scenes, torch ops and demos
     optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
 
@@ -39,6 +43,7 @@ from .errors import (
     SimulatorError,
 )
 from .gradients import GradientResult, RolloutObjective, grad, register_estimator
+from .losses import ActuatorEffort, ForwardProgress, JointError, LossContext, Task, trajectory_loss
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -62,6 +67,7 @@ from .tasks import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActuatorEffort",
     "Adam",
     "ArticulationModel",
     "ContactSettings",
@@ -70,11 +76,14 @@ __all__ = [
     "ControlSequence",
     "Engine",
     "EffortLoss",
+    "ForwardProgress",
     "GradientNotFiniteError",
     "GradientResult",
+    "JointError",
     "LinearFeedback",
     "LossNotFiniteError",
     "LinearJointFeedback",
+    "LossContext",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
@@ -93,6 +102,7 @@ __all__ = [
     "SimulatorError",
     "Solver",
     "State",
+    "Task",
     "Trajectory",
     "VelocityLoss",
     "Workspace",
@@ -106,4 +116,5 @@ __all__ = [
     "register_estimator",
     "rollout",
     "step",
+    "trajectory_loss",
 ]

@@ -23,7 +23,8 @@ kernels (no host reads, no allocation other than through the workspace), so they
 * ``step_loss(model, t, state, control, theta, loss, initial_state)``: add the loss of the state
   reached after step ``t`` into ``loss`` (``(W,)``).
 
-``model`` is the solver's model (a world range of it on a thread), ``theta`` ``(W, P)``.
+``model`` is the solver's model (a world range of it on a thread), ``theta`` ``(W, P)``. A program
+whose hooks do host work says ``capturable = False`` and is always stepped from Python.
 
 Worlds are independent and every world range works on views of the same arrays, so results are
 bitwise those of one thread and of stepping from Python, whatever the thread count. Graph capture
@@ -374,7 +375,7 @@ class Engine:
         threads = _check_threads(threads) or self.threads
         if len(theta_shape) != 2 or theta_shape[0] != self.solver.num_worlds:
             raise ValueError(f"theta rows must have shape ({self.solver.num_worlds}, P), got {tuple(theta_shape)}")
-        if execution == "python" or not self.solver.capturable or active_tape() is not None:
+        if execution == "python" or not (self.solver.capturable and getattr(program, "capturable", True)) or active_tape() is not None:
             return None
         key = (id(program), tuple(theta_shape), recorded, int(program.num_steps), float(program.dt), int(program.substeps),
                tuple(self._bounds(threads)))

@@ -1,5 +1,6 @@
-"""Control tasks on rigid scenes: controllers (parameters -> controls), losses, and the
-:class:`ControlObjective` that turns them into a rollout objective for any gradient estimator.
+"""Control tasks on rigid scenes: controllers (parameters -> controls) and the
+:class:`ControlObjective` that turns them and loss terms (:mod:`simulator.losses`, re-exported
+here) into a rollout objective for any gradient estimator.
 
 Parameters theta are a flat vector (``(P,)``); in batched evaluation each world gets its own row.
 """
@@ -7,7 +8,6 @@ Parameters theta are a flat vector (``(P,)``); in batched evaluation each world 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
@@ -18,6 +18,7 @@ from .errors import check_finite
 from .engine import EXECUTIONS, Engine
 from .gradients.objective import RolloutObjective, SweepResult
 from .kernels.control import control_kernels
+from .losses import EffortLoss, LossContext, PositionLoss, VelocityLoss, add_terms  # noqa: F401  (the loss terms live in .losses)
 from .model import Control, Model, State
 from .solver import RigidSolver
 
@@ -192,50 +193,6 @@ class LinearFeedback:
                   outputs=[control.body_force], device=model.device)
 
 
-@dataclass
-class PositionLoss:
-    """``weight * |p_body - target|^2`` at the final step (or summed over every step)."""
-
-    body: int
-    target: tuple
-    weight: float = 1.0
-    every_step: bool = False
-
-    def add(self, model: Model, state: State, control: Control, loss: wp.array) -> None:
-        p = model.precision
-        wp.launch(control_kernels(p.scalar).body_position_loss, dim=loss.shape[0],
-                  inputs=[state.body_q, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
-                  outputs=[loss], device=model.device)
-
-
-@dataclass
-class VelocityLoss:
-    """``weight * |v_body - target|^2`` at the final step (or summed over every step)."""
-
-    body: int
-    target: tuple = (0.0, 0.0, 0.0)
-    weight: float = 1.0
-    every_step: bool = False
-
-    def add(self, model, state, control, loss) -> None:
-        p = model.precision
-        wp.launch(control_kernels(p.scalar).body_velocity_loss, dim=loss.shape[0],
-                  inputs=[state.body_v, int(self.body), p.vec3(*self.target), p.scalar(self.weight)],
-                  outputs=[loss], device=model.device)
-
-
-@dataclass
-class EffortLoss:
-    """``weight * sum_b |f_b|^2`` of the control forces, summed over every step."""
-
-    weight: float = 1.0e-3
-    every_step: bool = True
-
-    def add(self, model, state, control, loss) -> None:
-        wp.launch(control_kernels(model.precision.scalar).force_effort_loss, dim=(loss.shape[0], model.body_count),
-                  inputs=[control.body_force, model.precision.scalar(self.weight)], outputs=[loss], device=model.device)
-
-
 class ControlObjective(RolloutObjective):
     """A controller driving a rigid scene for ``num_steps`` steps, scored by a sum of losses.
 
@@ -243,7 +200,9 @@ class ControlObjective(RolloutObjective):
         scene: ``scene(num_worlds) -> Scene`` (anything with ``.model``, ``.dt`` and optionally
             ``.substeps``) or ``-> Model``; it must be finalized with ``requires_grad=True``.
         controller: e.g. :class:`OpenLoopForces` or :class:`LinearFeedback`.
-        losses: loss terms (:class:`PositionLoss`, :class:`VelocityLoss`, :class:`EffortLoss`, ...).
+        losses: loss terms (:mod:`simulator.losses`: :class:`PositionLoss`, :class:`VelocityLoss`,
+            :class:`EffortLoss`, ...; anything with ``every_step`` and ``add(model, state, control,
+            loss, context)``), added after each step with a :class:`LossContext`.
         num_steps: rollout length in steps.
         dt, substeps: step length [s] and substeps; default to the scene's.
         initial_state: optional ``initial_state(model, seed) -> State`` for random initial
@@ -324,13 +283,16 @@ class ControlObjective(RolloutObjective):
         self.controller.apply(model, t, state, theta, control, workspace)
 
     def step_loss(self, model, t, state, control, theta, loss, initial_state) -> None:
-        """Add the loss terms due after step ``t`` (every-step terms, and the rest after the last)."""
-        last = t == self.num_steps - 1
-        for term in self.losses:
-            if term.every_step or last:
-                term.add(model, state, control, loss)
+        """Add the loss terms due after step ``t`` (see :func:`simulator.losses.add_terms`), with the
+        control that drove the step and the rollout's initial state in their :class:`LossContext`."""
+        context = LossContext(initial_state=initial_state, step=int(t), elapsed=(int(t) + 1) * self.dt, final=t == self.num_steps - 1)
+        add_terms(self.losses, model, state, control, loss, context)
 
-    capturable_losses = True  # step_loss only launches kernels (the engine may capture it)
+    @property
+    def capturable(self) -> bool:
+        """Whether the engine may capture the program: the loss terms only launch kernels, and so
+        does every controller except those that say otherwise (``capturable = False``)."""
+        return getattr(self.controller, "capturable", True)
 
     def engine(self, num_worlds: int) -> Engine:
         """The rollout engine of the ``num_worlds``-world model (built once, with its caches)."""
@@ -339,17 +301,15 @@ class ControlObjective(RolloutObjective):
         return self._engines[num_worlds]
 
     def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0):
-        """Per-world losses through the rollout engine (None: the generic loop steps ``advance``)."""
+        """Per-world losses through the rollout engine."""
         worlds = theta_rows.shape[0]
-        if not self.capturable_losses:
-            return None
         return self.engine(worlds).evaluate(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
 
     def sweep_rows(self, theta_rows: np.ndarray, *, seed: int = 0, checkpoint_every=None, window=None, clip=None, trace=False):
         """Losses and gradients by full backprop through the rollout engine (None where the options
         need the generic reverse sweep: checkpoints, windows, clipping, traces)."""
         worlds = theta_rows.shape[0]
-        if checkpoint_every is not None or window is not None or clip is not None or trace or not self.capturable_losses:
+        if checkpoint_every is not None or window is not None or clip is not None or trace:
             return None
         losses, gradients = self.engine(worlds).gradient(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
         return SweepResult(losses=losses, gradients=gradients, peak_states=self.num_steps * self.substeps + 1)
@@ -376,20 +336,22 @@ class ControlObjective(RolloutObjective):
 
 
 class SceneTaskObjective(ControlObjective):
-    """A robot scene's own task loss (``scenes.make(name).loss``) as a rollout objective.
+    """A robot scene's task (``scenes.make(name).task``) as a rollout objective: its loss terms
+    (:meth:`simulator.losses.Task.losses` for ``num_steps``), added exactly as the scene's
+    ``loss(trajectory, controls)`` adds them, so both give the same loss for the same rollout.
 
     Args:
         name: registered scene name (``pendulum``, ``cartpole``, ``acrobot``, ``hopper``, ``ant``).
-        controller: defaults to :class:`OpenLoopActions` over the scene's actuators.
+        controller: defaults to the task's controller (:class:`OpenLoopActions` over the actuators).
         num_steps: defaults to the scene's task horizon.
         initial_state: optional ``initial_state(model, seed) -> State``.
+        execution: as for :class:`ControlObjective`.
         **scene_options: passed to ``scenes.make`` (``precision``, ``device``, ``contact``...);
             ``requires_grad`` is always True.
     """
 
-    capturable_losses = False  # the scene's loss function builds index arrays per call
-
-    def __init__(self, name: str, *, controller=None, num_steps: int | None = None, initial_state=None, **scene_options):
+    def __init__(self, name: str, *, controller=None, num_steps: int | None = None, initial_state=None, execution: str = "auto",
+                 **scene_options):
         from .scenes import make
 
         self._scenes = {}
@@ -400,21 +362,9 @@ class SceneTaskObjective(ControlObjective):
             return self._scenes[num_worlds]
 
         probe = scene(1)
+        self.task = probe.task
         if controller is None:
-            controller = OpenLoopActions(probe.model.control().joint_act.shape[1])
-        self._starts = {}
-        super().__init__(scene, controller, [], num_steps=num_steps or probe.horizon, initial_state=initial_state)
-
-    def initial_state(self, num_worlds, seed):
-        state = super().initial_state(num_worlds, seed)
-        self._starts[num_worlds] = state  # the task loss compares the final state with it
-        return state
-
-    def add_loss(self, t, state, theta, loss):
-        if t != self.num_steps - 1:
-            return
-        scene = self._scenes[theta.shape[0]]
-        start = self._starts[theta.shape[0]]
-        from .rollout import Trajectory
-
-        scene.loss_fn(scene, Trajectory(states=[start, state], dt=self.dt, substeps=self.substeps), None, loss)
+            controller = self.task.make_controller(probe.model)
+        num_steps = self.task.horizon if num_steps is None else num_steps
+        super().__init__(scene, controller, self.task.losses(num_steps), num_steps=num_steps, initial_state=initial_state,
+                         execution=execution)

@@ -12,6 +12,8 @@
   its backward.
 * :class:`TorchPolicy` -- the same policy as a controller of a rollout objective, each world
   with its own parameters, for ES: ``objective_loss(..., estimator="es")``.
+* :func:`terms_loss` -- a task's loss terms (:mod:`simulator.losses`) of a state given as torch
+  tensors, so a rollout written in torch scores itself with the very terms the objectives use.
 
 Both are reentrant: each call owns its tape and buffers, several rollouts can share one graph,
 and ``backward(retain_graph=True)`` twice gives the same gradient twice (never doubled).
@@ -26,6 +28,7 @@ import warp as wp
 from . import rigid
 from .articulation import eval_fk
 from .gradients import grad as estimate_gradient
+from .losses import LossContext, add_terms
 from .model import Control, Model, State
 
 # -------------------------------------------------------------------------------- objective loss
@@ -316,6 +319,66 @@ def joint_rollout(scene, joint_q: torch.Tensor, joint_qd: torch.Tensor, actions:
     return _JointRollout.apply(spec, joint_q, joint_qd, actions)
 
 
+_TERM_INPUTS = ("joint_q", "joint_qd", "body_q", "body_v", "body_w")
+
+
+class _TermsLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, model, terms, context, names, joint_act, *tensors):
+        state = model.state(requires_grad=True)
+        control = model.control(requires_grad=True)
+        inputs = {name: _as_warp(t.detach(), getattr(state, name).dtype, requires_grad=True) for name, t in zip(names, tensors)}
+        if joint_act is not None:
+            inputs["joint_act"] = _as_warp(joint_act.detach(), control.joint_act.dtype, requires_grad=True)
+        loss = wp.zeros(model.num_worlds, dtype=model.precision.scalar, device=model.device, requires_grad=True)
+        tape = wp.Tape()
+        with tape:
+            for name in names:
+                wp.copy(getattr(state, name), inputs[name])
+            if "joint_q" in names and "body_q" not in names:
+                eval_fk(model, state)  # poses from the joint coordinates, for the terms that read bodies
+            if joint_act is not None:
+                wp.copy(control.joint_act, inputs["joint_act"])
+            add_terms(terms, model, state, control if joint_act is not None else None, loss, context)
+        ctx.tape, ctx.inputs, ctx.loss, ctx.names, ctx.has_act = tape, inputs, loss, names, joint_act is not None
+        return wp.to_torch(loss).clone()
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        ctx.tape.zero()  # a second backward (retain_graph=True) must not accumulate onto the first
+        ctx.tape.backward(grads={ctx.loss: _as_warp(grad_loss.detach(), ctx.loss.dtype, requires_grad=False)})
+        act = wp.to_torch(ctx.inputs["joint_act"].grad).clone() if ctx.has_act else None
+        return (None, None, None, None, act) + tuple(wp.to_torch(ctx.inputs[n].grad).clone() for n in ctx.names)
+
+
+def terms_loss(model: Model, terms, context: LossContext, state: dict[str, torch.Tensor], joint_act: torch.Tensor | None = None
+               ) -> torch.Tensor:
+    """The loss terms due after step ``context.step`` (every-step terms, and the others when
+    ``context.final``), as a differentiable torch op, per world ``(W,)``.
+
+    Args:
+        terms: loss terms, e.g. ``scene.task.losses(num_steps)``.
+        context: a :class:`simulator.LossContext` (its ``initial_state`` is a Warp State).
+        state: some of ``joint_q`` ``(W, nq)``, ``joint_qd`` ``(W, nqd)``, ``body_q`` ``(W, B, 7)``,
+            ``body_v``, ``body_w`` ``(W, B, 3)`` as tensors of the model's precision (e.g. the outputs of
+            :func:`joint_step`); without ``body_q``, poses come from ``joint_q`` by forward kinematics.
+        joint_act: ``(W, A)`` actuator controls that drove the step (effort terms), or None.
+
+    Gradients flow to every given tensor through the terms' Warp adjoints.
+    """
+    unknown = sorted(set(state) - set(_TERM_INPUTS))
+    if unknown:
+        raise ValueError(f"state has unknown entries {unknown}; expected some of {list(_TERM_INPUTS)}")
+    dtype, device = _torch_dtype(model), wp.device_to_torch(model.device)
+    names = tuple(n for n in _TERM_INPUTS if n in state)
+    tensors = [state[n] for n in names] + ([] if joint_act is None else [joint_act])
+    for name, tensor in zip(names + ("joint_act",), tensors):
+        if tensor.dtype != dtype:
+            raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+    return _TermsLoss.apply(model, list(terms), context, names, None if joint_act is None else joint_act.to(device),
+                            *(state[n].to(device) for n in names))
+
+
 class TorchPolicy:
     """A controller that runs a ``torch.nn.Module`` policy inside a Warp rollout, for black-box
     estimators: theta is the policy's flattened parameters (``torch.nn.utils.parameters_to_vector``
@@ -346,7 +409,9 @@ class TorchPolicy:
             offset += size
         return torch.func.functional_call(self.policy, params, (observation,))
 
-    def apply(self, model, step, state, theta, control) -> None:
+    capturable = False  # torch runs on the host: the engine steps this controller from Python
+
+    def apply(self, model, step, state, theta, control, workspace=None) -> None:
         if theta.requires_grad:
             raise ValueError("a torch policy inside a Warp rollout has no Warp adjoint: use estimator='es', "
                              "or simulator.torch.joint_step for analytic gradients through the policy")

@@ -301,7 +301,9 @@ def test_bad_estimator_input(call, match, device):
 
 def test_objective_returning_nan_is_an_error(device):
     objective = quadratic_objective(device=device)
-    objective.losses.append(sim.PositionLoss(0, (0.0, 0.0, 0.0), weight=float("nan")))
+    poisoned = sim.PositionLoss(0, (0.0, 0.0, 0.0))
+    poisoned.weight = float("nan")  # after construction, which rejects a non-finite weight
+    objective.losses.append(poisoned)
     for estimator in ("analytic", "es"):
         with pytest.raises(sim.LossNotFiniteError, match=r"the objective returned a non-finite loss \(nan\) in world 0") as info:
             sim.grad(objective, np.zeros(objective.num_parameters), estimator=estimator)

@@ -36,7 +36,7 @@ def test_pendulum_final_angle_wrt_torques(central_difference, device):
 
 
 def test_pendulum_task_loss_wrt_torques(central_difference, task_loss, device):
-    """The swing-up loss (joint_cost and control_effort kernels) through 20 steps."""
+    """The swing-up loss (JointError and ActuatorEffort terms) through 20 steps."""
     scene = scenes.make("pendulum", device=device, precision="float64", requires_grad=True, theta0=2.5)
     steps = 20
     u0 = np.random.default_rng(1).uniform(-0.6, 0.6, size=(steps, 1, 1))

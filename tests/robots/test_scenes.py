@@ -28,7 +28,7 @@ def test_scene_runs_and_has_a_loss(name, device):
 
 
 def test_hopper_forward_progress_gradient(central_difference, task_loss, device):
-    """d loss / d u for the hopper's forward-velocity loss (body_progress kernel) over 10 steps."""
+    """d loss / d u for the hopper's forward-velocity loss (ForwardProgress term) over 10 steps."""
     scene = scenes.make("hopper", device=device, precision="float64", requires_grad=True)
     steps = 10
     u0 = np.random.default_rng(5).uniform(-0.5, 0.5, size=(steps, 1, 3))
