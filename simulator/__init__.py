@@ -14,6 +14,8 @@ Public API (every name is listed here once)::
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
     LinearJointFeedback, MLPJointPolicy, PositionLoss, VelocityLoss, EffortLoss
                             control tasks (controllers, losses) as rollout objectives
+    MDObjective, PackingObjective, LJFluidObjective
+                            molecular-dynamics rollout objectives (from simulator.md)
     optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
 
@@ -27,6 +29,7 @@ from .builder import SceneBuilder
 from .contact import ContactSettings
 from .errors import SimulationDivergedError
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
+from .md.objectives import LJFluidObjective, MDObjective, PackingObjective
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -58,14 +61,17 @@ __all__ = [
     "EffortLoss",
     "GradientNotFiniteError",
     "GradientResult",
+    "LJFluidObjective",
     "LinearFeedback",
     "LinearJointFeedback",
+    "MDObjective",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
     "OpenLoopActions",
     "OpenLoopForces",
     "OptimizationResult",
+    "PackingObjective",
     "PositionLoss",
     "Precision",
     "RolloutObjective",

@@ -97,6 +97,9 @@ def _check_losses(losses: np.ndarray) -> np.ndarray:
 
 def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Per-world losses ``(W,)`` for the parameter rows ``(W, P)``, without recording a tape."""
+    # an objective that runs whole rollouts itself (one system per model: MD) defines evaluate_rows
+    if hasattr(objective, "evaluate_rows"):
+        return _check_losses(objective.evaluate_rows(theta_rows, seed))
     theta = objective.parameter_array(theta_rows, requires_grad=False)
     worlds = theta.shape[0]
     loss = objective.loss_array(worlds, requires_grad=False)
@@ -194,6 +197,12 @@ def reverse_sweep(
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     if clip is not None and not (math.isfinite(clip) and clip > 0):
         raise ValueError(f"clip must be a finite norm > 0, got {clip!r}")
+    # an objective that differentiates whole rollouts itself (MD) defines sweep_rows(theta_rows, *, seed,
+    # checkpoint_every, window, clip, trace) -> SweepResult; it raises ValueError naming an option it cannot honour
+    if hasattr(objective, "sweep_rows"):
+        result = objective.sweep_rows(theta_rows, seed=seed, checkpoint_every=checkpoint_every, window=window, clip=clip, trace=trace)
+        _check_losses(result.losses)
+        return result
     segment = T if checkpoint_every is None else int(checkpoint_every)
     if window is not None:
         segment = math.gcd(segment, int(window)) if segment != T else min(segment, int(window))

@@ -8,6 +8,8 @@ Public API::
     NeighborList                                        cell-list Verlet list with a skin
     VelocityVerlet, LangevinBAOAB, FIRE                 step(model, state_in, state_out, control, dt)
     rollout, MDTrajectory                               many steps, recorded or checkpointed
+    MDObjective, PackingObjective, LJFluidObjective,
+    ParameterMap, PairParameters, PackingDiameters      rollout objectives for simulator.grad
     potential_energy, kinetic_energy, temperature,
     pressure, radial_distribution,
     positions_from_fractional                           observables and helpers
@@ -26,6 +28,14 @@ from .observables import (
     radial_distribution,
     temperature,
 )
+from .objectives import (
+    LJFluidObjective,
+    MDObjective,
+    PackingDiameters,
+    PackingObjective,
+    PairParameters,
+    ParameterMap,
+)
 from .particles import ParticleBuilder, ParticleModel, ParticleState
 from .potentials import LennardJones, Morse, PairPotential, SoftSphere, compute_forces
 from .rollout import MDTrajectory, rollout
@@ -33,12 +43,18 @@ from .rollout import MDTrajectory, rollout
 __all__ = [
     "FIRE",
     "LangevinBAOAB",
+    "LJFluidObjective",
     "LennardJones",
+    "MDObjective",
     "MDTrajectory",
     "Morse",
     "NeighborList",
     "NonFinitePositionsError",
+    "PackingDiameters",
+    "PackingObjective",
+    "PairParameters",
     "PairPotential",
+    "ParameterMap",
     "ParticleBuilder",
     "ParticleModel",
     "ParticleState",
