@@ -20,14 +20,6 @@ One system per model (no batched worlds).
 
 from .integrators import FIRE, LangevinBAOAB, VelocityVerlet, check_forces
 from .neighbors import NeighborList, NonFinitePositionsError
-from .observables import (
-    kinetic_energy,
-    positions_from_fractional,
-    potential_energy,
-    pressure,
-    radial_distribution,
-    temperature,
-)
 from .objectives import (
     LJFluidObjective,
     MDObjective,
@@ -35,6 +27,14 @@ from .objectives import (
     PackingObjective,
     PairParameters,
     ParameterMap,
+)
+from .observables import (
+    kinetic_energy,
+    positions_from_fractional,
+    potential_energy,
+    pressure,
+    radial_distribution,
+    temperature,
 )
 from .particles import ParticleBuilder, ParticleModel, ParticleState
 from .potentials import LennardJones, Morse, PairPotential, SoftSphere, compute_forces
