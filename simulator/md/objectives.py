@@ -34,7 +34,7 @@ from ..errors import check_finite
 from ..gradients.objective import GradientNotFiniteError, RolloutObjective, SweepResult
 from .integrators import FIRE, LangevinBAOAB, VelocityVerlet
 from .neighbors import NeighborList
-from .observables import positions_from_fractional, potential_energy
+from .observables import potential_energy
 from .particles import ParticleModel, ParticleState
 from .rollout import rollout
 
@@ -403,9 +403,9 @@ class PackingObjective(MDObjective):
 
     @staticmethod
     def _random_positions(model: ParticleModel, rng: np.random.Generator) -> ParticleState:
-        state = model.state()
-        wp.copy(state.positions, positions_from_fractional(model, rng.uniform(0.0, 1.0, size=(model.particle_count, model.dim))))
-        return state
+        # the model's box is fixed (rescaled units), so no gradient flows through the initial positions
+        fractional = rng.uniform(0.0, 1.0, size=(model.particle_count, model.dim))
+        return model.state(requires_grad=False, positions=fractional * model.box_sides())
 
 
 class LJFluidObjective(MDObjective):
