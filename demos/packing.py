@@ -10,7 +10,8 @@ steps and seed we record
 * ``analytic``: the final energy of one random packing and dE/dD by backprop through the whole
   minimisation (the box term dE/dL dL/dD included);
 * ``es``: the antithetic ES estimate of d/dD of the mean final energy (the population's members
-  start from independent random packings; sigma 0.05 in D), and the population's mean energy.
+  start from independent random packings; sigma = min(0.05, D/5) in D, so that no member's D
+  is negative), and the population's mean energy.
 
 Averaged over seeds the energy is a smooth function of D; the variance over seeds of the
 backpropagated gradient grows enormously with the number of steps, that of the ES gradient
@@ -27,7 +28,7 @@ import simulator as sim
 from simulator.demos.common import main_for, output_dir, pyplot, save_figure, write_csv
 
 COLUMNS = ["estimator", "diameter", "steps", "seed", "energy", "dE_dD"]
-ES_SIGMA = 0.05  # smoothing of D [length]
+ES_SIGMA = 0.05  # smoothing of D [length], at most D/5
 
 
 def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
@@ -37,7 +38,7 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
     seeds = range(4 if quick else 16)
     # ES (population rollouts per estimate) on the smallest diameter in the quick run, on all in the full one
     es_diameters = diameters[:1] if quick else diameters
-    es_options = {"estimator": "es", "sigma": ES_SIGMA, "population": 16 if quick else 32}
+    population = 16 if quick else 32
     rows = []
     for steps in step_counts:
         objective = sim.PackingObjective(128, num_steps=steps, device=device)  # one model, reused for every D and seed
@@ -47,7 +48,8 @@ def run(out_dir="out", *, quick: bool = False, device=None) -> dict:
                 rows.append({"estimator": "analytic", "diameter": diameter, "steps": steps, "seed": seed, "energy": analytic.value,
                              "dE_dD": float(analytic.gradient[0])})
                 if diameter in es_diameters:
-                    es = sim.grad(objective, [diameter], seed=seed, **es_options)
+                    es = sim.grad(objective, [diameter], estimator="es", sigma=min(ES_SIGMA, diameter / 5), population=population,
+                                  seed=seed)
                     rows.append({"estimator": "es", "diameter": diameter, "steps": steps, "seed": seed, "energy": es.value,
                                  "dE_dD": float(es.gradient[0])})
     csv_path = write_csv(out / "packing.csv", COLUMNS, rows)
