@@ -12,9 +12,10 @@ draws its initial state, and runs :func:`simulator.md.rollout`:
   checkpointed with ``checkpoint_every``) and back-propagated; the model parameters' gradients
   are mapped back to theta by the :class:`ParameterMap`'s chain rule.
 
-Truncation (``window`` shorter than the rollout), adjoint clipping and adjoint traces need the
-state adjoint at every step boundary, which an MD rollout does not expose: they raise
-``ValueError`` naming the option (``truncated`` with ``window >= num_steps`` is full backprop).
+Truncated backprop (``window``) differentiates the last window only (the loss reads the final
+state), for velocity Verlet and BAOAB; FIRE cannot continue a rollout from a window's start and
+raises ``ValueError`` naming the option, as do adjoint clipping and adjoint traces, which need
+the state adjoint at every step boundary (an MD rollout does not expose it).
 
 Concrete objectives: :class:`PackingObjective` (final energy of a FIRE-minimised soft-sphere
 packing w.r.t. the small diameter, or every diameter, with the box at a fixed packing fraction)
@@ -296,12 +297,14 @@ class MDObjective(RolloutObjective):
         for _ in range(count):
             yield shared if self.seeds == "per_row" else np.random.default_rng(int(seed))
 
-    def _run(self, model, integrator, rng, *, record: bool, checkpoint_every=None) -> wp.array:
+    def _initial(self, model, rng) -> ParticleState:
         state = self._initial_state(model, rng)
         if not isinstance(state, ParticleState):
             raise ValueError(f"initial_state must return a ParticleState, got {state!r}")
-        trajectory = rollout(model, state, integrator, num_steps=self.num_steps, dt=self.dt, record=record,
-                             checkpoint_every=checkpoint_every)
+        return state
+
+    def _rollout_loss(self, model, integrator, state, num_steps: int, *, record: bool, checkpoint_every=None) -> wp.array:
+        trajectory = rollout(model, state, integrator, num_steps=num_steps, dt=self.dt, record=record, checkpoint_every=checkpoint_every)
         loss = self.loss(model, trajectory.final, integrator.neighbors)
         if not isinstance(loss, wp.array) or loss.shape != (1,):
             raise ValueError(f"loss must return a (1,) wp.array, got {loss!r}")
@@ -313,16 +316,23 @@ class MDObjective(RolloutObjective):
         losses = np.empty(rows.shape[0])
         for w, (row, rng) in enumerate(zip(rows, self._generators(seed, rows.shape[0]))):
             model, integrator = self.system(row)
-            losses[w] = self.parameters.loss_scale(row)[0] * float(self._run(model, integrator, rng, record=False).numpy()[0])
+            loss = self._rollout_loss(model, integrator, self._initial(model, rng), self.num_steps, record=False)
+            losses[w] = self.parameters.loss_scale(row)[0] * float(loss.numpy()[0])
         return losses
 
     def sweep_rows(self, theta_rows: np.ndarray, *, seed: int, checkpoint_every: int | None = None, window: int | None = None,
                    clip: float | None = None, trace: bool = False) -> SweepResult:
         """Losses and gradients ``(W, P)`` by backprop through one rollout per row (recorded, or
-        checkpointed every ``checkpoint_every`` steps); see :func:`simulator.gradients.reverse_sweep`."""
-        if window is not None and window < self.num_steps:
-            raise ValueError(f"window={window!r}: an MD objective cannot truncate its rollout (the state adjoint between steps is "
-                             f"not exposed); use window >= num_steps ({self.num_steps}), checkpoint_every, or the es estimator")
+        checkpointed every ``checkpoint_every`` steps); see :func:`simulator.gradients.reverse_sweep`.
+
+        ``window``: truncated backprop with windows of ``window`` steps from step 0. The loss reads
+        the final state only, so just the last window ``[cut, num_steps)`` is differentiated: the
+        first ``cut`` steps run unrecorded and the rest continues from their final state on the
+        tape (velocity Verlet and BAOAB; FIRE cannot continue a rollout, as its ``prepare``
+        restarts the adaptive step, and raises).
+        """
+        T = self.num_steps
+        cut = 0 if window is None or window >= T else (T - 1) // int(window) * int(window)
         if clip is not None:
             raise ValueError(f"clip={clip!r}: an MD objective cannot clip the state adjoint between steps; use the es estimator")
         if trace:
@@ -331,12 +341,17 @@ class MDObjective(RolloutObjective):
         losses, gradients = np.empty(rows.shape[0]), np.empty(rows.shape)
         for w, (row, rng) in enumerate(zip(rows, self._generators(seed, rows.shape[0]))):
             model, integrator = self.system(row)
+            if cut and isinstance(integrator, FIRE):
+                raise ValueError(f"window={window!r}: a FIRE rollout cannot be truncated (FIRE's prepare restarts its adaptive step, "
+                                 f"so the rollout cannot continue from a window's start); use window >= num_steps ({T}) or es")
             for array in model.parameters().values():
                 if array.grad is not None:
                     array.grad.zero_()
+            start = rollout(model, self._initial(model, rng), integrator, num_steps=cut, dt=self.dt, record=False).final if cut else None
             tape = wp.Tape()
             with tape:
-                loss = self._run(model, integrator, rng, record=True, checkpoint_every=checkpoint_every)
+                state = self._initial(model, rng) if start is None else start
+                loss = self._rollout_loss(model, integrator, state, T - cut, record=True, checkpoint_every=checkpoint_every)
             tape.backward(loss=loss)
             raw = float(loss.numpy()[0])
             scale, d_scale = self.parameters.loss_scale(row)
@@ -345,9 +360,9 @@ class MDObjective(RolloutObjective):
             del tape
             if not np.all(np.isfinite(gradients[w])):
                 raise GradientNotFiniteError(f"the parameter gradient is non-finite in world {w} (row {row.tolist()}); the "
-                                             "rollout is too long or too chaotic to backpropagate: use the es estimator", step=0)
-        T = self.num_steps
-        peak = T + 1 if checkpoint_every is None else -(-T // int(checkpoint_every)) + int(checkpoint_every) + 1
+                                             "rollout is too long or too chaotic to backpropagate: use the es estimator", step=cut)
+        steps = T - cut
+        peak = steps + 1 if checkpoint_every is None else -(-steps // int(checkpoint_every)) + int(checkpoint_every) + 1
         return SweepResult(losses=losses, gradients=gradients, peak_states=peak)
 
     # the per-step interface of RolloutObjective: an MD objective runs whole rollouts instead

@@ -186,8 +186,6 @@ def test_seed_modes():
 
 def test_bad_input_raises_clear_errors():
     objective = packing()
-    with pytest.raises(ValueError, match="window=3"):
-        sim.grad(objective, [0.6], estimator="truncated", window=3)
     with pytest.raises(ValueError, match="clip=1.0"):
         sim.grad(objective, [0.6], estimator="truncated", window=100, clip=1.0)
     with pytest.raises(ValueError, match="small_diameter must be > 0, got -0.1"):
@@ -213,3 +211,42 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="requires_grad=True"):
         sim.MDObjective(without_gradients, md.FIRE, md.PairParameters(("epsilon",), (1.0,)), md.potential_energy,
                         initial_state=lambda m, r: m.state(), num_steps=2)
+
+
+def test_truncated_differentiates_the_last_window_only():
+    """Velocity Verlet, 20 steps, windows of 6: the last window is steps 18-20. Its gradient is the
+    gradient of a 2-step objective that starts from the state reached after 18 steps at the
+    reference theta (frozen), checked here by central differences of that objective."""
+    from simulator.scenes.md_systems import lj_fluid, maxwell_boltzmann_velocities
+
+    objective = lj(steps=20, seeds="shared")
+    theta = np.array([1.05, 0.97])
+    truncated = sim.grad(objective, theta, estimator="truncated", window=6, seed=4)
+    analytic = sim.grad(objective, theta, seed=4)
+    assert truncated.value == pytest.approx(analytic.value, rel=1e-10)
+    assert truncated.diagnostics["peak_states"] == 3
+    assert np.linalg.norm(truncated.gradient - analytic.gradient) > 1e-3 * np.linalg.norm(analytic.gradient)
+
+    def model_factory(row):
+        return lj_fluid(36, dim=2, device=DEVICE, requires_grad=True)[0]
+
+    parameters = md.PairParameters(("epsilon", "sigma"), theta)
+
+    def frozen_start(model, rng):  # 18 steps at the reference theta, whatever the row
+        kept = {name: getattr(model, field).numpy().copy() for name, field in parameters.FIELDS.items()}
+        parameters.apply(model, theta)
+        velocities = maxwell_boltzmann_velocities(model.particle_count, model.dim, 1.0, rng)
+        state = model.state(positions=model.initial_positions[:, :2], velocities=velocities)
+        start = md.rollout(model, state, md.VelocityVerlet(neighbors=md.NeighborList(model)), num_steps=18, record=False).final
+        for name, field in parameters.FIELDS.items():
+            getattr(model, field).assign(kept[name])
+        return start
+
+    last_window = sim.MDObjective(model_factory, lambda m: md.VelocityVerlet(neighbors=md.NeighborList(m)), parameters,
+                                  lambda m, s, nl: md.potential_energy(m, s, nl), initial_state=frozen_start, num_steps=2)
+    np.testing.assert_allclose(truncated.gradient, central_difference(last_window, theta, 4), rtol=1e-6)
+
+
+def test_truncating_fire_raises():
+    with pytest.raises(ValueError, match="window=3: a FIRE rollout cannot be truncated"):
+        sim.grad(packing(), [0.6], estimator="truncated", window=3)
