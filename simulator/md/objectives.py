@@ -45,8 +45,9 @@ MODEL_CACHE_SIZE = 4  # models (with their integrators and captured graphs) kept
 
 class ParameterMap:
     """How a theta row ``(P,)`` sets a :class:`ParticleModel`'s differentiable parameters, and the
-    chain rule back from their gradients. Subclasses set ``names`` and implement :meth:`apply`
-    and :meth:`chain`; :meth:`check` and :meth:`structure` have defaults."""
+    chain rule back from their gradients. Subclasses set ``names`` and implement :meth:`initial`,
+    :meth:`apply` and :meth:`chain`; :meth:`check`, :meth:`structure` and :meth:`loss_scale` have
+    defaults."""
 
     names: tuple[str, ...] = ()
 
