@@ -29,7 +29,6 @@ from .builder import SceneBuilder
 from .contact import ContactSettings
 from .errors import SimulationDivergedError
 from .gradients import GradientNotFiniteError, GradientResult, RolloutObjective, grad, register_estimator
-from .md.objectives import LJFluidObjective, MDObjective, PackingObjective
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -92,3 +91,19 @@ __all__ = [
     "rollout",
     "step",
 ]
+
+# the molecular-dynamics objectives live in simulator.md; imported on first use, so that `import simulator`
+# does not pay for the MD kernels (~0.4 s)
+_MD_OBJECTIVES = ("LJFluidObjective", "MDObjective", "PackingObjective")
+
+
+def __getattr__(name):
+    if name in _MD_OBJECTIVES:
+        from .md import objectives
+
+        return getattr(objectives, name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_MD_OBJECTIVES])
