@@ -22,6 +22,8 @@ Public API (every name is listed here once)::
     ActuatorEffort, trajectory_loss
                             one task model: loss terms (simulator.losses) used by objectives,
                             robot scenes, torch ops and demos
+    MDObjective, PackingObjective, LJFluidObjective
+                            molecular-dynamics rollout objectives (from simulator.md)
     optimize, OptimizationResult, Adam
                             Adam with any estimator, progress bar, CSV log, checkpoint/resume
 
@@ -80,10 +82,12 @@ __all__ = [
     "GradientNotFiniteError",
     "GradientResult",
     "JointError",
+    "LJFluidObjective",
     "LinearFeedback",
     "LossNotFiniteError",
     "LinearJointFeedback",
     "LossContext",
+    "MDObjective",
     "MJCFWarning",
     "MLPJointPolicy",
     "Model",
@@ -92,6 +96,7 @@ __all__ = [
     "OpenLoopForces",
     "OptimizationResult",
     "ParameterError",
+    "PackingObjective",
     "PositionLoss",
     "Precision",
     "RigidSolver",
@@ -118,3 +123,19 @@ __all__ = [
     "step",
     "trajectory_loss",
 ]
+
+# the molecular-dynamics objectives live in simulator.md; imported on first use, so that `import simulator`
+# does not pay for the MD kernels (~0.4 s)
+_MD_OBJECTIVES = ("LJFluidObjective", "MDObjective", "PackingObjective")
+
+
+def __getattr__(name):
+    if name in _MD_OBJECTIVES:
+        from .md import objectives
+
+        return getattr(objectives, name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_MD_OBJECTIVES])

@@ -80,8 +80,9 @@ def check_theta(objective: RolloutObjective, theta) -> np.ndarray:
 def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Per-world losses ``(W,)`` for the parameter rows ``(W, P)``, without recording a tape.
 
-    An objective with a fast path (``evaluate_rows(theta_rows, seed=...)`` returning the losses,
-    or None where it cannot) runs it; otherwise the objective is stepped from Python."""
+    An objective with its own path (``evaluate_rows(theta_rows, seed=...)`` returning the losses,
+    or None where it cannot: the rollout engine's programs, MD objectives) runs it; otherwise the
+    objective is stepped from Python."""
     fast = getattr(objective, "evaluate_rows", None)
     if fast is not None:
         losses = fast(np.asarray(theta_rows), seed=seed)
@@ -191,15 +192,19 @@ def reverse_sweep(
         segment = 1  # clipping and tracing act at every step boundary
     segment = max(1, min(segment, max(T, 1)))
 
-    fast = getattr(objective, "sweep_rows", None)  # an objective's own fast path (None where it cannot)
+    # an objective's own path (the rollout engine's programs; MD objectives, which run whole
+    # rollouts and raise ValueError naming an option they cannot honour); None: step it from Python
+    fast = getattr(objective, "sweep_rows", None)
     if fast is not None:
         result = fast(np.asarray(theta_rows), seed=seed, checkpoint_every=checkpoint_every, window=window, clip=clip, trace=trace)
         if result is not None:
             _check_losses(result.losses)
             bad = np.flatnonzero(~np.all(np.isfinite(result.gradients), axis=1))
             if bad.size:
-                # locate the step with the per-step sweep of the generic path (it raises)
-                _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=clip, trace=True)
+                try:  # locate the step with the per-step sweep of the generic path (it raises)
+                    _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=clip, trace=True)
+                except NotImplementedError:  # an objective that cannot be stepped from Python
+                    pass
                 raise GradientNotFiniteError(f"the parameter gradient is non-finite in world {int(bad[0])}", step=0)
             return result
     return _python_sweep(objective, theta_rows, seed=seed, segment=segment, window=window, clip=clip, trace=trace)

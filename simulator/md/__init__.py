@@ -8,6 +8,8 @@ Public API::
     NeighborList                                        cell-list Verlet list with a skin
     VelocityVerlet, LangevinBAOAB, FIRE                 step(model, state_in, state_out, control, dt)
     rollout, MDTrajectory                               many steps, recorded or checkpointed
+    MDObjective, PackingObjective, LJFluidObjective,
+    ParameterMap, PairParameters, PackingDiameters      rollout objectives for simulator.grad
     potential_energy, kinetic_energy, temperature,
     pressure, radial_distribution,
     positions_from_fractional                           observables and helpers
@@ -18,6 +20,14 @@ One system per model (no batched worlds).
 
 from .integrators import FIRE, LangevinBAOAB, VelocityVerlet, check_forces
 from .neighbors import NeighborList, NonFinitePositionsError
+from .objectives import (
+    LJFluidObjective,
+    MDObjective,
+    PackingDiameters,
+    PackingObjective,
+    PairParameters,
+    ParameterMap,
+)
 from .observables import (
     kinetic_energy,
     positions_from_fractional,
@@ -33,12 +43,18 @@ from .rollout import MDTrajectory, rollout
 __all__ = [
     "FIRE",
     "LangevinBAOAB",
+    "LJFluidObjective",
     "LennardJones",
+    "MDObjective",
     "MDTrajectory",
     "Morse",
     "NeighborList",
     "NonFinitePositionsError",
+    "PackingDiameters",
+    "PackingObjective",
+    "PairParameters",
     "PairPotential",
+    "ParameterMap",
     "ParticleBuilder",
     "ParticleModel",
     "ParticleState",
