@@ -256,11 +256,11 @@ def articulation_kernels(scalar):
         dof_act_start: wp.array(dtype=int),
         dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
-        act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
         act_upper: wp.array(dtype=scalar),
-        act_kp: wp.array(dtype=scalar),
-        act_kd: wp.array(dtype=scalar),
+        actuator_gear: wp.array2d(dtype=scalar),
+        actuator_kp: wp.array2d(dtype=scalar),
+        actuator_kd: wp.array2d(dtype=scalar),
         control: wp.array2d(dtype=scalar),
         world: int,
         dof: int,
@@ -275,11 +275,13 @@ def articulation_kernels(scalar):
             a = dof_act[p]
             u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
             if act_kind[a] == ACTUATOR_MOTOR:
-                tau = tau + act_gear[a] * u
+                tau = tau + actuator_gear[world, a] * u
             else:
-                tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
-                stiff = stiff + act_kp[a]
-                damp = damp + act_kd[a]
+                kp = actuator_kp[world, a]
+                kd = actuator_kd[world, a]
+                tau = tau + kp * (u - q) - kd * qd
+                stiff = stiff + kp
+                damp = damp + kd
         return tau, stiff, damp
 
     @wp.func
@@ -410,9 +412,18 @@ def articulation_kernels(scalar):
 
     @wp.kernel
     def articulation_step(
-        # Model:
+        # Model, per world (differentiable):
         body_mass: wp.array2d(dtype=scalar),
         body_inertia: wp.array2d(dtype=mat33),
+        joint_armature: wp.array2d(dtype=scalar),
+        joint_damping: wp.array2d(dtype=scalar),
+        joint_stiffness: wp.array2d(dtype=scalar),
+        joint_limit_lower: wp.array2d(dtype=scalar),
+        joint_limit_upper: wp.array2d(dtype=scalar),
+        actuator_gear: wp.array2d(dtype=scalar),
+        actuator_kp: wp.array2d(dtype=scalar),
+        actuator_kd: wp.array2d(dtype=scalar),
+        # Model, shared by the worlds:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
         joint_type: wp.array(dtype=int),
@@ -424,10 +435,7 @@ def articulation_kernels(scalar):
         joint_dof_count: wp.array(dtype=int),
         dof_link: wp.array(dtype=int),
         dof_coord: wp.array(dtype=int),
-        dof_armature: wp.array(dtype=scalar),
-        dof_damping: wp.array(dtype=scalar),
-        dof_limit_lower: wp.array(dtype=scalar),
-        dof_limit_upper: wp.array(dtype=scalar),
+        dof_spring_ref: wp.array(dtype=scalar),
         dof_limit_ke: wp.array(dtype=scalar),
         dof_limit_kd: wp.array(dtype=scalar),
         dof_limit_softness: wp.array(dtype=scalar),
@@ -438,11 +446,8 @@ def articulation_kernels(scalar):
         dof_act_start: wp.array(dtype=int),
         dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
-        act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
         act_upper: wp.array(dtype=scalar),
-        act_kp: wp.array(dtype=scalar),
-        act_kd: wp.array(dtype=scalar),
         num_dofs: int,
         gravity: vec3,
         dt: scalar,
@@ -486,7 +491,7 @@ def articulation_kernels(scalar):
         2. joint-space mass matrix by the composite-rigid-body algorithm;
         3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by a sparse
            Cholesky (L^T L) factorisation;
-           joint damping, PD gains and limit springs are thus integrated implicitly;
+           joint damping and springs, PD gains and limit springs are thus integrated implicitly;
         4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
         """
         world = wp.tid()
@@ -533,15 +538,19 @@ def articulation_kernels(scalar):
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                dof_act_start, dof_act, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
+                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q,
+                qd,
             )
             tau_l, stiff_l, damp_l = limit_terms(
-                dof_limit_lower[d], dof_limit_upper[d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
+                joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
             )
             bias = wp.dot(work_s[world, d], work_force[world, k])
-            stiff = stiff_a + stiff_l
-            work_rhs[world, d] = tau_a + tau_l - dof_damping[d] * qd - bias - dt * stiff * qd
-            work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
+            spring = joint_stiffness[world, d]
+            damping = joint_damping[world, d]
+            stiff = stiff_a + stiff_l + spring
+            tau_s = spring * (dof_spring_ref[d] - q)
+            work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
+            work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
 
         # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
         #    dof i itself and the dofs above it in the dof tree, i.e. the dofs j < i of k and those of

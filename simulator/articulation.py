@@ -21,8 +21,8 @@ matrix by the composite-rigid-body algorithm, a Cholesky solve of
 
     (H + diag(armature + dt*(damping + kd) + dt^2*k)) qdd = tau - C(q, qd) + J^T f_contact - dt*k*qd,
 
-where ``k``/``kd`` are the stiffness/damping of PD actuators and active joint limits (implicit
-Euler on those terms, so stiff gains and limits stay stable at any dt), then semi-implicit Euler
+where ``k``/``kd`` are the stiffness/damping of joint springs, PD actuators and active joint
+limits (implicit Euler on those terms, so stiff gains and limits stay stable at any dt), then semi-implicit Euler
 ``qd += dt*qdd``, ``q += dt*qd`` (quaternions of free and ball joints renormalised) and forward
 kinematics. Bodies without a joint keep the maximal-coordinate integrator.
 
@@ -49,6 +49,13 @@ Actuators (``SceneBuilder.add_actuator``): ``"motor"`` applies ``gear * clip(u, 
 [N m or N]; ``"position"`` applies ``kp*(clip(u, ctrl_range) - q) - kd*qd`` (PD to a target).
 Controls ``u`` are per world and per step: ``Control.joint_act`` (W, A) and
 ``ControlSequence.joint_act`` (T, W, A), differentiable.
+
+Parameters for system identification: joint armature, damping, stiffness and limits, and actuator
+gear, kp and kd are per-world model arrays (``Model.joint_armature`` ... ``Model.actuator_kd``,
+(W, D) or (W, A), listed by ``Model.parameters()``), initialised from the builder's values; with
+``requires_grad=True`` a recorded rollout's ``tape.backward`` fills their ``.grad``. The
+topology and the limit-law constants (ke, kd, s), spring references and control ranges are
+shared by the worlds (``model.articulation``).
 """
 
 from __future__ import annotations
@@ -69,6 +76,7 @@ from .kernels.articulation import (
     JOINT_REVOLUTE,
     articulation_kernels,
 )
+from .model import JOINT_PARAMETERS
 from .spatial import normalize_quaternion, quat_multiply, quat_to_matrix
 
 JOINT_KINDS = {
@@ -102,6 +110,8 @@ class _Joint:
     qd: np.ndarray
     armature: float
     damping: float
+    stiffness: float
+    spring_ref: float
     limit: tuple[float, float] | None
     limit_stiffness: float
     limit_damping: float
@@ -147,6 +157,8 @@ class ArticulationBuilderMixin:
         qd=None,
         armature: float = 0.0,
         damping: float = 0.0,
+        stiffness: float = 0.0,
+        spring_ref: float = 0.0,
         limit=None,
         limit_stiffness: float = DEFAULT_LIMIT_STIFFNESS,
         limit_damping: float = DEFAULT_LIMIT_DAMPING,
@@ -165,6 +177,9 @@ class ArticulationBuilderMixin:
             qd: initial velocities [rad/s or m/s]; default zero.
             armature: rotor inertia added to each dof's diagonal [kg m^2 or kg].
             damping: joint viscous damping [N m s/rad or N s/m].
+            stiffness: joint spring ``tau = stiffness * (spring_ref - q)`` [N m/rad or N/m]
+                (revolute and prismatic joints; integrated implicitly like the damping).
+            spring_ref: the spring's rest coordinate [rad or m].
             limit: (lower, upper) [rad or m] for revolute and prismatic joints, or None.
             limit_stiffness, limit_damping, limit_softness: the soft-limit law (ke [N m/rad],
                 kd [N m s/rad], s [rad]; see the module docstring).
@@ -219,6 +234,13 @@ class ArticulationBuilderMixin:
             if not lower < upper:
                 raise ValueError(f"limit of {label} must have lower < upper, got {limit!r}")
             limit = (lower, upper)
+        stiffness = float(check_nonnegative(f"stiffness of {label}", stiffness))
+        spring_ref = float(check_finite(f"spring_ref of {label}", spring_ref))
+        if (stiffness != 0.0 or spring_ref != 0.0) and code not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
+            raise ValueError(
+                f"stiffness={stiffness!r}, spring_ref={spring_ref!r} of {label}: only revolute and prismatic joints take a spring, "
+                f"got kind {kind!r}"
+            )
         joint = _Joint(
             kind=code,
             parent=parent,
@@ -229,6 +251,8 @@ class ArticulationBuilderMixin:
             qd=qd,
             armature=float(check_nonnegative(f"armature of {label}", armature)),
             damping=float(check_nonnegative(f"damping of {label}", damping)),
+            stiffness=stiffness,
+            spring_ref=spring_ref,
             limit=limit,
             limit_stiffness=float(check_nonnegative(f"limit_stiffness of {label}", limit_stiffness)),
             limit_damping=float(check_nonnegative(f"limit_damping of {label}", limit_damping)),
@@ -325,13 +349,14 @@ class ArticulationBuilderMixin:
 
     # ------------------------------------------------------------------ finalize
     def _finalize_articulation(self, model, coms, requires_grad: bool):
-        """Build ``model.articulation`` (called by ``SceneBuilder.finalize``)."""
-        if not self.joints:
-            if self.actuators:
-                raise ValueError("actuators need joints")
-            return None
-        layout = _build_layout(self, coms)
-        return ArticulationModel.create(layout, model, requires_grad)
+        """Build ``model.articulation`` and the model's per-world joint and actuator parameters
+        (called by ``SceneBuilder.finalize``)."""
+        if self.actuators and not self.joints:
+            raise ValueError("actuators need joints")
+        layout = _build_layout(self, coms) if self.joints else None
+        for name, array in joint_parameters(model, layout, requires_grad).items():
+            setattr(model, name, array)
+        return None if layout is None else ArticulationModel.create(layout, model, requires_grad)
 
 
 def _pose(position, rotation):
@@ -346,6 +371,37 @@ def _tf_mul(a, b):
 def _tf_inv(a):
     conj = np.array([-a[3], -a[4], -a[5], a[6]])
     return np.concatenate([-(quat_to_matrix(conj) @ a[:3]), conj])
+
+
+def _big(prec) -> float:
+    """Finite stand-in for an infinite joint limit or control bound (its arithmetic stays finite)."""
+    return float(np.finfo(prec.numpy).max / 16)
+
+
+def joint_parameters(model, layout: dict | None, requires_grad: bool) -> dict[str, wp.array]:
+    """The model's per-world joint and actuator parameters (``Model.joint_*``, ``Model.actuator_*``),
+    by field name: (W, D) per dof, (W, A) per actuator, one padding column where D or A is 0
+    (also for a model without joints), so that every field can be sliced by world."""
+    prec, W = model.precision, model.num_worlds
+    dof_joint = [] if layout is None else [layout["joints"][j] for j in layout["dof_joint"]]
+    actuators = [] if layout is None else layout["actuators"]
+    big = _big(prec)
+    values = dict(
+        joint_armature=[j.armature for j in dof_joint],
+        joint_damping=[j.damping for j in dof_joint],
+        joint_stiffness=[j.stiffness for j in dof_joint],
+        joint_limit_lower=np.clip([j.limit[0] if j.limit else -np.inf for j in dof_joint], -big, big).tolist(),
+        joint_limit_upper=np.clip([j.limit[1] if j.limit else np.inf for j in dof_joint], -big, big).tolist(),
+        actuator_gear=[a.gear for a in actuators],
+        actuator_kp=[a.kp for a in actuators],
+        actuator_kd=[a.kd for a in actuators],
+    )
+
+    def per_world(row):
+        row = np.asarray(row if row else [0.0], dtype=prec.numpy)
+        return wp.array(np.broadcast_to(row, (W, row.size)).copy(), dtype=prec.scalar, device=model.device, requires_grad=requires_grad)
+
+    return {name: per_world(row) for name, row in values.items()}
 
 
 def _grouped(keys, n: int):
@@ -464,7 +520,8 @@ class ArticulationModel:
     """The articulations of a :class:`simulator.Model` (``model.articulation``).
 
     Shapes: L links (one per joint; a body with several joints gets massless internal links),
-    D dofs, Q coordinates, A actuators, W worlds. Joint parameters are shared by all worlds.
+    D dofs, Q coordinates, A actuators, W worlds. Everything here is shared by all worlds; the
+    per-world joint and actuator parameters are fields of the Model (``Model.joint_damping`` ...).
 
     Attributes:
         num_links, num_dofs, num_coords, num_actuators: L, D, Q, A.
@@ -507,9 +564,7 @@ class ArticulationModel:
             return wp.array(values if values.size else np.zeros(0, np.int32), dtype=wp.int32, device=dev)
 
         dof_joint = [joints[j] for j in layout["dof_joint"]]
-        lower = [j.limit[0] if j.limit else -np.inf for j in dof_joint]
-        upper = [j.limit[1] if j.limit else np.inf for j in dof_joint]
-        big = np.finfo(prec.numpy).max / 16
+        big = _big(prec)
         pairs = np.asarray(layout["pairs"], dtype=np.int32).reshape(-1, 2)
         below = pairs[pairs[:, 0] != pairs[:, 1]]
         pair_start, _ = _grouped(pairs[:, 0], nd)  # pairs come sorted by row
@@ -528,10 +583,7 @@ class ArticulationModel:
             joint_dof_count=iarr([DOF_COUNT[lk["kind"]] for lk in links]),
             dof_link=iarr(layout["dof_link"]),
             dof_coord=iarr(layout["dof_coord"]),
-            dof_armature=farr([j.armature for j in dof_joint]),
-            dof_damping=farr([j.damping for j in dof_joint]),
-            dof_limit_lower=farr(np.clip(lower, -big, big)),
-            dof_limit_upper=farr(np.clip(upper, -big, big)),
+            dof_spring_ref=farr([j.spring_ref for j in dof_joint]),
             dof_limit_ke=farr([j.limit_stiffness if j.limit else 0.0 for j in dof_joint]),
             dof_limit_kd=farr([j.limit_damping if j.limit else 0.0 for j in dof_joint]),
             dof_limit_softness=farr([j.limit_softness for j in dof_joint]),
@@ -544,11 +596,8 @@ class ArticulationModel:
             dof_act_start=iarr(act_start),
             dof_act=iarr(act_order),
             act_kind=iarr([a.kind for a in actuators]),
-            act_gear=farr([a.gear for a in actuators]),
             act_lower=farr(np.clip([a.ctrl_range[0] for a in actuators], -big, big)),
             act_upper=farr(np.clip([a.ctrl_range[1] for a in actuators], -big, big)),
-            act_kp=farr([a.kp for a in actuators]),
-            act_kd=farr([a.kd for a in actuators]),
         )
         q0 = np.concatenate([lk["q0"] for lk in links]) if nq else np.zeros(0)
         qd0 = np.concatenate([joints[lk["joint"]].qd for lk in links]) if nd else np.zeros(0)
@@ -690,16 +739,14 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
         kernels.articulation_step,
         dim=model.num_worlds,
         inputs=[model.body_mass, model.body_inertia]
+        + [getattr(model, name) for name in JOINT_PARAMETERS]
         + _static(
             model,
             *_LINK_ARRAYS,
             "joint_dof_count",
             "dof_link",
             "dof_coord",
-            "dof_armature",
-            "dof_damping",
-            "dof_limit_lower",
-            "dof_limit_upper",
+            "dof_spring_ref",
             "dof_limit_ke",
             "dof_limit_kd",
             "dof_limit_softness",
@@ -710,11 +757,8 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
             "dof_act_start",
             "dof_act",
             "act_kind",
-            "act_gear",
             "act_lower",
             "act_upper",
-            "act_kp",
-            "act_kd",
         )
         + [
             int(art.num_dofs),

@@ -27,7 +27,7 @@ from . import rigid
 from .kernels.rigid import NO_DIVERGENCE
 from .model import Control, ControlSequence, Model, State
 
-_PER_WORLD_MODEL_ARRAYS = ("body_mass", "body_inertia", "shape_stiffness", "shape_damping", "shape_friction", "contact_softness")
+_PER_WORLD_MODEL_ARRAYS = Model.PER_WORLD_ARRAYS
 
 
 def default_threads() -> int:
