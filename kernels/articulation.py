@@ -344,12 +344,12 @@ def articulation_kernels(scalar):
         world: int,
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
         joint_q: wp.array2d(dtype=scalar),
         joint_qd: wp.array2d(dtype=scalar),
         link_q: wp.array2d(dtype=transform),
@@ -363,17 +363,17 @@ def articulation_kernels(scalar):
         for k in range(link_body.shape[0]):
             parent = link_parent[k]
             pose, v = link_forward_kinematics(
-                joint_type[k],
-                joint_axis[k],
-                joint_parent_xform[k],
-                joint_child_xform[k],
+                link_type[k],
+                link_axis[k],
+                link_parent_xform[k],
+                link_child_xform[k],
                 parent_pose(link_q, world, parent),
                 parent_twist(link_v, world, parent),
                 joint_q,
                 joint_qd,
                 world,
-                joint_q_start[k],
-                joint_qd_start[k],
+                link_q_start[k],
+                link_qd_start[k],
             )
             link_q[world, k] = pose
             link_v[world, k] = v
@@ -389,12 +389,12 @@ def articulation_kernels(scalar):
         # Model:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
         # State in:
         joint_q: wp.array2d(dtype=scalar),
         joint_qd: wp.array2d(dtype=scalar),
@@ -407,8 +407,8 @@ def articulation_kernels(scalar):
     ):
         """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
         world = wp.tid()
-        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
-                     joint_q_start, joint_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
+        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
+                     link_q_start, link_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
 
     @wp.kernel
     def articulation_step(
@@ -426,13 +426,13 @@ def articulation_kernels(scalar):
         # Model, shared by the worlds:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
-        joint_dof_count: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
+        link_dof_count: wp.array(dtype=int),
         dof_link: wp.array(dtype=int),
         dof_coord: wp.array(dtype=int),
         dof_spring_ref: wp.array(dtype=scalar),
@@ -506,13 +506,13 @@ def articulation_kernels(scalar):
             pose = link_q_in[world, k]
             v = link_v_in[world, k]
             v_parent = parent_twist(link_v_in, world, parent)
-            frame_parent = parent_pose(link_q_in, world, parent) * joint_parent_xform[k]
-            frame_child = pose * joint_child_xform[k]
-            ds = joint_qd_start[k]
-            for i in range(joint_dof_count[k]):
-                work_s[world, ds + i] = dof_motion(joint_type[k], joint_axis[k], frame_parent, frame_child, i)
+            frame_parent = parent_pose(link_q_in, world, parent) * link_parent_xform[k]
+            frame_child = pose * link_child_xform[k]
+            ds = link_qd_start[k]
+            for i in range(link_dof_count[k]):
+                work_s[world, ds + i] = dof_motion(link_type[k], link_axis[k], frame_parent, frame_child, i)
             acc = parent_acceleration(work_acc, world, parent, base_acc) + joint_bias(
-                joint_type[k], frame_parent, v_parent, v - v_parent, joint_qd_in, world, ds
+                link_type[k], frame_parent, v_parent, v - v_parent, joint_qd_in, world, ds
             )
             work_acc[world, k] = acc
             m, h, J = link_inertia(body_mass, body_inertia, world, body, pose)
@@ -584,9 +584,9 @@ def articulation_kernels(scalar):
         for d in range(n):
             joint_qd_out[world, d] = joint_qd_in[world, d] + dt * work_qdd[world, d]
         for k in range(num_links):
-            jtype = joint_type[k]
-            qs = joint_q_start[k]
-            ds = joint_qd_start[k]
+            jtype = link_type[k]
+            qs = link_q_start[k]
+            ds = link_qd_start[k]
             if jtype == JOINT_REVOLUTE or jtype == JOINT_PRISMATIC:
                 joint_q_out[world, qs] = joint_q_in[world, qs] + dt * joint_qd_out[world, ds]
             if jtype == JOINT_FREE:
@@ -602,8 +602,8 @@ def articulation_kernels(scalar):
                     joint_q_out[world, qs + 3 + i] = rot_free[i]
 
         # 7. forward kinematics at the new configuration
-        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
-                     joint_q_start, joint_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
+        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
+                     link_q_start, link_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
                      body_q_out, body_v_out, body_w_out)
 
     @wp.kernel

@@ -177,4 +177,4 @@ def test_mjcf_joint_spring(tmp_path):
     model = builder.finalize(device=DEVICE, precision="float64")
     assert model.joint_stiffness.numpy()[0, :2].tolist() == [3.0, 5.0]
     assert np.all(model.joint_stiffness.numpy()[0, 2:] == 0.0)
-    assert model.articulation.arrays["dof_spring_ref"].numpy()[:2] == pytest.approx([np.pi / 2, 0.25])
+    assert model.articulation.dof_spring_ref.numpy()[:2] == pytest.approx([np.pi / 2, 0.25])
