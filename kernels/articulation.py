@@ -258,11 +258,11 @@ def articulation_kernels(scalar):
         dof_act_start: wp.array(dtype=int),
         dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
-        act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
         act_upper: wp.array(dtype=scalar),
-        act_kp: wp.array(dtype=scalar),
-        act_kd: wp.array(dtype=scalar),
+        actuator_gear: wp.array2d(dtype=scalar),
+        actuator_kp: wp.array2d(dtype=scalar),
+        actuator_kd: wp.array2d(dtype=scalar),
         control: wp.array2d(dtype=scalar),
         world: int,
         dof: int,
@@ -277,11 +277,13 @@ def articulation_kernels(scalar):
             a = dof_act[p]
             u = wp.clamp(control[world, a], act_lower[a], act_upper[a])
             if act_kind[a] == ACTUATOR_MOTOR:
-                tau = tau + act_gear[a] * u
+                tau = tau + actuator_gear[world, a] * u
             else:
-                tau = tau + act_kp[a] * (u - q) - act_kd[a] * qd
-                stiff = stiff + act_kp[a]
-                damp = damp + act_kd[a]
+                kp = actuator_kp[world, a]
+                kd = actuator_kd[world, a]
+                tau = tau + kp * (u - q) - kd * qd
+                stiff = stiff + kp
+                damp = damp + kd
         return tau, stiff, damp
 
     @wp.func
@@ -344,12 +346,12 @@ def articulation_kernels(scalar):
         world: int,
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
         joint_q: wp.array2d(dtype=scalar),
         joint_qd: wp.array2d(dtype=scalar),
         link_q: wp.array2d(dtype=transform),
@@ -363,17 +365,17 @@ def articulation_kernels(scalar):
         for k in range(link_body.shape[0]):
             parent = link_parent[k]
             pose, v = link_forward_kinematics(
-                joint_type[k],
-                joint_axis[k],
-                joint_parent_xform[k],
-                joint_child_xform[k],
+                link_type[k],
+                link_axis[k],
+                link_parent_xform[k],
+                link_child_xform[k],
                 parent_pose(link_q, world, parent),
                 parent_twist(link_v, world, parent),
                 joint_q,
                 joint_qd,
                 world,
-                joint_q_start[k],
-                joint_qd_start[k],
+                link_q_start[k],
+                link_qd_start[k],
             )
             link_q[world, k] = pose
             link_v[world, k] = v
@@ -389,12 +391,12 @@ def articulation_kernels(scalar):
         # Model:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
         # State in:
         joint_q: wp.array2d(dtype=scalar),
         joint_qd: wp.array2d(dtype=scalar),
@@ -407,29 +409,35 @@ def articulation_kernels(scalar):
     ):
         """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
         world = wp.tid()
-        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
-                     joint_q_start, joint_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
+        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
+                     link_q_start, link_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
 
     @wp.kernel
     def articulation_step(
-        # Model:
+        # Model, per world (differentiable):
         body_mass: wp.array2d(dtype=scalar),
         body_inertia: wp.array2d(dtype=mat33),
+        joint_armature: wp.array2d(dtype=scalar),
+        joint_damping: wp.array2d(dtype=scalar),
+        joint_stiffness: wp.array2d(dtype=scalar),
+        joint_limit_lower: wp.array2d(dtype=scalar),
+        joint_limit_upper: wp.array2d(dtype=scalar),
+        actuator_gear: wp.array2d(dtype=scalar),
+        actuator_kp: wp.array2d(dtype=scalar),
+        actuator_kd: wp.array2d(dtype=scalar),
+        # Model, shared by the worlds:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
-        joint_type: wp.array(dtype=int),
-        joint_axis: wp.array(dtype=vec3),
-        joint_parent_xform: wp.array(dtype=transform),
-        joint_child_xform: wp.array(dtype=transform),
-        joint_q_start: wp.array(dtype=int),
-        joint_qd_start: wp.array(dtype=int),
-        joint_dof_count: wp.array(dtype=int),
+        link_type: wp.array(dtype=int),
+        link_axis: wp.array(dtype=vec3),
+        link_parent_xform: wp.array(dtype=transform),
+        link_child_xform: wp.array(dtype=transform),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
+        link_dof_count: wp.array(dtype=int),
         dof_link: wp.array(dtype=int),
         dof_coord: wp.array(dtype=int),
-        dof_armature: wp.array(dtype=scalar),
-        dof_damping: wp.array(dtype=scalar),
-        dof_limit_lower: wp.array(dtype=scalar),
-        dof_limit_upper: wp.array(dtype=scalar),
+        dof_spring_ref: wp.array(dtype=scalar),
         dof_limit_ke: wp.array(dtype=scalar),
         dof_limit_kd: wp.array(dtype=scalar),
         dof_limit_softness: wp.array(dtype=scalar),
@@ -440,11 +448,8 @@ def articulation_kernels(scalar):
         dof_act_start: wp.array(dtype=int),
         dof_act: wp.array(dtype=int),
         act_kind: wp.array(dtype=int),
-        act_gear: wp.array(dtype=scalar),
         act_lower: wp.array(dtype=scalar),
         act_upper: wp.array(dtype=scalar),
-        act_kp: wp.array(dtype=scalar),
-        act_kd: wp.array(dtype=scalar),
         num_dofs: int,
         gravity: vec3,
         dt: scalar,
@@ -488,7 +493,7 @@ def articulation_kernels(scalar):
         2. joint-space mass matrix by the composite-rigid-body algorithm;
         3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by a sparse
            Cholesky (L^T L) factorisation;
-           joint damping, PD gains and limit springs are thus integrated implicitly;
+           joint damping and springs, PD gains and limit springs are thus integrated implicitly;
         4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
         """
         world = wp.tid()
@@ -503,13 +508,13 @@ def articulation_kernels(scalar):
             pose = link_q_in[world, k]
             v = link_v_in[world, k]
             v_parent = parent_twist(link_v_in, world, parent)
-            frame_parent = parent_pose(link_q_in, world, parent) * joint_parent_xform[k]
-            frame_child = pose * joint_child_xform[k]
-            ds = joint_qd_start[k]
-            for i in range(joint_dof_count[k]):
-                work_s[world, ds + i] = dof_motion(joint_type[k], joint_axis[k], frame_parent, frame_child, i)
+            frame_parent = parent_pose(link_q_in, world, parent) * link_parent_xform[k]
+            frame_child = pose * link_child_xform[k]
+            ds = link_qd_start[k]
+            for i in range(link_dof_count[k]):
+                work_s[world, ds + i] = dof_motion(link_type[k], link_axis[k], frame_parent, frame_child, i)
             acc = parent_acceleration(work_acc, world, parent, base_acc) + joint_bias(
-                joint_type[k], frame_parent, v_parent, v - v_parent, joint_qd_in, world, ds
+                link_type[k], frame_parent, v_parent, v - v_parent, joint_qd_in, world, ds
             )
             work_acc[world, k] = acc
             m, h, J = link_inertia(body_mass, body_inertia, world, body, pose)
@@ -535,15 +540,19 @@ def articulation_kernels(scalar):
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                dof_act_start, dof_act, act_kind, act_gear, act_lower, act_upper, act_kp, act_kd, control_act, world, d, q, qd
+                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q,
+                qd,
             )
             tau_l, stiff_l, damp_l = limit_terms(
-                dof_limit_lower[d], dof_limit_upper[d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
+                joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
             )
             bias = wp.dot(work_s[world, d], work_force[world, k])
-            stiff = stiff_a + stiff_l
-            work_rhs[world, d] = tau_a + tau_l - dof_damping[d] * qd - bias - dt * stiff * qd
-            work_diag[world, d] = dof_armature[d] + dt * (dof_damping[d] + damp_a + damp_l) + dt * dt * stiff
+            spring = joint_stiffness[world, d]
+            damping = joint_damping[world, d]
+            stiff = stiff_a + stiff_l + spring
+            tau_s = spring * (dof_spring_ref[d] - q)
+            work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
+            work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
 
         # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
         #    dof i itself and the dofs above it in the dof tree, i.e. the dofs j < i of k and those of
@@ -577,9 +586,9 @@ def articulation_kernels(scalar):
         for d in range(n):
             joint_qd_out[world, d] = joint_qd_in[world, d] + dt * work_qdd[world, d]
         for k in range(num_links):
-            jtype = joint_type[k]
-            qs = joint_q_start[k]
-            ds = joint_qd_start[k]
+            jtype = link_type[k]
+            qs = link_q_start[k]
+            ds = link_qd_start[k]
             if jtype == JOINT_REVOLUTE or jtype == JOINT_PRISMATIC:
                 joint_q_out[world, qs] = joint_q_in[world, qs] + dt * joint_qd_out[world, ds]
             if jtype == JOINT_FREE:
@@ -595,66 +604,13 @@ def articulation_kernels(scalar):
                     joint_q_out[world, qs + 3 + i] = rot_free[i]
 
         # 7. forward kinematics at the new configuration
-        write_frames(world, link_body, link_parent, joint_type, joint_axis, joint_parent_xform, joint_child_xform,
-                     joint_q_start, joint_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
+        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
+                     link_q_start, link_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
                      body_q_out, body_v_out, body_w_out)
-
-    @wp.kernel
-    def joint_cost(
-        # Model:
-        term_coord: wp.array(dtype=int),
-        term_is_velocity: wp.array(dtype=int),
-        term_is_angle: wp.array(dtype=int),
-        term_target: wp.array(dtype=scalar),
-        term_weight: wp.array(dtype=scalar),
-        # State in:
-        joint_q: wp.array2d(dtype=scalar),
-        joint_qd: wp.array2d(dtype=scalar),
-        # Out (accumulated):
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += weight * e^2 per term, e = x - target, or 2 sin(e/2) for angles (smooth, 2pi-periodic)."""
-        world, t = wp.tid()
-        coord = term_coord[t]
-        x = wp.where(term_is_velocity[t] == 0, joint_q[world, coord], joint_qd[world, coord])
-        e = x - term_target[t]
-        e = wp.where(term_is_angle[t] != 0, scalar(2.0) * wp.sin(scalar(0.5) * e), e)
-        wp.atomic_add(loss, world, term_weight[t] * e * e)
-
-    @wp.kernel
-    def body_progress(
-        body: int,
-        axis: vec3,
-        scale: scalar,
-        # State in:
-        body_q_start: wp.array2d(dtype=transform),
-        body_q_end: wp.array2d(dtype=transform),
-        # Out (accumulated):
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += scale * dot(axis, x_end - x_start) for one body's centre of mass."""
-        world = wp.tid()
-        dx = wp.transform_get_translation(body_q_end[world, body]) - wp.transform_get_translation(body_q_start[world, body])
-        wp.atomic_add(loss, world, scale * wp.dot(axis, dx))
-
-    @wp.kernel
-    def control_effort(
-        scale: scalar,
-        control_act: wp.array2d(dtype=scalar),
-        # Out (accumulated):
-        loss: wp.array(dtype=scalar),
-    ):
-        """loss[w] += scale * u^2 for every actuator control."""
-        world, a = wp.tid()
-        u = control_act[world, a]
-        wp.atomic_add(loss, world, scale * u * u)
 
     return SimpleNamespace(
         forward_kinematics=forward_kinematics,
         articulation_step=articulation_step,
-        joint_cost=joint_cost,
-        body_progress=body_progress,
-        control_effort=control_effort,
         vec6=vec6,
     )
 

@@ -120,7 +120,20 @@ def loss_kernels(scalar):
         u = joint_act[world, a]
         wp.atomic_add(loss, world, weight * u * u)
 
+    @wp.kernel
+    def weighted_sum(
+        # In: (N,) any array's scalars, and their weights
+        values: wp.array(dtype=scalar),
+        weights: wp.array(dtype=scalar),
+        # Out (accumulated): (1,)
+        total: wp.array(dtype=scalar),
+    ):
+        """total[0] += sum_i weights[i] * values[i]; launched over (N,)."""
+        i = wp.tid()
+        wp.atomic_add(total, 0, weights[i] * values[i])
+
     return SimpleNamespace(
+        weighted_sum=weighted_sum,
         joint_error=joint_error,
         body_progress=body_progress,
         body_position=body_position,

@@ -13,8 +13,9 @@ Public API (every name is listed here once)::
     SimulatorError          base of every package exception: ParameterError (a ValueError),
                             SimulationDivergedError, GradientNotFiniteError, LossNotFiniteError,
                             NonFinitePositionsError
-    grad, GradientResult, RolloutObjective, register_estimator
-                            gradient estimators: analytic, truncated, es, hybrid, auto
+    grad, evaluate, GradientResult, RolloutObjective, register_estimator
+                            gradient estimators (analytic, truncated, es, hybrid, auto); the loss at theta
+    scalar_loss             a (1,) scalar of any array (weights or one index) for tape.backward(loss=...)
     ControlObjective, SceneTaskObjective, OpenLoopForces, OpenLoopActions, LinearFeedback,
     LinearJointFeedback, MLPJointPolicy
                             control tasks (controllers, loss terms) as rollout objectives
@@ -44,8 +45,8 @@ from .errors import (
     SimulationDivergedError,
     SimulatorError,
 )
-from .gradients import GradientResult, RolloutObjective, grad, register_estimator
-from .losses import ActuatorEffort, ForwardProgress, JointError, LossContext, Task, trajectory_loss
+from .gradients import GradientResult, RolloutObjective, evaluate, grad, register_estimator
+from .losses import ActuatorEffort, ForwardProgress, JointError, LossContext, Task, scalar_loss, trajectory_loss
 from .mjcf import MJCFWarning, load_mjcf
 from .model import Control, ControlSequence, Model, State
 from .optimize import Adam, OptimizationResult, optimize
@@ -115,12 +116,14 @@ __all__ = [
     "check_stable_timestep",
     "eval_fk",
     "get_precision",
+    "evaluate",
     "grad",
     "load_mjcf",
     "optimize",
     "register_estimator",
     "rollout",
     "step",
+    "scalar_loss",
     "trajectory_loss",
 ]
 

@@ -387,6 +387,20 @@ class Engine:
             runner = self._programs[key] = _ProgramRunner(self, program, theta_shape, recorded, self._bounds(threads))
         return runner
 
+    def advance(self, program, t: int, state: State, theta: wp.array, control, workspace: Workspace | None = None, *,
+                h: float | None = None) -> State:
+        """One control step ``t`` of ``program`` from ``state``: its control, then its substeps, each
+        into a fresh state (so an active tape records them). Returns the last state (the earlier
+        substeps stay alive through the tape's records)."""
+        if h is None:
+            h = self.solver.check_dt(program.dt, program.substeps)
+        program.apply_control(self.solver.model, t, state, theta, control, workspace)
+        for _ in range(program.substeps):
+            nxt = self.solver.output_state()
+            self.solver.step(state, nxt, control, h)
+            state = nxt
+        return state
+
     def _program_arrays(self, program, theta_rows, recorded):
         precision = self.solver.model.precision
         theta = wp.array(np.ascontiguousarray(theta_rows, dtype=precision.numpy), dtype=precision.scalar, device=self.solver.device,
@@ -423,12 +437,8 @@ class Engine:
             control, workspace = solver.control(requires_grad=True), Workspace(solver.device)
             keep.append((control, workspace))
             with tape:
-                program.apply_control(model, t, current, theta, control, workspace)
-                for _ in range(program.substeps):
-                    nxt = solver.output_state()
-                    solver.step(current, nxt, control, h)
-                    keep.append(nxt)
-                    current = nxt
+                current = self.advance(program, t, current, theta, control, workspace, h=h)
+                keep.append(current)
                 program.step_loss(model, t, current, control, theta, loss, initial_state)
             solver.record_divergence(current, t, first_bad)
         _raise_if_program_diverged(first_bad, program, solver)

@@ -299,6 +299,48 @@ def trajectory_loss(model: Model, terms: Sequence[LossTerm], trajectory, control
     return out
 
 
+def scalar_loss(array: wp.array, weights=None, *, index=None) -> wp.array:
+    """A ``(1,)`` scalar of any contiguous float array, recorded on an active ``wp.Tape``:
+    ``sum(weights * array)`` over its scalars, or the one scalar at ``index`` (into the array's
+    host shape, e.g. ``(world, body, 2)`` for a height in ``body_q``). ``tape.backward(loss=...)``
+    then needs no hand-built seed arrays.
+
+    Args:
+        array: e.g. ``trajectory.final.body_q``; vector, transform and matrix arrays count their
+            components (the shape of ``array.numpy()``).
+        weights: numpy-like of the shape of ``array.numpy()``; exclusive with ``index``.
+        index: the position of one scalar in ``array.numpy()``.
+    """
+    if not isinstance(array, wp.array) or not array.is_contiguous:
+        raise ValueError(f"array must be a contiguous wp.array, got {type(array).__name__}")
+    scalar = getattr(array.dtype, "_wp_scalar_type_", array.dtype)
+    if scalar not in (wp.float32, wp.float64):
+        raise ValueError(f"array must hold float32 or float64 values, got {array.dtype}")
+    host_shape = array.numpy().shape
+    if (weights is None) == (index is None):
+        raise ValueError("scalar_loss needs exactly one of weights and index")
+    if index is not None:
+        weights = np.zeros(host_shape)
+        try:
+            weights[tuple(np.atleast_1d(index))] = 1.0
+        except (IndexError, TypeError) as exc:
+            raise ValueError(f"index {index!r} is not a position in an array of shape {host_shape}") from exc
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != host_shape or not np.all(np.isfinite(weights)):
+        raise ValueError(f"weights must be finite with shape {host_shape}, got shape {weights.shape}")
+    count = int(np.prod(host_shape))
+    grad = None
+    if array.grad is not None:
+        grad = wp.array(ptr=array.grad.ptr, shape=(count,), dtype=scalar, device=array.device)
+    flat = wp.array(ptr=array.ptr, shape=(count,), dtype=scalar, device=array.device, grad=grad)
+    flat._keep = array  # the view must not outlive the array it aliases
+    numpy_type = np.float64 if scalar == wp.float64 else np.float32
+    w = wp.array(weights.reshape(-1).astype(numpy_type), dtype=scalar, device=array.device)
+    total = wp.zeros(1, dtype=scalar, device=array.device, requires_grad=array.requires_grad)
+    wp.launch(loss_kernels(scalar).weighted_sum, dim=count, inputs=[flat, w], outputs=[total], device=array.device)
+    return total
+
+
 # ------------------------------------------------------------------------------------ task
 @dataclass(frozen=True)
 class Task:
@@ -341,5 +383,5 @@ class Task:
         return list(self.loss_terms(int(num_steps)))
 
 
-__all__ = ["ActuatorEffort", "EffortLoss", "ForwardProgress", "JointError", "LossContext", "LossTerm", "PositionLoss", "Task",
+__all__ = ["scalar_loss", "ActuatorEffort", "EffortLoss", "ForwardProgress", "JointError", "LossContext", "LossTerm", "PositionLoss", "Task",
            "VelocityLoss", "add_terms", "trajectory_loss", "trajectory_steps"]

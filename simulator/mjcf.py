@@ -4,7 +4,8 @@ Supported: ``<compiler angle coordinate="local" eulerseq meshdir>``, ``<option g
 timestep>``, nested ``<default>`` classes (``class`` / ``childclass``), the ``<worldbody>`` tree
 of ``<body pos quat euler axisangle zaxis>`` with ``<geom>`` (sphere, capsule, box, plane, mesh;
 ``fromto``; ``density`` or ``mass``; ``friction``; ``contype``/``conaffinity``), ``<inertial>``,
-``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``, ``armature``) and
+``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``, ``armature``; and
+``stiffness``, ``springref`` for hinge and slide) and
 ``<freejoint>``, and ``<actuator>`` ``<motor>`` (gear, ctrlrange) and ``<position>`` (kp).
 A body without a joint is welded to its parent (a fixed joint). MuJoCo's soft-constraint
 contact (solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
@@ -328,10 +329,11 @@ class _Loader:
         a = {"type": "free"} if elem.tag == "freejoint" else self.attrs(elem, cls)
         a.update(elem.attrib if elem.tag == "freejoint" else {})
         self.check_attrs(elem, a, {"type", "axis", "pos", "range", "limited", "damping", "armature", "stiffness", "frictionloss", "ref", "margin", "springref"})
-        for name in ("stiffness", "frictionloss", "ref", "springref"):
+        kind = a.get("type", "hinge")
+        unsupported = ("frictionloss", "ref") if kind in ("hinge", "slide") else ("stiffness", "frictionloss", "ref", "springref")
+        for name in unsupported:
             if float(a.get(name, 0.0)) != 0.0:
                 self.warn(f"joint@{name}", f"<joint {name}> (line {elem.line}) is not supported and is ignored")
-        kind = a.get("type", "hinge")
         kinds = {"hinge": "revolute", "slide": "prismatic", "ball": "ball", "free": "free"}
         if kind not in kinds:
             self.error(elem, f"unknown joint type {kind!r}; expected one of {sorted(kinds)}")
@@ -344,6 +346,8 @@ class _Loader:
             if np.linalg.norm(axis) < 1e-12:
                 self.error(elem, f"joint {a.get('name', '')!r} has a zero axis {a.get('axis')!r}")
             options["axis"] = axis
+            options["stiffness"] = float(a.get("stiffness", 0.0))
+            options["spring_ref"] = float(a.get("springref", 0.0)) * (self.angle_scale if kind == "hinge" else 1.0)
             limited = a.get("limited", "auto")
             if "range" in a and limited in ("true", "auto"):
                 lo, hi = self.floats(elem, a, "range", 2)

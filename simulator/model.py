@@ -8,11 +8,25 @@ use the model's precision (``model.precision``: float32 or float64).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import warp as wp
 
 from .precision import Precision
+
+# The per-world joint and actuator parameters of a Model (fields of the same names), in the order
+# the articulation kernel takes them.
+JOINT_PARAMETERS = (
+    "joint_armature",
+    "joint_damping",
+    "joint_stiffness",
+    "joint_limit_lower",
+    "joint_limit_upper",
+    "actuator_gear",
+    "actuator_kp",
+    "actuator_kd",
+)
 
 
 @dataclass
@@ -98,7 +112,8 @@ class Model:
 
     Parameters that may differ per world and that gradients can flow into (when the model was
     finalized with ``requires_grad=True``): ``body_mass``, ``body_inertia``, ``shape_stiffness``,
-    ``shape_damping``, ``shape_friction`` and ``contact_softness``.
+    ``shape_damping``, ``shape_friction``, ``contact_softness`` and, with joints, the joint and
+    actuator parameters ``joint_armature`` ... ``actuator_kd`` (:meth:`parameters` lists them).
 
     Attributes:
         device: Warp device every array lives on.
@@ -126,6 +141,20 @@ class Model:
             used only by the stable-step check; 0 if not declared.
         candidate_*: (C,) contact candidates (see ``simulator.kernels.rigid``).
         requires_grad: whether arrays are allocated with gradient buffers.
+        articulation: the joints' static topology (``simulator.articulation.ArticulationModel``),
+            None without joints.
+
+    Joint and actuator parameters, per world (D dofs, A actuators of ``articulation``; one padding
+    column where D or A is 0, also without joints; see ``SceneBuilder.add_joint`` and
+    ``add_actuator``):
+        joint_armature: (W, D) rotor inertia on each dof's diagonal [kg m^2 or kg].
+        joint_damping: (W, D) viscous joint damping [N m s/rad or N s/m].
+        joint_stiffness: (W, D) joint spring toward the spring reference [N m/rad or N/m].
+        joint_limit_lower, joint_limit_upper: (W, D) joint limits [rad or m] (a huge finite
+            value where a dof has no limit; the limit springs are only active with limits).
+        actuator_gear: (W, A) motor gain [N m or N per control unit].
+        actuator_kp: (W, A) position-actuator gain [N m/rad or N/m].
+        actuator_kd: (W, A) position-actuator velocity gain [N m s/rad or N s/m].
     """
 
     device: wp.context.Device
@@ -160,21 +189,33 @@ class Model:
     initial_body_w: np.ndarray = field(repr=False)
     articulation: object = field(default=None, repr=False)  # simulator.articulation.ArticulationModel
     contact_impact_speed: float = 0.0
+    # every array with the world index first that a world range of the model is sliced from
+    PER_WORLD_ARRAYS: ClassVar[tuple[str, ...]] = (
+        "body_mass",
+        "body_inertia",
+        "shape_stiffness",
+        "shape_damping",
+        "shape_friction",
+        "contact_softness",
+    ) + JOINT_PARAMETERS
+    joint_armature: wp.array | None = field(default=None, repr=False)
+    joint_damping: wp.array | None = field(default=None, repr=False)
+    joint_stiffness: wp.array | None = field(default=None, repr=False)
+    joint_limit_lower: wp.array | None = field(default=None, repr=False)
+    joint_limit_upper: wp.array | None = field(default=None, repr=False)
+    actuator_gear: wp.array | None = field(default=None, repr=False)
+    actuator_kp: wp.array | None = field(default=None, repr=False)
+    actuator_kd: wp.array | None = field(default=None, repr=False)
 
     @property
     def candidate_count(self) -> int:
         return self.candidate_source.shape[0]
 
     def parameters(self) -> dict[str, wp.array]:
-        """The per-world physical parameters, by name (all differentiable)."""
-        return {
-            "body_mass": self.body_mass,
-            "body_inertia": self.body_inertia,
-            "shape_stiffness": self.shape_stiffness,
-            "shape_damping": self.shape_damping,
-            "shape_friction": self.shape_friction,
-            "contact_softness": self.contact_softness,
-        }
+        """The per-world physical parameters, by name (all differentiable); the joint and actuator
+        parameters (``JOINT_PARAMETERS``) only when the model has joints."""
+        joints = self.articulation is not None
+        return {name: getattr(self, name) for name in self.PER_WORLD_ARRAYS if joints or name not in JOINT_PARAMETERS}
 
     def _zeros(self, shape, dtype, requires_grad):
         grad = self.requires_grad if requires_grad is None else requires_grad

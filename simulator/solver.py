@@ -106,9 +106,6 @@ class RigidSolver(Solver):
         model: a :class:`simulator.Model` from ``SceneBuilder.finalize``.
     """
 
-    # per-world model arrays: a world range of the model is a view of each
-    PER_WORLD_MODEL_ARRAYS = ("body_mass", "body_inertia", "shape_stiffness", "shape_damping", "shape_friction", "contact_softness")
-
     def __init__(self, model: Model):
         if not isinstance(model, Model):
             raise TypeError(f"model must be a simulator.Model, got {type(model).__name__}")
@@ -160,7 +157,7 @@ class RigidSolver(Solver):
         model = self.model
         if lo == 0 and hi == model.num_worlds:
             return self
-        views = {name: getattr(model, name)[lo:hi] for name in self.PER_WORLD_MODEL_ARRAYS}
+        views = {name: getattr(model, name)[lo:hi] for name in model.PER_WORLD_ARRAYS}
         return RigidSolver(dataclasses.replace(model, num_worlds=hi - lo, **views))
 
     def state_view(self, state: State, lo: int, hi: int) -> State:

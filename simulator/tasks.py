@@ -259,16 +259,12 @@ class ControlObjective(RolloutObjective):
         return self._initial_state(model, seed)
 
     def advance(self, t, state, theta):
-        model = self.model(theta.shape[0])
-        control = model.control(requires_grad=True)
-        self.apply_control(model, t, state, theta, control)
-        h = self.dt / self.substeps
-        for _ in range(self.substeps):
-            nxt = model.output_state()
-            rigid.step(model, state, nxt, control, h)
-            state = nxt
+        worlds = theta.shape[0]
+        control = self.model(worlds).control(requires_grad=True)
+        start = self._start(state)
+        state = self.engine(worlds).advance(self, t, state, theta, control, h=self.dt / self.substeps)  # dt checked in __init__
         state.control = control  # the control that produced this state (its loss terms read it)
-        state.start = self._start(state)
+        state.start = start
         return state
 
     def add_loss(self, t, state, theta, loss):

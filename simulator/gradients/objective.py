@@ -77,12 +77,19 @@ def check_theta(objective: RolloutObjective, theta) -> np.ndarray:
     return theta
 
 
-def evaluate(objective: RolloutObjective, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
-    """Per-world losses ``(W,)`` for the parameter rows ``(W, P)``, without recording a tape.
+def evaluate(objective: RolloutObjective, theta, *, seed: int = 0):
+    """The loss at ``theta``: a float for a parameter vector ``(P,)``, or the per-world losses
+    ``(W,)`` for parameter rows ``(W, P)`` (one world each), without recording a tape.
 
     An objective with its own path (``evaluate_rows(theta_rows, seed=...)`` returning the losses,
     or None where it cannot: the rollout engine's programs, MD objectives) runs it; otherwise the
     objective is stepped from Python."""
+    if np.ndim(theta) == 1:
+        return float(_evaluate_rows(objective, check_theta(objective, theta)[None, :], seed)[0])
+    return _evaluate_rows(objective, theta, seed)
+
+
+def _evaluate_rows(objective: RolloutObjective, theta_rows, seed: int) -> np.ndarray:
     fast = getattr(objective, "evaluate_rows", None)
     if fast is not None:
         losses = fast(np.asarray(theta_rows), seed=seed)

@@ -216,10 +216,10 @@ def test_joint_constraint_error_in_chain(step_series, device):
         links.append(body)
         parent = body
     model = b.finalize(precision="float32", device=device)
-    arrays = model.articulation.arrays
-    parent_xform = arrays["joint_parent_xform"].numpy()
-    child_xform = arrays["joint_child_xform"].numpy()
-    axes = arrays["joint_axis"].numpy()
+    art = model.articulation
+    parent_xform = art.link_parent_xform.numpy()
+    child_xform = art.link_child_xform.numpy()
+    axes = art.link_axis.numpy()
     series = step_series(model, model.state(), 1500, 1e-3, every=50)
     worst = 0.0
     for q in series["body_q"][:, 0]:

@@ -65,9 +65,9 @@ def test_ant_stands_for_five_seconds(device):
             local = t[:3] + quat_to_matrix(t[3:]) @ np.array([0.0, 0.0, end * shape.size[1]])
             lowest = min(lowest, (pose[:3] + quat_to_matrix(pose[3:]) @ local)[2] - shape.size[0])
     assert len(shapes) == 12 and lowest > -0.01
-    arrays = model.articulation.arrays
-    parent_xform, child_xform = arrays["joint_parent_xform"].numpy(), arrays["joint_child_xform"].numpy()
-    link_body, link_parent = arrays["link_body"].numpy(), arrays["link_parent"].numpy()
+    art = model.articulation
+    parent_xform, child_xform = art.link_parent_xform.numpy(), art.link_child_xform.numpy()
+    link_body, link_parent = art.link_body.numpy(), art.link_parent.numpy()
     worst = 0.0
     for k in range(model.articulation.num_links):
         if link_parent[k] < 0:
