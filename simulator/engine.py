@@ -201,10 +201,12 @@ class Engine:
         check_divergence: bool = True,
         execution: str = "auto",
         threads: int | None = None,
+        requires_grad: bool | None = None,
     ) -> Trajectory:
         """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
 
-        See :func:`simulator.rollout` for the arguments. ``execution``: ``"python"`` steps from
+        See :func:`simulator.rollout` for the arguments; ``requires_grad`` (default: the model's)
+        gives the recorded states gradient buffers. ``execution``: ``"python"`` steps from
         Python, ``"graph"`` replays captured graphs (unrecorded only), ``"auto"`` replays when it
         can (unrecorded, at least two steps, a capturable solver, contiguous controls).
         """
@@ -232,7 +234,7 @@ class Engine:
         if not record and graph:
             states, substates = [initial_state, self._replay(initial_state, controls, num_steps, substeps, h, first_bad, threads)], []
         else:
-            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad)
+            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad)
         if first_bad is not None:
             self._raise_if_diverged(first_bad.numpy(), dt, substeps)
         return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
@@ -243,7 +245,7 @@ class Engine:
                 return False
         return self.solver.capturable
 
-    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad):
+    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad=None):
         """One ``solver.step`` per substep from Python (recorded on an active tape when ``record``)."""
         solver = self.solver
         states, substates = [initial_state], []
@@ -253,7 +255,7 @@ class Engine:
             control = _control_at(controls, t)
             for k in range(substeps):
                 if record:
-                    nxt = solver.output_state()
+                    nxt = solver.output_state(requires_grad=requires_grad)
                     substates.append(nxt)
                 else:
                     nxt = spare

@@ -26,10 +26,12 @@ import torch
 import warp as wp
 
 from . import rigid
+from .engine import Engine
 from .articulation import eval_fk
 from .gradients import grad as estimate_gradient
 from .losses import LossContext, add_terms
 from .model import Control, Model, State
+from .solver import RigidSolver
 
 # -------------------------------------------------------------------------------- objective loss
 
@@ -155,10 +157,7 @@ class _JointStep(torch.autograd.Function):
             wp.copy(state.joint_qd, inputs["joint_qd"])
             wp.copy(control.joint_act, inputs["joint_act"])
             eval_fk(model, state)  # poses and link frames from the joint coordinates
-            for _ in range(substeps):
-                nxt = model.state(requires_grad=True)
-                rigid.step(model, state, nxt, control, dt / substeps)
-                state = nxt
+            state = Engine(RigidSolver(model)).rollout(state, control, num_steps=1, dt=dt, substeps=substeps, requires_grad=True).final
         ctx.tape, ctx.inputs, ctx.state_out = tape, inputs, state
         return tuple(wp.to_torch(getattr(state, n)) for n in _JOINT_OUTPUTS)
 
@@ -222,10 +221,10 @@ class _JointRollout(torch.autograd.Function):
                       for n, t in (("joint_q", joint_q), ("joint_qd", joint_qd), ("actions", actions))}
             tape = wp.Tape()
             with tape:
-                final = spec.simulate(model, inputs["joint_q"], inputs["joint_qd"], inputs["actions"], record=True)
-            ctx.tape, ctx.inputs, ctx.final = tape, inputs, final
+                final, controls = spec.simulate(model, inputs["joint_q"], inputs["joint_qd"], inputs["actions"], record=True)
+            ctx.tape, ctx.inputs, ctx.final, ctx.controls = tape, inputs, final, controls
             return wp.to_torch(final.joint_q), wp.to_torch(final.joint_qd)
-        final = spec.simulate(spec.model(worlds), *(_as_warp(t.detach(), spec.scalar, requires_grad=False) for t in (joint_q, joint_qd, actions)), record=False)
+        final, _ = spec.simulate(spec.model(worlds), *(_as_warp(t.detach(), spec.scalar, requires_grad=False) for t in (joint_q, joint_qd, actions)), record=False)
         return wp.to_torch(final.joint_q).clone(), wp.to_torch(final.joint_qd).clone()
 
     @staticmethod
@@ -245,7 +244,7 @@ class _RolloutSpec:
     def __init__(self, scene, num_steps, dt, substeps, estimator, sigma, population, seed):
         self.scene, self.num_steps, self.dt, self.substeps = scene, num_steps, dt, substeps
         self.estimator, self.sigma, self.population, self.seed = estimator, sigma, population, seed
-        self._models = {}
+        self._models, self._engines = {}, {}
         self.scalar = self.model(1).precision.scalar
 
     def model(self, worlds: int) -> Model:
@@ -260,14 +259,16 @@ class _RolloutSpec:
         wp.copy(state.joint_q, joint_q)
         wp.copy(state.joint_qd, joint_qd)
         eval_fk(model, state)
-        for t in range(self.num_steps):
-            control = model.control(requires_grad=record)
-            wp.copy(control.joint_act, actions[t])
-            for _ in range(self.substeps):
-                nxt = model.state(requires_grad=record) if record else model.output_state()
-                rigid.step(model, state, nxt, control, self.dt / self.substeps)
-                state = nxt
-        return state
+        controls = model.control_sequence(self.num_steps, requires_grad=record)
+        wp.copy(controls.joint_act, actions)
+        final = self.engine(model).rollout(state, controls, num_steps=self.num_steps, dt=self.dt, substeps=self.substeps,
+                                           record=record, requires_grad=record).final
+        return final, controls  # the recorded steps read views of the controls until the backward pass
+
+    def engine(self, model) -> Engine:
+        if model.num_worlds not in self._engines:
+            self._engines[model.num_worlds] = Engine(RigidSolver(model))
+        return self._engines[model.num_worlds]
 
     def es_gradient(self, inputs, grad_q, grad_qd):
         """Antithetic ES estimate of d<g, output>/d input per world (each world its own problem)."""
@@ -281,7 +282,7 @@ class _RolloutSpec:
         q_rows, qd_rows = rows[:, :nq], rows[:, nq : nq + nqd]
         act_rows = rows[:, nq + nqd :].reshape(rows.shape[0], self.num_steps, -1).permute(1, 0, 2).contiguous()
         model = self.model(rows.shape[0])
-        final = self.simulate(model, *(_as_warp(t.contiguous(), self.scalar, requires_grad=False) for t in (q_rows, qd_rows, act_rows)), record=False)
+        final, _ = self.simulate(model, *(_as_warp(t.contiguous(), self.scalar, requires_grad=False) for t in (q_rows, qd_rows, act_rows)), record=False)
         score = ((wp.to_torch(final.joint_q) * grad_q.repeat(2 * pairs, 1)).sum(1)
                  + (wp.to_torch(final.joint_qd) * grad_qd.repeat(2 * pairs, 1)).sum(1)).reshape(2 * pairs, worlds)
         gradient = (eps * ((score[:pairs] - score[pairs:]) / (2.0 * self.sigma))[:, :, None]).mean(dim=0)  # (W, D)

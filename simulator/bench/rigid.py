@@ -170,14 +170,11 @@ ANALYTIC_WORLDS, ANALYTIC_STEPS = 64, 100  # the analytic-gradient ratio: 64 wor
 
 
 def _ant_objective(num_steps: int, device):
-    """The ant driven by open-loop actuator controls, scored by its torso's final forward velocity."""
-    from simulator import ControlObjective, OpenLoopActions, VelocityLoss, scenes
+    """The ant's own task (forward progress over the elapsed time and control effort), driven by
+    open-loop actuator controls."""
+    from simulator import SceneTaskObjective
 
-    def scene(worlds):
-        return scenes.make("ant", num_worlds=worlds, device=device, precision="float32", requires_grad=True)
-
-    actuators = scene(1).model.control().joint_act.shape[1]
-    return ControlObjective(scene, OpenLoopActions(actuators), [VelocityLoss(0, (1.0, 0.0, 0.0))], num_steps=num_steps)
+    return SceneTaskObjective("ant", num_steps=num_steps, device=device, precision="float32")
 
 
 def _estimator_rows(repeats: int, device, quick: bool = False) -> dict:
