@@ -139,14 +139,23 @@ def _control_at(controls, step_index: int):
     return controls.at(step_index)
 
 
+_POOL: tuple[ThreadPoolExecutor, int] | None = None  # the threads world ranges replay on, and their number
+
+
 def _run_ranges(function, parts) -> None:
-    """``function(part)`` for every part, on one thread per part (graph replays release the GIL)."""
+    """``function(part)`` for every part, on one thread per part (graph replays release the GIL;
+    the threads live in one process-wide pool)."""
+    global _POOL
     if len(parts) == 1:
         function(parts[0])
         return
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        for future in [pool.submit(function, part) for part in parts]:
-            future.result()
+    if _POOL is None or _POOL[1] < len(parts) - 1:
+        size = max(len(parts) - 1, default_threads())
+        _POOL = (ThreadPoolExecutor(max_workers=size, thread_name_prefix="simulator-engine"), size)
+    futures = [_POOL[0].submit(function, part) for part in parts[1:]]
+    function(parts[0])  # this thread runs the first range
+    for future in futures:
+        future.result()
 
 
 class _Capture:
@@ -236,7 +245,7 @@ class Engine:
         else:
             states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad)
         if first_bad is not None:
-            self._raise_if_diverged(first_bad.numpy(), dt, substeps)
+            _raise_if_diverged(first_bad, self.solver, dt, substeps, per_substep=True)
         return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
 
     def _can_replay(self, controls) -> bool:
@@ -279,19 +288,20 @@ class Engine:
         shape. Returns the final state (a new State)."""
         solver = self.solver
         sequence = isinstance(controls, ControlSequence)
-        key = ("replay", substeps, h, tuple(self._bounds(threads)), first_bad is not None,
-               "sequence" if sequence else (None if controls is None else id(controls)))
+        kind = "sequence" if sequence else ("zero" if controls is None else "fixed")
+        key = (kind, substeps, h, tuple(self._bounds(threads)), first_bad is not None)
         replay = self._replays.get(key)
         if replay is None:
             buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
-            if sequence or controls is None:
-                control = solver.control(requires_grad=False)  # staging (step t is copied in before each replay), or zero
-            else:
-                control = controls
+            control = solver.control(requires_grad=False)  # staging: step t (or the fixed control) is copied in
             watch = no_divergence(solver.num_worlds, solver.device) if first_bad is not None else None
             ranges = [_ReplayRange(solver, lo, hi, buffers, control, watch, substeps, h) for lo, hi in self._bounds(threads)]
             replay = self._replays[key] = (buffers, control, watch, ranges)
         buffers, control, watch, ranges = replay
+        if kind == "fixed":
+            for name in ("body_force", "body_torque", "joint_act"):
+                if getattr(control, name) is not None:
+                    wp.copy(getattr(control, name), getattr(controls, name))
 
         def run(part: _ReplayRange) -> None:
             part.start(initial_state)
@@ -315,20 +325,6 @@ class Engine:
         edges = np.linspace(0, worlds, count + 1).round().astype(int)
         return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
 
-    def _raise_if_diverged(self, first_bad: np.ndarray, dt: float, substeps: int) -> None:
-        bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
-        if bad_worlds.size == 0:
-            return
-        substep = int(first_bad[bad_worlds].min())
-        world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
-        raise SimulationDivergedError(
-            f"the simulation became non-finite at step {substep // substeps} (substep {substep}) in world {world} "
-            f"({bad_worlds.size} of {self.solver.num_worlds} worlds diverged); dt={dt} with substeps={substeps}"
-            f"{self.solver.divergence_advice()}",
-            step=substep // substeps,
-            world=world,
-        )
-
     # ------------------------------------------------------------------ programs (objectives)
     def evaluate(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
                  threads: int | None = None) -> np.ndarray:
@@ -346,7 +342,7 @@ class Engine:
             return self._evaluate_in_python(program, theta_rows, initial_state)
         runner.load(theta_rows, initial_state)
         _run_ranges(lambda part: part.forward(), runner.parts)
-        _raise_if_program_diverged(runner.first_bad, program, self.solver)
+        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
         return runner.loss.numpy().astype(np.float64)
 
     def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
@@ -366,7 +362,7 @@ class Engine:
             part.reverse()
 
         _run_ranges(both, runner.parts)
-        _raise_if_program_diverged(runner.first_bad, program, self.solver)
+        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
         return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
 
     CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
@@ -425,7 +421,7 @@ class Engine:
                 current = nxt
             program.step_loss(model, t, current, control, theta, loss, initial_state)
             solver.record_divergence(current, t, first_bad)
-        _raise_if_program_diverged(first_bad, program, solver)
+        _raise_if_diverged(first_bad, solver, program.dt, program.substeps, per_substep=False)
         return loss.numpy().astype(np.float64)
 
     def _gradient_in_python(self, program, theta_rows, initial_state):
@@ -443,21 +439,25 @@ class Engine:
                 keep.append(current)
                 program.step_loss(model, t, current, control, theta, loss, initial_state)
             solver.record_divergence(current, t, first_bad)
-        _raise_if_program_diverged(first_bad, program, solver)
+        _raise_if_diverged(first_bad, solver, program.dt, program.substeps, per_substep=False)
         tape.backward(grads={loss: wp.ones_like(loss, requires_grad=False)})
         return loss.numpy().astype(np.float64), theta.grad.numpy().astype(np.float64)
 
 
-def _raise_if_program_diverged(first_bad: wp.array, program, solver) -> None:
+def _raise_if_diverged(first_bad: wp.array, solver, dt: float, substeps: int, *, per_substep: bool) -> None:
+    """Raise :class:`SimulationDivergedError` naming the earliest non-finite step and its world
+    (``first_bad`` ``(W,)`` holds substep indices when ``per_substep``, step indices otherwise)."""
     first_bad = first_bad.numpy()
     bad_worlds = np.flatnonzero(first_bad != NO_DIVERGENCE)
     if bad_worlds.size == 0:
         return
-    step = int(first_bad[bad_worlds].min())
+    index = int(first_bad[bad_worlds].min())
     world = int(bad_worlds[np.argmin(first_bad[bad_worlds])])
+    step = index // substeps if per_substep else index
+    where = f"step {step} (substep {index})" if per_substep else f"step {step}"
     raise SimulationDivergedError(
-        f"the simulation became non-finite at step {step} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
-        f"diverged); dt={program.dt} with substeps={program.substeps}{solver.divergence_advice()}",
+        f"the simulation became non-finite at {where} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
+        f"diverged); dt={dt} with substeps={substeps}{solver.divergence_advice()}",
         step=step,
         world=world,
     )
@@ -548,7 +548,8 @@ class _ProgramRange:
         self.start = solver.state_view(runner.start, lo, hi)
         self.states = [solver.state_view(s, lo, hi) for s in runner.states]
         self.controls = [solver.control_view(c, lo, hi) for c in runner.controls]
-        self.workspaces = runner.workspaces if lo == 0 and hi == solver.num_worlds else [Workspace(solver.device) for _ in runner.workspaces]
+        whole = lo == 0 and hi == solver.num_worlds
+        self.workspaces = runner.workspaces if whole else [Workspace(solver.device) for _ in runner.workspaces]
         self.tape = wp.Tape() if runner.recorded else None
         self._warm_up()
         self.forward_graph = self._capture_forward()
@@ -593,7 +594,8 @@ class _ProgramRange:
         for state in (self.start, *self.states):
             gradients += solver.gradient_buffers(state)
         for control in self.controls:
-            gradients += [a.grad for a in (control.body_force, control.body_torque, control.joint_act) if a is not None and a.grad is not None]
+            arrays = (control.body_force, control.body_torque, control.joint_act)
+            gradients += [a.grad for a in arrays if a is not None and a.grad is not None]
         for workspace in self.workspaces:
             gradients += workspace.gradients()
         with _Capture(solver.device) as capture:

@@ -383,5 +383,18 @@ class Task:
         return list(self.loss_terms(int(num_steps)))
 
 
-__all__ = ["scalar_loss", "ActuatorEffort", "EffortLoss", "ForwardProgress", "JointError", "LossContext", "LossTerm", "PositionLoss", "Task",
-           "VelocityLoss", "add_terms", "trajectory_loss", "trajectory_steps"]
+__all__ = [
+    "ActuatorEffort",
+    "EffortLoss",
+    "ForwardProgress",
+    "JointError",
+    "LossContext",
+    "LossTerm",
+    "PositionLoss",
+    "Task",
+    "VelocityLoss",
+    "add_terms",
+    "scalar_loss",
+    "trajectory_loss",
+    "trajectory_steps",
+]

@@ -75,6 +75,13 @@ class Solver(ABC):
         """Lower ``first_bad[w]`` (``(W,)`` int32) to ``step_index`` (+ ``step_base[0]``) in every
         world ``w`` whose ``state`` is non-finite; launches only, so it can be captured."""
 
+    def prepare_capture(self) -> None:
+        """Build any lazily created constants before a capture records launches that use them."""
+
+    def advance_step_counter(self, step_base: wp.array, count: int) -> None:
+        """``step_base[0] += count`` on the device (a captured graph's step counter)."""
+        raise NotImplementedError(f"{type(self).__name__} has no device step counter")
+
     def divergence_advice(self) -> str:
         """A hint appended to a divergence error (what usually fixes it)."""
         return ""

@@ -225,6 +225,7 @@ class ControlObjective(RolloutObjective):
         self.num_steps = int(num_steps)
         self._models: dict[int, tuple[Model, float, int]] = {}
         self._engines: dict[int, Engine] = {}
+        self._default_starts: dict = {}
         model, self.dt, self.substeps = self._model(1)
         if dt is not None:
             self.dt = float(dt)
@@ -296,10 +297,19 @@ class ControlObjective(RolloutObjective):
             self._engines[num_worlds] = Engine(RigidSolver(self.model(num_worlds)))
         return self._engines[num_worlds]
 
+    def _engine_start(self, num_worlds: int, seed: int):
+        """The initial state the engine copies from: the builder's (kept, read only) unless the
+        objective draws its own from the seed."""
+        if self._initial_state is not None:
+            return self.initial_state(num_worlds, seed)
+        if num_worlds not in self._default_starts:
+            self._default_starts[num_worlds] = self.model(num_worlds).state(requires_grad=False)
+        return self._default_starts[num_worlds]
+
     def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0):
         """Per-world losses through the rollout engine."""
         worlds = theta_rows.shape[0]
-        return self.engine(worlds).evaluate(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
+        return self.engine(worlds).evaluate(self, theta_rows, self._engine_start(worlds, seed), execution=self.execution)
 
     def sweep_rows(self, theta_rows: np.ndarray, *, seed: int = 0, checkpoint_every=None, window=None, clip=None, trace=False):
         """Losses and gradients by full backprop through the rollout engine (None where the options
@@ -307,7 +317,7 @@ class ControlObjective(RolloutObjective):
         worlds = theta_rows.shape[0]
         if checkpoint_every is not None or window is not None or clip is not None or trace:
             return None
-        losses, gradients = self.engine(worlds).gradient(self, theta_rows, self.initial_state(worlds, seed), execution=self.execution)
+        losses, gradients = self.engine(worlds).gradient(self, theta_rows, self._engine_start(worlds, seed), execution=self.execution)
         return SweepResult(losses=losses, gradients=gradients, peak_states=self.num_steps * self.substeps + 1)
 
     def state_arrays(self, state):

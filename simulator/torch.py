@@ -224,7 +224,8 @@ class _JointRollout(torch.autograd.Function):
                 final, controls = spec.simulate(model, inputs["joint_q"], inputs["joint_qd"], inputs["actions"], record=True)
             ctx.tape, ctx.inputs, ctx.final, ctx.controls = tape, inputs, final, controls
             return wp.to_torch(final.joint_q), wp.to_torch(final.joint_qd)
-        final, _ = spec.simulate(spec.model(worlds), *(_as_warp(t.detach(), spec.scalar, requires_grad=False) for t in (joint_q, joint_qd, actions)), record=False)
+        inputs = (_as_warp(t.detach(), spec.scalar, requires_grad=False) for t in (joint_q, joint_qd, actions))
+        final, _ = spec.simulate(spec.model(worlds), *inputs, record=False)
         return wp.to_torch(final.joint_q).clone(), wp.to_torch(final.joint_qd).clone()
 
     @staticmethod
@@ -282,7 +283,8 @@ class _RolloutSpec:
         q_rows, qd_rows = rows[:, :nq], rows[:, nq : nq + nqd]
         act_rows = rows[:, nq + nqd :].reshape(rows.shape[0], self.num_steps, -1).permute(1, 0, 2).contiguous()
         model = self.model(rows.shape[0])
-        final, _ = self.simulate(model, *(_as_warp(t.contiguous(), self.scalar, requires_grad=False) for t in (q_rows, qd_rows, act_rows)), record=False)
+        inputs = (_as_warp(t.contiguous(), self.scalar, requires_grad=False) for t in (q_rows, qd_rows, act_rows))
+        final, _ = self.simulate(model, *inputs, record=False)
         score = ((wp.to_torch(final.joint_q) * grad_q.repeat(2 * pairs, 1)).sum(1)
                  + (wp.to_torch(final.joint_qd) * grad_qd.repeat(2 * pairs, 1)).sum(1)).reshape(2 * pairs, worlds)
         gradient = (eps * ((score[:pairs] - score[pairs:]) / (2.0 * self.sigma))[:, :, None]).mean(dim=0)  # (W, D)

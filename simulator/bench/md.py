@@ -13,10 +13,6 @@ Cases (float32, reduced LJ units):
   ``es_gradient_seconds``, ``world_steps_per_s`` (population x steps / that time),
   ``forward_seconds_unrecorded`` (32 plain ``md.rollout(record=False)`` calls from random packings
   at the same D, the fast path a user would write) and ``es_over_unrecorded_forward``. No peer.
-  Measured (float32, shared 2-core CPU, 4 runs): 0.51-0.53 s per ES gradient (61-63 k
-  world-steps/s), 1.07-1.08x the plain rollouts (0.48-0.49 s, both with the divergence check).
-  The excess is mostly the members' own trajectories (perturbed diameters give other pair counts
-  and list rebuilds than 32 rollouts at one D); the loss costs ~0.3 ms per member.
 
 Columns: ``particle_steps_per_s`` (forward); ``reverse_over_forward`` = time of the backward pass
 alone (after a recorded forward) / time of a plain forward over the same steps;
@@ -41,55 +37,8 @@ The plain forward (``record=False``) of FIRE and velocity Verlet replays capture
 of 32 steps with the neighbor list checked and rebuilt on the device (see
 ``simulator.md.rollout``); the warm-up captures the graph, as jax-md's warm-up compiles.
 
-Forward timings are medians of 3 runs, ours and jax-md's alike. Measured (4 full runs on 2 shared
-CPU cores, float32, Warp 1.19, jax-md from PyPI on the CPU; ranges over the runs, as the shared
-cores make runs vary):
-
-=========================  ===========  ===========  ========  =========  ========  =====================
-case                       p-steps/s    jax-md       x jax-md  rev/fwd    grad/fwd  grad s (jax-md)
-=========================  ===========  ===========  ========  =========  ========  =====================
-LJ 3D N=4096, 200 steps    2.12-2.29 M  0.31-0.32 M  6.9-7.2   1.98-2.19  3.4-4.0   0.65-0.76 (3.3-3.6)
-LJ 3D N=32768, 50 steps    2.01-2.07 M  0.30-0.34 M  5.9-6.9   1.76-1.90  3.0-3.1   4.8-4.9 (-)
-FIRE 2D N=512, 1000 steps  16.7-17.8 M  5.2-6.2 M    2.7-3.4   2.3-3.1    4.9-5.8   0.15-0.17 (0.22-0.30)
-=========================  ===========  ===========  ========  =========  ========  =====================
-
-Peak memory of the gradient: LJ N=4096 62 MB (jax-md plain 3270 MB), N=32768 ~500 MB; FIRE 4 MB
-(jax-md plain 211 MB, checkpointed 10 MB).
-
-Where the time goes, and what changed it (kernel times from captured-graph replays):
-
-* The pair kernel is specialised at build time per potential (a branch on the kind inside the
-  pair loop cost ~2x), for one particle type (no per-pair type lookup), for one type with a
-  fixed sigma (every pair parameter loop-invariant, so the compiler hoists the shifted-force
-  cutoff terms: a runtime branch on sigma-from-diameters cost 18% of the LJ loop) and, for the
-  soft sphere, without the cutoff clamp (it vanishes beyond sigma by itself). It sums particle
-  i's force in a register, and loops over a chunk of particles per thread
-  (``ParticleModel.thread_layout``: the whole system on one CPU thread, so the per-thread setup,
-  1/box and the pair parameters, runs once). Lennard-Jones at N=4096: 1.78 -> 1.25 ms per step
-  (163,000 listed pairs, ~7.7 ns each).
-* The soft-sphere list holds the pairs within sigma_ij + skin, not max sigma + skin: 28% fewer
-  pairs in the bidisperse packing. Soft-sphere FIRE at N=512: 45 -> 13.7 us per step in the pair
-  kernel (1560 listed pairs; a plain C loop over the older 2179-pair list took ~12 us here).
-* The list build reads candidates from positions stored per cell (folded into the box when
-  binned), so the image of a candidate is known per stencil cell and needs no rounding: N=32768
-  LJ rebuild 46 -> 40 ms, N=4096 5.9 -> 4.8 ms, every ~10 steps (about a quarter of the LJ step).
-  The per-step displacement check is a plain max test (3.4 -> 1.4 us at N=512).
-* The pair kernel's adjoint is hand-written (per-potential VJPs, ``kernels/md_potentials.py``):
-  Warp's generated adjoint of the pair loop cost 3.5-5x the forward kernel, the hand-written one
-  ~2x. LJ rev/fwd went from 2.8-3.4 to 1.8-2.2.
-* FIRE and velocity Verlet forward passes replay captured Warp CPU graphs of 32 steps (a tail
-  gets its own graph) with the neighbor list checked and rebuilt on the device by one
-  single-thread kernel, and the segment's snapshot (for a redo on overflow) captured into the
-  graph. A FIRE step at N=512 is ~21 us of kernels (pair 13.7, drift 2.4, list check 1.4, kick
-  1.8, mix 1.3; the FIRE kernels also loop over a chunk) and ~25 us in sequence once no rebuilds
-  happen; over the benchmark's 1000 steps from a random start (about 40 rebuilds of ~60 us, most
-  in the first 100 steps) ~29 us. jax-md takes 80-95 us per step here; 5x would need 16-19 us,
-  below what the pair kernel alone costs in Warp's CPU code.
-* FIRE's gradient (rows above) checkpoints every 32 steps: the forward pass replays graphs, and
-  the backward replays one captured graph per window that re-simulates the window on a tape and
-  back-propagates it (``simulator.md.rollout._WindowGraph``; bitwise the fully recorded
-  gradient). Recorded from Python instead, every launch cost ~50-100 us of argument packing:
-  rev/fwd was 7.3 and grad/fwd 21.
+Forward timings are medians of 3 runs, ours and jax-md's alike. Measured figures and where the time
+goes: ``docs/performance.md``.
 """
 
 from __future__ import annotations

@@ -16,48 +16,7 @@ with MuJoCo's one-world rate instead (at 64 worlds that asks 64 worlds to advanc
 one MuJoCo world does, i.e. 64x MuJoCo's throughput on the same two cores).
 ``python -m simulator bench rigid [--json] [--quick]``.
 
-Where the time goes (Warp 1.19 CPU backend, 2 cores shared, float32; measured by
-``wp.ScopedTimer``-style timing, cProfile and captured-graph replays):
-
-* One substep is 2 kernel launches (``contact_forces`` over (W, 25 candidates),
-  ``articulation_step`` one thread per world; the ant has no free bodies, so
-  ``integrate_bodies`` is skipped) plus 2 memsets, and a divergence check when enabled.
-* Stepping from Python costs ~200 us per substep at any W: ``wp.launch`` packs ~80 arguments
-  (``pack_arg`` ~1.5 us each, most of it for the 63 of ``articulation_step``); a
-  ``Model.state()`` with gradients (~40 arrays and a forward-kinematics launch) costs 0.3-0.6
-  ms. The kernels themselves take ~5 us per substep for 1 world and ~4.2 us per world at 64
-  (articulation ~3.3, contact ~0.9; single thread, captured graphs): at 1 world the old loop
-  was >95% Python.
-* Inside ``articulation_step`` (64 worlds, per world): the outward pass ~0.8 us, generalised
-  forces and mass matrix ~0.5, the factorisation and solve ~1.3, forward kinematics ~0.5.
-  It is bound by loop and index overhead (short dynamic loops, Warp's array addressing), not
-  by arithmetic: the sparse L^T L factorisation halved the products but saved only ~0.15 us.
-  ``contact_forces`` returns early for a separated candidate under the hard law (softness 0;
-  its force is exactly zero), which took it from ~1.3 to ~0.9 us. Warp's
-  ``optimization_level`` 3 (instead of the CPU default 2) made no measurable difference.
-* So ``rollout(record=False)`` now replays a captured CPU graph per control step (see
-  ``simulator.replay``): 1 world went from ~190 to ~8-15 us per substep. Graph replay releases
-  the GIL, so the worlds are split over threads: 64 worlds run ~1.9x faster on 2 cores.
-  What is left at 64 worlds is kernel time; Warp runs each CPU kernel on one thread.
-* Recorded rollouts step into ``Model.output_state()`` (no initial values, no forward
-  kinematics). They stay Python-bound: ~0.3 ms of array allocations (with gradients) and
-  ~0.2 ms of launch packing per substep. ``Tape.backward`` packs forward and adjoint arguments
-  of every launch (~0.4 ms per substep at 1 world); at 64 worlds the adjoint kernels (~3.5x the
-  forward kernels) dominate. Hence reverse is ~0.6-1.7x the recorded forward pass but several
-  times the unrecorded (graph) forward pass.
-* ``captured_reverse_over_forward``: the recorded rollout and its backward pass (gradients
-  zeroed first) each captured once as a CPU graph and replayed (check_divergence=False; the
-  pattern an optimisation loop with fixed buffers can use; results bitwise equal to the plain
-  tape, see tests/robots/test_rollout_paths.py). This is the kernel-level ratio: ~2-3.5x, and
-  forward plus reverse take ~30 us per substep at 1 world instead of ~1.1 ms.
-* The 2.5 ms substep is needed: explicit contact damping limits the lightest ant body
-  (0.039 kg, kd 20 N s/m) to 3.9 ms (``check_stable_timestep`` refuses more). Run anyway
-  (float64, 3 s, zero control, against 0.625 ms), 5 ms leaves the standing torso 8 cm
-  (friction smoothing 5 cm/s; 14 cm at 1 cm/s) from the converged pose, 2.5 ms 0.2 mm (3 cm),
-  and 10 ms diverges.
-* MuJoCo's per-world rate for ONE world (~265 sim s/s) is out of reach at 64 worlds on two
-  cores: it would take ~0.15 us per world-substep, ~28x below our kernel time. Against MuJoCo
-  stepping the same 64 worlds on the same threads (``mujoco.rollout``) we are ahead.
+Measured figures and where the time goes: ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -295,7 +254,8 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
         e = result["estimators"]
         print(f"  ES gradient, {e['es_worlds']} worlds x {e['es_steps']} steps: {e['es_gradient_seconds'] * 1e3:.1f} ms = "
               f"{e['es_gradient_over_unrecorded_forward']:.2f}x the unrecorded rollout of the same worlds")
-        print(f"  analytic gradient, {e['analytic_worlds']} worlds x {e['analytic_steps']} steps: {e['analytic_gradient_seconds'] * 1e3:.1f} ms = "
+        print(f"  analytic gradient, {e['analytic_worlds']} worlds x {e['analytic_steps']} steps: "
+              f"{e['analytic_gradient_seconds'] * 1e3:.1f} ms = "
               f"{e['analytic_gradient_over_unrecorded_forward']:.2f}x the unrecorded rollout of the same worlds")
     return result
 

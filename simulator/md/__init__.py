@@ -7,6 +7,7 @@ Public API::
     compute_forces                                      forces (and energy, virial) at positions
     NeighborList                                        cell-list Verlet list with a skin
     VelocityVerlet, LangevinBAOAB, FIRE                 step(model, state_in, state_out, control, dt)
+    MDSolver                                            an integrator bound to its model (the solver protocol)
     rollout, MDTrajectory                               many steps, recorded or checkpointed
     MDObjective, PackingObjective, LJFluidObjective,
     ParameterMap, PairParameters, PackingDiameters      rollout objectives for simulator.grad
@@ -39,8 +40,10 @@ from .observables import (
 from .particles import ParticleBuilder, ParticleModel, ParticleState
 from .potentials import LennardJones, Morse, PairPotential, SoftSphere, compute_forces
 from .rollout import MDTrajectory, rollout
+from .solver import MDSolver
 
 __all__ = [
+    "MDSolver",
     "FIRE",
     "LangevinBAOAB",
     "LJFluidObjective",

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from ..errors import SimulationDivergedError
+from ..engine import Engine
+from ..errors import SimulationDivergedError, check_timestep
 from ..kernels.md import NO_DIVERGENCE, md_kernels
 from .neighbors import NonFinitePositionsError
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, warp_runtime
+from .solver import MDSolver
 
 
 @dataclass
@@ -108,31 +110,17 @@ def rollout(
         raise ValueError(
             "record=False inside an active wp.Tape would leave the steps off the tape (wrong gradients); use record=True, "
             "or checkpoint_every=k to save memory, or run the rollout outside the tape")
+    check_timestep(dt)
     watch = _DivergenceWatch(model, check_divergence)
     start = integrator.prepare(model, initial_state)
     if checkpoint_every is not None:
         traj = _checkpointed(model, start, integrator, int(num_steps), float(dt), int(checkpoint_every), watch)
     elif not record and _can_replay(model, integrator, num_steps):
         traj = MDTrajectory(states=[start, _replayed(model, start, integrator, int(num_steps), float(dt), watch)], dt=float(dt))
-    else:
-        states = [start]
-        current = start
-        spare = None
-        for t in range(num_steps):
-            if record:
-                nxt = model.state()
-            else:
-                nxt = spare if spare is not None else model.state(requires_grad=False)
-            _guarded_step(integrator, model, current, nxt, dt, t)
-            watch.record(nxt, t)
-            if record:
-                states.append(nxt)
-            else:
-                spare = current if current is not start else None
-            current = nxt
-        if not record and num_steps > 0:
-            states.append(current)
-        traj = MDTrajectory(states=states, dt=float(dt))
+    else:  # stepped from Python by the rollout engine (recorded for a surrounding tape when record)
+        steps = Engine(MDSolver(model, integrator)).rollout(start, None, num_steps=int(num_steps), dt=float(dt), record=record,
+                                                            check_divergence=check_divergence, execution="python")
+        traj = MDTrajectory(states=steps.states, dt=float(dt), _keep=steps.substates)
     watch.raise_if_diverged(dt)
     return traj
 
