@@ -27,7 +27,8 @@ import numpy as np
 import warp as wp
 
 from .gradients import GradientNotFiniteError, grad, reverse_sweep
-from .gradients.objective import RolloutObjective, _clone_state, check_theta, evaluate
+from .engine import clone_state as _clone_state
+from .gradients.objective import RolloutObjective, check_theta, evaluate
 
 
 def _dynamic(objective, state) -> dict[str, wp.array]:

@@ -6,20 +6,22 @@ robots and molecular dynamics. An objective is evaluated in batched worlds: row 
 population or a batch of random initial states is therefore one set of kernel launches.
 
 Subclasses implement four small methods (see :class:`RolloutObjective`); this module provides
-the forward evaluation and the reverse sweep that every gradient estimator is built on: full
-backprop, checkpointed backprop (memory ~ sqrt(T)), truncated backprop with a real cut between
-windows, per-step clipping of the state adjoint, and a per-step trace of its norm.
+``evaluate`` and ``reverse_sweep``, which every gradient estimator is built on (full backprop,
+checkpointed backprop with memory ~ sqrt(T), truncated backprop with a real cut between windows,
+per-step clipping of the state adjoint, and a per-step trace of its norm). Both dispatch to the
+objective's own path where it has one (the rollout engine's captured programs, MD objectives)
+and otherwise step it from Python in the rollout engine (:mod:`simulator.engine`).
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 
 import numpy as np
 import warp as wp
 
+from ..engine import SweepResult, evaluate_objective, sweep_objective  # noqa: F401 (SweepResult re-exported)
 from ..errors import GradientNotFiniteError, ParameterError, check_finite, check_losses
 
 _check_losses = check_losses  # the older private name (GradientNotFiniteError is imported from here too)
@@ -94,69 +96,8 @@ def _evaluate_rows(objective: RolloutObjective, theta_rows, seed: int) -> np.nda
     if fast is not None:
         losses = fast(np.asarray(theta_rows), seed=seed)
         if losses is not None:
-            return _check_losses(np.asarray(losses, dtype=np.float64))
-    theta = objective.parameter_array(theta_rows, requires_grad=False)
-    worlds = theta.shape[0]
-    loss = objective.loss_array(worlds, requires_grad=False)
-    state = objective.initial_state(worlds, seed)
-    for t in range(objective.num_steps):
-        state = objective.advance(t, state, theta)
-        objective.add_loss(t, state, theta, loss)
-    return check_losses(loss.numpy().astype(np.float64))
-
-
-@dataclass
-class SweepResult:
-    """What a reverse sweep returns.
-
-    Attributes:
-        losses: per-world losses ``(W,)``.
-        gradients: per-world gradients ``(W, P)`` of each world's loss w.r.t. its theta row.
-        adjoint_norms: ``(T, W)`` norm of the adjoint of the state *entering* step t (t = 0 is
-            the initial state) when ``trace=True``, else None. Growth of this norm from the last
-            step back to the first is the gradient explosion the paper describes.
-        peak_states: the most states alive at once (the memory figure of the sweep).
-    """
-
-    losses: np.ndarray
-    gradients: np.ndarray
-    adjoint_norms: np.ndarray | None = None
-    peak_states: int = 0
-    extra: dict = field(default_factory=dict)
-
-
-def _clone_state(state, requires_grad: bool):
-    """A copy of ``state`` in fresh arrays, made outside any tape (so gradients stop there)."""
-    clone = type(state).__new__(type(state))
-    for name, value in vars(state).items():
-        if isinstance(value, wp.array):
-            fresh = wp.empty_like(value, requires_grad=requires_grad)
-            wp.copy(fresh, value)
-            setattr(clone, name, fresh)
-        else:
-            setattr(clone, name, value)
-    return clone
-
-
-def _adjoint_norms(adjoint: dict[str, wp.array] | None, worlds: int) -> np.ndarray:
-    if adjoint is None:
-        return np.zeros(worlds)
-    total = np.zeros(worlds)
-    for array in adjoint.values():
-        values = array.numpy().astype(np.float64).reshape(worlds, -1)
-        total += np.sum(values * values, axis=1)
-    return np.sqrt(total)
-
-
-def _clip_adjoint(adjoint: dict[str, wp.array], max_norm: float, worlds: int) -> None:
-    norms = _adjoint_norms(adjoint, worlds)
-    scale = np.where(norms > max_norm, max_norm / np.maximum(norms, 1e-300), 1.0)
-    if np.all(scale == 1.0):
-        return
-    for array in adjoint.values():
-        values = array.numpy()
-        values *= scale.reshape((worlds,) + (1,) * (values.ndim - 1)).astype(values.dtype)
-        array.assign(values)
+            return check_losses(np.asarray(losses, dtype=np.float64))
+    return evaluate_objective(objective, theta_rows, seed=seed)
 
 
 def reverse_sweep(
@@ -209,76 +150,9 @@ def reverse_sweep(
             bad = np.flatnonzero(~np.all(np.isfinite(result.gradients), axis=1))
             if bad.size:
                 try:  # locate the step with the per-step sweep of the generic path (it raises)
-                    _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=clip, trace=True)
+                    sweep_objective(objective, theta_rows, seed=seed, segment=1, window=window, clip=clip, trace=True)
                 except NotImplementedError:  # an objective that cannot be stepped from Python
                     pass
                 raise GradientNotFiniteError(f"the parameter gradient is non-finite in world {int(bad[0])}", step=0)
             return result
-    return _python_sweep(objective, theta_rows, seed=seed, segment=segment, window=window, clip=clip, trace=trace)
-
-
-def _python_sweep(objective, theta_rows, *, seed, segment, window, clip, trace) -> SweepResult:
-    """The reverse sweep stepping the objective from Python, ``segment`` steps per local tape."""
-    T = objective.num_steps
-    theta = objective.parameter_array(theta_rows, requires_grad=True)
-    worlds = theta.shape[0]
-
-    # forward: keep the state at the start of every segment (detached copies), and the losses
-    starts = list(range(0, T, segment))
-    start_set = set(starts)
-    checkpoints = {}
-    loss_total = objective.loss_array(worlds, requires_grad=False)
-    state = objective.initial_state(worlds, seed)
-    for t in range(T):
-        if t in start_set:
-            checkpoints[t] = _clone_state(state, requires_grad=False)
-        state = objective.advance(t, state, theta)
-        objective.add_loss(t, state, theta, loss_total)
-    losses = check_losses(loss_total.numpy().astype(np.float64))
-    del state
-
-    # backward: segments from last to first, passing the adjoint of each segment's start state
-    norms = np.zeros((T, worlds)) if trace else None
-    adjoint: dict[str, wp.array] | None = None
-    peak = len(checkpoints)
-    for start in reversed(starts):
-        stop = min(start + segment, T)
-        first = _clone_state(checkpoints.pop(start), requires_grad=True)
-        tape = wp.Tape()
-        loss = objective.loss_array(worlds, requires_grad=True)
-        with tape:
-            current = first
-            for t in range(start, stop):
-                current = objective.advance(t, current, theta)
-                objective.add_loss(t, current, theta, loss)
-        peak = max(peak, len(checkpoints) + stop - start + 1)
-        grads = {loss: wp.ones_like(loss, requires_grad=False)}
-        if adjoint is not None:
-            for name, array in objective.state_arrays(current).items():
-                grads[array] = adjoint[name]
-        tape.backward(grads=grads)
-        adjoint = {name: wp.clone(array.grad) for name, array in objective.state_arrays(first).items() if array.grad is not None}
-        norm = _adjoint_norms(adjoint, worlds)
-        if not np.all(np.isfinite(norm)):
-            if segment > 1:  # locate the exact step with a per-step sweep (it raises)
-                _python_sweep(objective, theta_rows, seed=seed, segment=1, window=window, clip=None, trace=True)
-            raise GradientNotFiniteError(
-                f"the state adjoint became non-finite in the backward pass at step {start} "
-                f"(world {int(np.flatnonzero(~np.isfinite(norm))[0])}); the rollout is too long or too "
-                "chaotic to backpropagate: truncate it (window=...), clip it, soften contact, or use ES",
-                step=start,
-            )
-        if trace:
-            norms[start] = norm
-        if window is not None and start % int(window) == 0:
-            adjoint = None  # truncation: no gradient flows into the previous window
-        elif clip is not None:
-            _clip_adjoint(adjoint, clip, worlds)
-        del tape, first, current  # frees the segment (tape.reset() would also zero theta.grad)
-
-    gradients = theta.grad.numpy().astype(np.float64)
-    bad = np.flatnonzero(~np.all(np.isfinite(gradients), axis=1))
-    if bad.size:
-        raise GradientNotFiniteError(f"the parameter gradient is non-finite in world {int(bad[0])}", step=0)
-    return SweepResult(losses=losses, gradients=gradients, adjoint_norms=norms, peak_states=peak)
-
+    return sweep_objective(objective, theta_rows, seed=seed, segment=segment, window=window, clip=clip, trace=trace)
