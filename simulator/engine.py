@@ -216,11 +216,15 @@ class Engine:
         execution: str = "auto",
         threads: int | None = None,
         requires_grad: bool | None = None,
+        out: State | None = None,
+        first_step: int = 0,
     ) -> Trajectory:
         """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
 
         See :func:`simulator.rollout` for the arguments; ``requires_grad`` (default: the model's)
-        gives the recorded states gradient buffers. ``execution``: ``"python"`` steps from
+        gives the recorded states gradient buffers; ``out`` (Python stepping only) is the state the
+        last substep writes into; ``first_step`` offsets the step numbers a divergence error
+        reports (a rollout continuing another). ``execution``: ``"python"`` steps from
         Python, ``"graph"`` replays captured graphs (unrecorded only), ``"auto"`` replays when it
         can (unrecorded, at least two steps, a capturable solver, contiguous controls).
         """
@@ -238,6 +242,10 @@ class Engine:
             raise ValueError("record=False inside an active wp.Tape would give wrong gradients (the tape sees none of the steps); "
                              "use record=True, or leave the tape")
         graph = self._can_replay(controls) and num_steps >= 2
+        if out is not None:
+            if execution == "graph" or num_steps == 0:
+                raise ValueError("out needs execution='python' or 'auto' and num_steps >= 1")
+            execution = "python"
         if execution == "graph":
             if record or not self._can_replay(controls):
                 raise ValueError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
@@ -248,7 +256,8 @@ class Engine:
         if not record and graph:
             states, substates = [initial_state, self._replay(initial_state, controls, num_steps, substeps, h, first_bad, threads)], []
         else:
-            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad)
+            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad,
+                                                     out, first_step * substeps)
         if first_bad is not None:
             _raise_if_diverged(first_bad, self.solver, dt, substeps, per_substep=True)
         return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
@@ -259,8 +268,10 @@ class Engine:
                 return False
         return self.solver.capturable
 
-    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad=None):
-        """One ``solver.step`` per substep from Python (recorded on an active tape when ``record``)."""
+    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad=None, out=None,
+                        first_substep=0):
+        """One ``solver.step`` per substep from Python (recorded on an active tape when ``record``);
+        the last substep writes into ``out`` when given."""
         solver = self.solver
         states, substates = [initial_state], []
         current = initial_state
@@ -268,14 +279,17 @@ class Engine:
         for t in range(num_steps):
             control = _control_at(controls, t)
             for k in range(substeps):
-                if record:
+                if out is not None and t == num_steps - 1 and k == substeps - 1:
+                    nxt = out
+                elif record:
                     nxt = solver.output_state(requires_grad=requires_grad)
-                    substates.append(nxt)
                 else:
                     nxt = spare
+                if record:
+                    substates.append(nxt)
                 solver.step(current, nxt, control, h)
                 if first_bad is not None:
-                    solver.record_divergence(nxt, t * substeps + k, first_bad)
+                    solver.record_divergence(nxt, first_substep + t * substeps + k, first_bad)
                 if not record:
                     spare = current if current is not initial_state else solver.output_state(requires_grad=False)
                 current = nxt

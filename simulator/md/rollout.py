@@ -26,7 +26,6 @@ import warp as wp
 from ..engine import Engine
 from ..errors import SimulationDivergedError, check_timestep
 from ..kernels.md import NO_DIVERGENCE, md_kernels
-from .neighbors import NonFinitePositionsError
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, warp_runtime
 from .solver import MDSolver
@@ -118,11 +117,17 @@ def rollout(
     elif not record and _can_replay(model, integrator, num_steps):
         traj = MDTrajectory(states=[start, _replayed(model, start, integrator, int(num_steps), float(dt), watch)], dt=float(dt))
     else:  # stepped from Python by the rollout engine (recorded for a surrounding tape when record)
-        steps = Engine(MDSolver(model, integrator)).rollout(start, None, num_steps=int(num_steps), dt=float(dt), record=record,
+        steps = _engine(model, integrator).rollout(start, None, num_steps=int(num_steps), dt=float(dt), record=record,
                                                             check_divergence=check_divergence, execution="python")
         traj = MDTrajectory(states=steps.states, dt=float(dt), _keep=steps.substates)
     watch.raise_if_diverged(dt)
     return traj
+
+
+def _engine(model, integrator) -> Engine:
+    """The rollout engine that steps ``integrator`` from Python (a light object: MD steps are not
+    captured by it; the replays below keep their own graphs)."""
+    return Engine(MDSolver(model, integrator))
 
 
 REPLAY_SEGMENT = 32  # steps per captured graph (one host read per segment)
@@ -221,16 +226,11 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch, first_
         if on_device and nl is not None:
             nl.end_device_updates()
         on_device = False
-        a, b = bufs
-        a.step_index = start.step_index + t
-        for _ in range(steps):
-            _guarded_step(integrator, model, a, b, dt, first_step + t)
-            if watch.first_bad is not None:
-                watch.record(b, first_step + t)
-            a, b = b, a
-            t += 1
-        if a is not bufs[0]:
-            bufs[0].assign(a)
+        bufs[0].step_index = start.step_index + t
+        _engine(model, integrator).rollout(bufs[0], None, num_steps=steps, dt=dt, record=False, execution="python",
+                                           check_divergence=watch.first_bad is not None, out=bufs[1], first_step=first_step + t)
+        bufs[0].assign(bufs[1])
+        t += steps
 
 
 class _Replay:
@@ -299,15 +299,6 @@ def _capture(model, integrator, a, b, k, dt, watch):
     return graph
 
 
-def _guarded_step(integrator, model, state_in, state_out, dt, t):
-    try:
-        integrator.step(model, state_in, state_out, None, dt)
-    except NonFinitePositionsError as exc:
-        raise SimulationDivergedError(
-            f"the particle simulation became non-finite at step {t} (dt={dt}; particle {exc.particle}); reduce dt "
-            f"or check for overlapping particles", step=t, world=0) from exc
-
-
 def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTrajectory:
     nl = integrator.neighbors
     runtime = warp_runtime()
@@ -317,18 +308,15 @@ def _checkpointed(model, start, integrator, num_steps, dt, every, watch) -> MDTr
         checkpoints = [start]
         lists = [_list_snapshot(nl)]  # the list each checkpoint's forces were computed with
         current = start
-        a, b = model.state(), model.state()
         replay = _can_replay(model, integrator, every)  # segments as replayed graphs (bitwise the same)
         for first in range(0, num_steps, every):
             steps = min(every, num_steps - first)
             if replay:
                 nxt = _replayed(model, current, integrator, steps, dt, watch, first_step=first, out=model.state())
             else:
-                for t in range(first, first + steps):
-                    nxt = model.state() if t == first + steps - 1 else (a if current is not a else b)
-                    _guarded_step(integrator, model, current, nxt, dt, t)
-                    watch.record(nxt, t)
-                    current = nxt
+                nxt = _engine(model, integrator).rollout(current, None, num_steps=steps, dt=dt, record=False, execution="python",
+                                                         check_divergence=watch.first_bad is not None, out=model.state(),
+                                                         first_step=first).final
             checkpoints.append(nxt)
             lists.append(_list_snapshot(nl))
             current = nxt
@@ -367,12 +355,9 @@ def _segment_backward(model, integrator, checkpoints, lists, dt, seg) -> None:
     local = wp.Tape()
     nl = integrator.neighbors
     with nl.restored(lists[seg]) if nl is not None else contextlib.nullcontext(), local:
-        cur = seg_start
-        for _ in range(steps - 1):
-            nxt = model.state()
-            integrator.step(model, cur, nxt, None, dt)
-            cur = nxt
-        integrator.step(model, cur, seg_end, None, dt)  # rewrites the same values
+        # the last step rewrites the same values into seg_end, so its adjoint seeds the segment
+        _engine(model, integrator).rollout(seg_start, None, num_steps=steps, dt=dt, check_divergence=False, execution="python",
+                                           out=seg_end)
     local.backward()
     # the adjoint now sits in seg_start's gradients; clear seg_end's (checkpoints only)
     if seg + 1 < len(checkpoints) - 1:
