@@ -25,6 +25,7 @@ import warp as wp
 
 from ..engine import Engine
 from ..errors import SimulationDivergedError, check_timestep
+from ..kernels.constants import NEIGHBOR_STATUS_SIZE, NeighborStatus
 from ..kernels.md import NO_DIVERGENCE, md_kernels
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, warp_runtime
@@ -208,10 +209,10 @@ def _replay_steps(model, start, integrator, replay, num_steps, dt, watch, first_
             on_device = nl is None or nl.begin_device_updates()
         if on_device and segment >= 2:
             wp.capture_launch(replay.graph(integrator, dt, segment))  # snapshots the segment's start first
-            status = nl.status.numpy() if nl is not None else np.zeros(4, dtype=np.int32)
-            if status[0] == 0 and status[1] == 0:
+            status = nl.status.numpy() if nl is not None else np.zeros(NEIGHBOR_STATUS_SIZE, dtype=np.int32)
+            if status[NeighborStatus.OVERFLOW] == 0 and status[NeighborStatus.NEEDS_HOST] == 0:
                 if nl is not None:
-                    nl.rebuild_count += int(status[2])
+                    nl.rebuild_count += int(status[NeighborStatus.REBUILDS])
                 if replay.first_bad is not None:
                     bad = int(replay.first_bad.numpy()[0])
                     if bad != NO_DIVERGENCE:
@@ -507,7 +508,7 @@ class _WindowGraph:
         wp.capture_launch(self.graph)
         if nl is not None:
             status = nl.status.numpy()
-            if status[0] != 0 or status[1] != 0:
+            if status[NeighborStatus.OVERFLOW] != 0 or status[NeighborStatus.NEEDS_HOST] != 0:
                 return False
-            nl.rebuild_count += int(status[2])
+            nl.rebuild_count += int(status[NeighborStatus.REBUILDS])
         return True
