@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from .errors import GradientNotFiniteError, SimulationDivergedError, check_losses
+from .errors import GradientNotFiniteError, ParameterError, SimulationDivergedError, check_losses
 from .kernels.constants import NO_DIVERGENCE
 from .model import Control, ControlSequence, State
 from .runtime import active_tape, warp_runtime
@@ -128,13 +128,13 @@ class Workspace:
 
 def check_num_steps(num_steps) -> int:
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+        raise ParameterError(f"num_steps must be a non-negative integer, got {num_steps!r}")
     return int(num_steps)
 
 
 def _check_threads(threads):
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+        raise ParameterError(f"threads must be a positive integer or None, got {threads!r}")
     return threads
 
 
@@ -233,22 +233,22 @@ class Engine:
         h = solver.check_dt(dt, substeps)
         threads = _check_threads(threads) or self.threads
         if execution not in EXECUTIONS:
-            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+            raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         if controls is not None and not isinstance(controls, (Control, ControlSequence)):
             raise TypeError(f"controls must be None, a Control or a ControlSequence, got {type(controls).__name__}")
         if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
-            raise ValueError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
+            raise ParameterError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
         if not record and active_tape() is not None:
-            raise ValueError("record=False inside an active wp.Tape would give wrong gradients (the tape sees none of the steps); "
+            raise ParameterError("record=False inside an active wp.Tape would give wrong gradients (the tape sees none of the steps); "
                              "use record=True, or leave the tape")
         graph = self._can_replay(controls) and num_steps >= 2
         if out is not None:
             if execution == "graph" or num_steps == 0:
-                raise ValueError("out needs execution='python' or 'auto' and num_steps >= 1")
+                raise ParameterError("out needs execution='python' or 'auto' and num_steps >= 1")
             execution = "python"
         if execution == "graph":
             if record or not self._can_replay(controls):
-                raise ValueError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
+                raise ParameterError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
             graph = num_steps >= 1
         elif execution == "python":
             graph = False
@@ -388,10 +388,10 @@ class Engine:
 
     def _runner(self, program, theta_shape, *, recorded: bool, threads, execution) -> _ProgramRunner | None:
         if execution not in EXECUTIONS:
-            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+            raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         threads = _check_threads(threads) or self.threads
         if len(theta_shape) != 2 or theta_shape[0] != self.solver.num_worlds:
-            raise ValueError(f"theta rows must have shape ({self.solver.num_worlds}, P), got {tuple(theta_shape)}")
+            raise ParameterError(f"theta rows must have shape ({self.solver.num_worlds}, P), got {tuple(theta_shape)}")
         if execution == "python" or not (self.solver.capturable and getattr(program, "capturable", True)) or active_tape() is not None:
             return None
         key = (id(program), tuple(theta_shape), recorded, int(program.num_steps), float(program.dt), int(program.substeps),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warp as wp
 
-from ..errors import NonFinitePositionsError, SimulationDivergedError, check_timestep
+from ..errors import NonFinitePositionsError, ParameterError, SimulationDivergedError, check_timestep
 from ..kernels.md import md_kernels
 from ..solver import Solver
 from .particles import ParticleModel, ParticleState
@@ -61,7 +61,7 @@ class MDSolver(Solver):
 
     def record_divergence(self, state, step_index, first_bad, step_base=None) -> None:
         if step_base is not None:
-            raise ValueError("MDSolver steps are not captured: step_base is not supported")
+            raise ParameterError("MDSolver steps are not captured: step_base is not supported")
         wp.launch(md_kernels(self.model.precision.scalar).record_first_nonfinite, dim=self.model.particle_count,
                   inputs=[state.positions, state.velocities, int(step_index)], outputs=[first_bad],
                   device=self.model.device, record_tape=False)
