@@ -20,17 +20,12 @@ def register(name: str):
 
 
 def list_scenes() -> list[str]:
-    _load_builtin()
     return sorted(_SCENES)
 
 
 def make(name: str, *, num_worlds: int = 1, device=None, **options):
     """Build the scene ``name`` for ``num_worlds`` worlds on ``device``; options go to its factory."""
-    _load_builtin()
     if name not in _SCENES:
         raise ValueError(f"unknown scene {name!r}; available: {', '.join(sorted(_SCENES))}")
     return _SCENES[name](num_worlds=num_worlds, device=device, **options)
 
-
-def _load_builtin():
-    from . import contact_scenes, robots  # noqa: F401  (register on import)
