@@ -143,33 +143,15 @@ class ForwardProgress:
 
 
 @dataclass
-class PositionLoss:
-    """``weight * |p_body - target|^2`` [m^2 * weight] at the final step (or summed over every step)."""
-
-    body: int
-    target: tuple
-    weight: float = 1.0
-    every_step: bool = False
-
-    def __post_init__(self):
-        self.body = _index("body", self.body)
-        self.target, self.weight = _vector("target", self.target), _finite("weight", self.weight)
-
-    def add(self, model, state, control, loss, context) -> None:
-        _check_body(model, self.body)
-        p = model.precision
-        wp.launch(loss_kernels(p.scalar).body_position, dim=loss.shape[0],
-                  inputs=[self.body, p.vec3(*self.target), p.scalar(self.weight), state.body_q], outputs=[loss], device=model.device)
-
-
-@dataclass
-class VelocityLoss:
-    """``weight * |v_body - target|^2`` [(m/s)^2 * weight] at the final step (or summed over every step)."""
+class _BodyTargetLoss:
+    """``weight * |x_body - target|^2`` of one body's ``STATE_FIELD`` (a vec3 part of the state)."""
 
     body: int
     target: tuple = (0.0, 0.0, 0.0)
     weight: float = 1.0
     every_step: bool = False
+    KERNEL = ""  # the kernel of simulator.kernels.losses that adds the term
+    STATE_FIELD = ""  # the state array it reads
 
     def __post_init__(self):
         self.body = _index("body", self.body)
@@ -178,8 +160,23 @@ class VelocityLoss:
     def add(self, model, state, control, loss, context) -> None:
         _check_body(model, self.body)
         p = model.precision
-        wp.launch(loss_kernels(p.scalar).body_velocity, dim=loss.shape[0],
-                  inputs=[self.body, p.vec3(*self.target), p.scalar(self.weight), state.body_v], outputs=[loss], device=model.device)
+        wp.launch(getattr(loss_kernels(p.scalar), self.KERNEL), dim=loss.shape[0],
+                  inputs=[self.body, p.vec3(*self.target), p.scalar(self.weight), getattr(state, self.STATE_FIELD)],
+                  outputs=[loss], device=model.device)
+
+
+@dataclass
+class PositionLoss(_BodyTargetLoss):
+    """``weight * |p_body - target|^2`` [m^2 * weight] at the final step (or summed over every step)."""
+
+    KERNEL, STATE_FIELD = "body_position", "body_q"
+
+
+@dataclass
+class VelocityLoss(_BodyTargetLoss):
+    """``weight * |v_body - target|^2`` [(m/s)^2 * weight] at the final step (or summed over every step)."""
+
+    KERNEL, STATE_FIELD = "body_velocity", "body_v"
 
 
 # ----------------------------------------------------------------------------- control terms
