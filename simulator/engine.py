@@ -384,6 +384,17 @@ class Engine:
         _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
         return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
 
+    def replays(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None):
+        """The captured recorded forward pass and reverse pass of ``program`` as two callables that
+        replay them (over every world range), loaded with ``theta_rows`` and ``initial_state``: what
+        :meth:`gradient` runs, split for benchmarks and profiles (kernel time without Python)."""
+        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution="graph")
+        if runner is None:
+            raise ParameterError("the program cannot be captured (its solver or controller is not capturable, or a tape is active)")
+        runner.load(theta_rows, initial_state)
+        return (lambda: _run_ranges(lambda part: part.forward(), runner.parts),
+                lambda: _run_ranges(lambda part: part.reverse(), runner.parts))
+
     CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
 
     def _runner(self, program, theta_shape, *, recorded: bool, threads, execution) -> _ProgramRunner | None:

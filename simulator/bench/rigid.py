@@ -4,7 +4,7 @@ Rows (1 and 64 worlds), medians of several repeats: forward substeps per second 
 unrecorded rollout (dt 0.01 s, 4 substeps of 2.5 ms), simulated seconds per wall second per
 world, the reverse pass of a recorded rollout as a multiple of the recorded forward pass
 (``reverse_over_forward``), of the unrecorded forward pass over the same horizon
-(``reverse_over_unrecorded_forward``) and, both captured as graphs, of each other
+(``reverse_over_unrecorded_forward``) and, both captured as graphs by the rollout engine, of each other
 (``captured_reverse_over_forward``), and peak host memory (process max RSS [MB]).
 
 The peer is MuJoCo on the gymnasium ant at its own timestep (0.01 s, zero control), measured
@@ -77,7 +77,7 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
         tape.reset()
         controls.joint_act.grad.zero_()
     reverse_s, recorded_s, unrecorded_s = (float(np.median(x[1:])) for x in (reverse, recorded, unrecorded))
-    captured_forward_s, captured_reverse_s = _captured(scene, controls, horizon, repeats)
+    captured_forward_s, captured_reverse_s = _captured(worlds, horizon, repeats, device)
     return {
         "case": "ant",
         "worlds": worlds,
@@ -94,34 +94,16 @@ def _ours(worlds: int, steps: int, reverse_steps: int, repeats: int, device) -> 
     }
 
 
-def _captured(scene, controls, horizon: int, repeats: int) -> tuple[float, float]:
-    """Median wall seconds of the recorded forward pass and of the reverse pass (gradients zeroed
-    first) when each is captured once as a Warp graph and replayed: kernel time without Python."""
-    from simulator import rollout
-
-    model = scene.model
-    initial = model.state()
-    tape = wp.Tape()
-    wp.capture_begin(device=model.device)
-    try:
-        with tape:
-            traj = rollout(model, initial, controls, num_steps=horizon, dt=DT, substeps=SUBSTEPS, check_divergence=False)
-            loss = scene.loss(traj, controls)
-    finally:
-        forward = wp.capture_end(device=model.device)
-    seed = wp.ones_like(loss)
-    wp.capture_launch(forward)
-    tape.backward(grads={loss: seed})  # registers the gradient arrays that tape.zero() clears
-    wp.capture_begin(device=model.device)
-    try:
-        tape.zero()
-        tape.backward(grads={loss: seed})
-    finally:
-        reverse = wp.capture_end(device=model.device)
-    forward_s = median_seconds(lambda: wp.capture_launch(forward), repeats, wp.synchronize)
-    reverse_s = median_seconds(lambda: wp.capture_launch(reverse), repeats, wp.synchronize)
-    tape.reset()
-    return forward_s, reverse_s
+def _captured(worlds: int, horizon: int, repeats: int, device) -> tuple[float, float]:
+    """Median wall seconds of the recorded forward pass and of the reverse pass of the ant task
+    (actions 0.1) as the rollout engine captures and replays them (``Engine.replays``): kernel time
+    without Python."""
+    objective = _ant_objective(horizon, device)
+    theta = np.full((worlds, objective.num_parameters), 0.1)
+    forward, reverse = objective.engine(worlds).replays(objective, theta, objective.initial_state(worlds, 0))
+    forward()
+    reverse()
+    return median_seconds(forward, repeats, wp.synchronize), median_seconds(reverse, repeats, wp.synchronize)
 
 
 ES_WORLDS, ES_STEPS = 64, 25  # the ES row: a 64-member antithetic population, 25 control steps

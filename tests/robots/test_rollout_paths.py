@@ -53,8 +53,9 @@ def test_threads_must_be_positive():
 
 
 def test_captured_tape_replays_give_the_plain_gradient():
-    """The pattern the benchmark times (and optimisation loops can use): a recorded rollout and its
-    backward pass captured once as CPU graphs and replayed give exactly the plain tape's result."""
+    """The Warp pattern the engine's captured gradient is built on (tests/test_engine.py checks the
+    engine itself): a recorded rollout and its backward pass captured once as CPU graphs and
+    replayed give exactly the plain tape's result."""
     scene = scenes.make("ant", num_worlds=2, device=DEVICE, requires_grad=True)
     model, steps = scene.model, 3
     controls = model.control_sequence(steps)
