@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from .errors import GradientNotFiniteError, ParameterError, SimulationDivergedError, check_losses
+from .errors import GradientNotFiniteError, ParameterError, SimulationDivergedError, check_losses, check_num_steps
 from .kernels.constants import NO_DIVERGENCE
 from .model import Control, ControlSequence, State
 from .runtime import active_tape, warp_runtime
@@ -124,12 +124,6 @@ class Workspace:
 
     def gradients(self) -> list[wp.array]:
         return [a.grad for a in self._arrays.values() if a.grad is not None]
-
-
-def check_num_steps(num_steps) -> int:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ParameterError(f"num_steps must be a non-negative integer, got {num_steps!r}")
-    return int(num_steps)
 
 
 def _check_threads(threads):

@@ -9,6 +9,7 @@ catches those keeps working.
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 
@@ -122,6 +123,13 @@ def check_vector(name: str, value, length: int = 3) -> np.ndarray:
     if arr.shape != (length,):
         raise ParameterError(f"{name} must have {length} entries, got {describe(value)}")
     return arr
+
+
+def check_num_steps(num_steps) -> int:
+    """Validate a number of steps (a non-negative integer); return it as an int."""
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
+        raise ParameterError(f"num_steps must be a non-negative integer, got {describe(num_steps)}")
+    return int(num_steps)
 
 
 def check_timestep(dt, substeps: int = 1) -> float:

@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 import warp as wp
 
+from .errors import check_num_steps
 from .kernels.losses import loss_kernels
 from .model import Control, ControlSequence, Model, State
 
@@ -242,23 +243,12 @@ def _control_at(controls, step: int):
 
 def trajectory_steps(trajectory, controls=None, num_steps: int | None = None) -> int:
     """The number of steps a trajectory covers: ``num_steps`` if given, else the trajectory's own
-    ``num_steps`` attribute if it has one, else ``len(states) - 1`` of a recorded trajectory, else
-    the length of a :class:`ControlSequence` that drove it; otherwise ValueError (a ``record=False``
-    trajectory keeps only its first and last state and does not know how long it ran)."""
+    (:attr:`simulator.Trajectory.num_steps`, kept by recorded and unrecorded rollouts alike)."""
     recorded = bool(trajectory.substates)
     kept = len(trajectory.states) - 1
     if num_steps is None:
-        num_steps = getattr(trajectory, "num_steps", None)
-    if num_steps is None:
-        if recorded or kept == 0:
-            num_steps = kept
-        elif isinstance(controls, ControlSequence):
-            num_steps = controls.num_steps
-        else:
-            raise ValueError("the trajectory was rolled out with record=False and keeps only its first and last state: "
-                             "pass num_steps (its number of steps) to compute its loss")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+        num_steps = trajectory.num_steps
+    num_steps = check_num_steps(num_steps)
     if (recorded and num_steps != kept) or (kept == 0 and num_steps != 0) or (num_steps == 0 and kept != 0):
         raise ValueError(f"num_steps={num_steps} does not match the trajectory ({kept} steps kept, recorded={recorded})")
     if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:

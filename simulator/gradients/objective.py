@@ -24,8 +24,6 @@ import warp as wp
 from ..engine import SweepResult, evaluate_objective, sweep_objective  # noqa: F401 (SweepResult re-exported)
 from ..errors import GradientNotFiniteError, ParameterError, check_finite, check_losses
 
-_check_losses = check_losses  # the older private name (GradientNotFiniteError is imported from here too)
-
 
 class RolloutObjective(ABC):
     """A loss ``L(theta) = sum_t loss_t(state_t, theta)`` of a ``num_steps``-step rollout.
@@ -146,7 +144,7 @@ def reverse_sweep(
     if fast is not None:
         result = fast(np.asarray(theta_rows), seed=seed, checkpoint_every=checkpoint_every, window=window, clip=clip, trace=trace)
         if result is not None:
-            _check_losses(result.losses)
+            check_losses(result.losses)
             bad = np.flatnonzero(~np.all(np.isfinite(result.gradients), axis=1))
             if bad.size:
                 try:  # locate the step with the per-step sweep of the generic path (it raises)

@@ -24,7 +24,7 @@ import numpy as np
 import warp as wp
 
 from ..engine import Engine
-from ..errors import SimulationDivergedError, check_timestep
+from ..errors import SimulationDivergedError, check_num_steps, check_timestep
 from ..kernels.constants import NEIGHBOR_STATUS_SIZE, NeighborStatus
 from ..kernels.md import NO_DIVERGENCE, md_kernels
 from .particles import ParticleModel, ParticleState
@@ -102,8 +102,7 @@ def rollout(
     and ``ValueError`` for ``record=False`` without ``checkpoint_every`` inside an active
     ``wp.Tape`` (the steps would be missing from the tape and its gradients silently wrong).
     """
-    if not isinstance(num_steps, (int, np.integer)) or num_steps < 0:
-        raise ValueError(f"num_steps must be a non-negative integer, got {num_steps!r}")
+    num_steps = check_num_steps(num_steps)
     if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
         raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     if not record and checkpoint_every is None and active_tape() is not None:
