@@ -83,12 +83,14 @@ def md_observable_kernels(scalar):
     def record_first_nonfinite(
         positions: wp.array(dtype=vec3),
         velocities: wp.array(dtype=vec3),
+        # Step index: step_base[0] + step (a device counter lets a captured graph be replayed)
+        step_base: wp.array(dtype=int),
         step: int,
         first_bad_step: wp.array(dtype=int),
     ):
         i = wp.tid()
         if not (wp.isfinite(positions[i]) and wp.isfinite(velocities[i])):
-            wp.atomic_min(first_bad_step, 0, step)
+            wp.atomic_min(first_bad_step, 0, step_base[0] + step)
 
     return SimpleNamespace(
         kinetic_energy=kinetic_energy,

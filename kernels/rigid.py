@@ -312,16 +312,10 @@ def rigid_kernels(scalar):
         if not finite:
             wp.atomic_min(first_bad_step, world, step_base[0] + step)
 
-    @wp.kernel
-    def advance_step_counter(count: int, step_base: wp.array(dtype=int)):
-        """``step_base[0] += count`` (one thread): the substep counter of a replayed graph."""
-        step_base[0] = step_base[0] + count
-
     return SimpleNamespace(
         contact_forces=contact_forces,
         integrate_bodies=integrate_bodies,
         record_first_nonfinite=record_first_nonfinite,
-        advance_step_counter=advance_step_counter,
         shape_signed_distance=shape_signed_distance,
     )
 

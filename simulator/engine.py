@@ -39,6 +39,7 @@ works on the CPU (Warp CPU graphs) and on CUDA (CUDA graphs) behind the same swi
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ import warp as wp
 
 from .errors import GradientNotFiniteError, ParameterError, SimulationDivergedError, check_losses, check_num_steps
 from .kernels.constants import NO_DIVERGENCE
+from .kernels.engine import advance_step_counter
 from .model import Control, ControlSequence, State
 from .runtime import active_tape, warp_runtime
 from .solver import Solver, no_divergence
@@ -195,6 +197,7 @@ class Engine:
         self._programs: dict = {}
         self._replays: dict = {}
         self._uses: dict = {}
+        self._windows: dict = {}
 
     # ------------------------------------------------------------------ plain rollouts
     def rollout(
@@ -206,6 +209,7 @@ class Engine:
         dt: float,
         substeps: int = 1,
         record: bool = True,
+        checkpoint_every: int | None = None,
         check_divergence: bool = True,
         execution: str = "auto",
         threads: int | None = None,
@@ -215,120 +219,72 @@ class Engine:
     ) -> Trajectory:
         """Simulate ``num_steps`` steps of ``dt`` seconds, each split into ``substeps`` substeps.
 
-        See :func:`simulator.rollout` for the arguments; ``requires_grad`` (default: the model's)
-        gives the recorded states gradient buffers; ``out`` (Python stepping only) is the state the
-        last substep writes into; ``first_step`` offsets the step numbers a divergence error
-        reports (a rollout continuing another). ``execution``: ``"python"`` steps from
+        See :func:`simulator.rollout` for the arguments. ``checkpoint_every=k``: the forward pass
+        keeps one state every ``k`` steps, unrecorded (``states`` holds them), and a surrounding
+        tape gets one backward entry that re-simulates each segment on a local tape and
+        back-propagates it, newest first: memory ``num_steps / k + k`` states, gradients bitwise
+        those of ``record=True``, reaching the initial state, the model's parameters, the controls
+        and the *final* state (a loss that reads intermediate states needs ``record=True``).
+        ``requires_grad`` (default: the model's) gives recorded states and checkpoints gradient
+        buffers; ``out`` is the state the last substep writes into; ``first_step``: the rollout
+        continues another at that step (a :class:`ControlSequence` is read from there, divergence
+        errors count from there). ``execution``: ``"python"`` steps (and re-simulates) from
         Python, ``"graph"`` replays captured graphs (unrecorded only), ``"auto"`` replays when it
-        can (unrecorded, at least two steps, a capturable solver, contiguous controls).
+        can (unrecorded or checkpointed, a capturable solver, contiguous controls, at least
+        ``max(2, solver.replay_segment)`` steps for a plain replay).
         """
         solver = self.solver
-        num_steps = check_num_steps(num_steps)
-        h = solver.check_dt(dt, substeps)
+        num_steps, h = self.check_rollout(controls, num_steps=num_steps, dt=dt, substeps=substeps, record=record,
+                                          checkpoint_every=checkpoint_every, execution=execution, out=out, first_step=first_step)
         threads = _check_threads(threads) or self.threads
+        replayable = self._can_replay(controls)
+        first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
+        run = _Run(self, controls, substeps, h, first_bad, threads, execution)
+        if checkpoint_every is not None:
+            states = self._checkpointed(run, initial_state, num_steps, int(checkpoint_every), requires_grad, first_step)
+            substates = []
+        elif not record:
+            graph = execution == "graph" or (execution == "auto" and replayable and num_steps >= max(2, solver.replay_segment))
+            final = run.unrecorded(initial_state, num_steps, first_step, out, graph)
+            states, substates = [initial_state] + ([final] if num_steps > 0 else []), []
+        else:
+            states, substates = run.python(initial_state, num_steps, first_step, record=True, requires_grad=requires_grad, out=out)
+        if first_bad is not None:
+            _raise_if_diverged(first_bad, self.solver, dt, substeps, per_substep=True)
+        return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
+
+    def check_rollout(self, controls=None, *, num_steps, dt, substeps=1, record=True, checkpoint_every=None, execution="auto",
+                      out=None, first_step=0) -> tuple[int, float]:
+        """Validate the arguments of :meth:`rollout` (before a caller does work that it would
+        waste); returns ``(num_steps, substep length)``."""
+        num_steps = check_num_steps(num_steps)
+        h = self.solver.check_dt(dt, substeps)
         if execution not in EXECUTIONS:
             raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         if controls is not None and not isinstance(controls, (Control, ControlSequence)):
             raise TypeError(f"controls must be None, a Control or a ControlSequence, got {type(controls).__name__}")
-        if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
-            raise ParameterError(f"controls has {controls.num_steps} steps but the rollout needs num_steps={num_steps}")
-        if not record and active_tape() is not None:
+        if isinstance(controls, ControlSequence) and controls.num_steps < first_step + num_steps:
+            raise ParameterError(f"controls has {controls.num_steps} steps but the rollout needs {first_step + num_steps} "
+                                 f"(num_steps={num_steps} from first_step={first_step})")
+        if out is not None and num_steps == 0:
+            raise ParameterError("out needs num_steps >= 1 (no step would write it)")
+        if checkpoint_every is not None:
+            if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+                raise ParameterError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+            if out is not None or execution == "graph":
+                raise ParameterError("checkpoint_every cannot be combined with out= or execution='graph'")
+        elif not record and active_tape() is not None:
             raise ParameterError("record=False inside an active wp.Tape would give wrong gradients (the tape sees none of the steps); "
-                             "use record=True, or leave the tape")
-        graph = self._can_replay(controls) and num_steps >= 2
-        if out is not None:
-            if execution == "graph" or num_steps == 0:
-                raise ParameterError("out needs execution='python' or 'auto' and num_steps >= 1")
-            execution = "python"
-        if execution == "graph":
-            if record or not self._can_replay(controls):
-                raise ParameterError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
-            graph = num_steps >= 1
-        elif execution == "python":
-            graph = False
-        first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
-        if not record and graph:
-            states, substates = [initial_state, self._replay(initial_state, controls, num_steps, substeps, h, first_bad, threads)], []
-        else:
-            states, substates = self._step_in_python(initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad,
-                                                     out, first_step * substeps)
-        if first_bad is not None:
-            _raise_if_diverged(first_bad, self.solver, dt, substeps, per_substep=True)
-        return Trajectory(states=states, dt=float(dt), substeps=int(substeps), substates=substates, num_steps=num_steps)
+                                 "use record=True, or checkpoint_every=k to save memory, or leave the tape")
+        if execution == "graph" and (record or not self._can_replay(controls)):
+            raise ParameterError("execution='graph' needs record=False, a capturable solver and contiguous control arrays")
+        return num_steps, h
 
     def _can_replay(self, controls) -> bool:
         if isinstance(controls, ControlSequence):
             if not all(a is None or a.is_contiguous for a in (controls.body_force, controls.body_torque, controls.joint_act)):
                 return False
         return self.solver.capturable
-
-    def _step_in_python(self, initial_state, controls, num_steps, substeps, h, record, first_bad, requires_grad=None, out=None,
-                        first_substep=0):
-        """One ``solver.step`` per substep from Python (recorded on an active tape when ``record``);
-        the last substep writes into ``out`` when given."""
-        solver = self.solver
-        states, substates = [initial_state], []
-        current = initial_state
-        spare = None if record else solver.output_state(requires_grad=False)
-        for t in range(num_steps):
-            control = _control_at(controls, t)
-            for k in range(substeps):
-                if out is not None and t == num_steps - 1 and k == substeps - 1:
-                    nxt = out
-                elif record:
-                    nxt = solver.output_state(requires_grad=requires_grad)
-                else:
-                    nxt = spare
-                if record:
-                    substates.append(nxt)
-                solver.step(current, nxt, control, h)
-                if first_bad is not None:
-                    solver.record_divergence(nxt, first_substep + t * substeps + k, first_bad)
-                if not record:
-                    spare = current if current is not initial_state else solver.output_state(requires_grad=False)
-                current = nxt
-            if record:
-                states.append(current)
-        if not record and num_steps > 0:
-            states.append(current)
-        return states, substates
-
-    def _replay(self, initial_state, controls, num_steps, substeps, h, first_bad, threads) -> State:
-        """Unrecorded steps replaying a captured graph of one control step (its ``substeps``
-        substeps ping-ponging between two buffers, and their divergence checks, the substep index
-        kept in a device counter the graph advances); a second graph starts from the other buffer
-        when ``substeps`` is odd. The graphs and buffers are kept for the next call of the same
-        shape. Returns the final state (a new State)."""
-        solver = self.solver
-        sequence = isinstance(controls, ControlSequence)
-        kind = "sequence" if sequence else ("zero" if controls is None else "fixed")
-        key = (kind, substeps, h, tuple(self._bounds(threads)), first_bad is not None)
-        replay = self._replays.get(key)
-        if replay is None:
-            buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
-            control = solver.control(requires_grad=False)  # staging: step t (or the fixed control) is copied in
-            watch = no_divergence(solver.num_worlds, solver.device) if first_bad is not None else None
-            ranges = [_ReplayRange(solver, lo, hi, buffers, control, watch, substeps, h) for lo, hi in self._bounds(threads)]
-            replay = self._replays[key] = (buffers, control, watch, ranges)
-        buffers, control, watch, ranges = replay
-        if kind == "fixed":
-            for name in ("body_force", "body_torque", "joint_act"):
-                if getattr(control, name) is not None:
-                    wp.copy(getattr(control, name), getattr(controls, name))
-
-        def run(part: _ReplayRange) -> None:
-            part.start(initial_state)
-            for t in range(num_steps):
-                if sequence:
-                    part.copy_controls(controls, t)
-                wp.capture_launch(part.graphs[(t * substeps) % len(part.graphs)])
-
-        _run_ranges(run, ranges)
-        if first_bad is not None:
-            wp.copy(first_bad, watch)
-        final = solver.output_state(requires_grad=False)
-        final.assign(buffers[(num_steps * substeps) % 2])
-        return final
 
     def _bounds(self, threads) -> list[tuple[int, int]]:
         worlds = self.solver.num_worlds
@@ -337,6 +293,57 @@ class Engine:
             count = 1  # one GPU stream runs every world at once
         edges = np.linspace(0, worlds, count + 1).round().astype(int)
         return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])]
+
+    # ------------------------------------------------------------------ checkpointed rollouts
+    def _checkpointed(self, run: _Run, initial_state, num_steps, every, requires_grad, first_step) -> list:
+        """The forward pass of ``checkpoint_every``: unrecorded segments (replayed when they can
+        be), a checkpoint after each, and one backward entry on the active tape."""
+        solver = self.solver
+        bookkeeping = solver.bookkeeping
+        runtime = warp_runtime()
+        outer_tape, runtime.tape = runtime.tape, None  # the forward pass is not recorded: the backward re-simulates
+        try:
+            checkpoints, snapshots = [initial_state], [bookkeeping.snapshot() if bookkeeping is not None else None]
+            graph = run.execution == "auto" and self._can_replay(run.controls) and every >= max(2, solver.replay_segment)
+            for first in range(0, num_steps, every):
+                steps = min(every, num_steps - first)
+                checkpoint = solver.output_state(requires_grad=requires_grad)
+                run.unrecorded(checkpoints[-1], steps, first_step + first, checkpoint, graph)
+                if run.first_bad is not None:  # before a diverged segment is continued
+                    _raise_if_diverged(run.first_bad, solver, run.dt, run.substeps, per_substep=True)
+                checkpoints.append(checkpoint)
+                snapshots.append(bookkeeping.snapshot() if bookkeeping is not None else None)
+        finally:
+            runtime.tape = outer_tape
+        controls = run.controls
+        control_arrays = [] if controls is None else [a for a in (controls.body_force, controls.body_torque, controls.joint_act)
+                                                      if a is not None]
+        # every array whose gradient the backward writes, so that tape.zero() clears it
+        written = [*(a for s in checkpoints for a in solver.state_arrays(s).values()), *solver.parameters(), *control_arrays]
+        written = [a for a in written if a.requires_grad and a.grad is not None]
+        if outer_tape is not None and written and num_steps > 0:
+            backward = _CheckpointedBackward(self, run, checkpoints, snapshots, every, num_steps, first_step, control_arrays)
+            outer_tape.record_func(backward, written)
+        return checkpoints
+
+    def _window(self, steps: int, run: _Run) -> _Window:
+        """The captured window of ``steps`` control steps for a checkpointed backward pass (kept
+        while nothing it bakes in changed: the solver's key, the bookkeeping layout, the control
+        and the gradient arrays it accumulates into)."""
+        solver, control = self.solver, run.controls
+        key, arrays = solver.capture_key(run.h)
+        if solver.bookkeeping is not None:
+            list_key, list_arrays = solver.bookkeeping.layout_key()
+            key, arrays = (key, list_key), (*arrays, *list_arrays)
+        accumulated = [a.grad for a in solver.parameters() if a.grad is not None]
+        if control is not None:
+            accumulated += [a.grad for a in (control.body_force, control.body_torque, control.joint_act) if a is not None and a.grad is not None]
+        key = (key, steps, run.substeps, run.h, id(control), tuple(id(g) for g in accumulated))
+        window = self._windows.get((steps, run.substeps))
+        if window is None or window.key != key:
+            window = self._windows[(steps, run.substeps)] = _Window(solver, control, steps, run.substeps, run.h, key)
+            window.keep = (arrays, accumulated, control)  # the keyed arrays stay alive: their ids stay unique
+        return window
 
     # ------------------------------------------------------------------ programs (objectives)
     def evaluate(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
@@ -487,39 +494,221 @@ def _raise_if_diverged(first_bad: wp.array, solver, dt: float, substeps: int, *,
     )
 
 
+_UNSET = object()  # "use the run's own watch"
+
+
+class _Run:
+    """The settings of one rollout call (controls, substeps, substep length ``h``, divergence
+    watch, threads, execution) and the three ways to run its steps: from Python (recorded or
+    not), replayed as captured graphs, and re-simulated for a checkpointed backward pass."""
+
+    def __init__(self, engine: Engine, controls, substeps, h, first_bad, threads, execution):
+        self.engine, self.solver = engine, engine.solver
+        self.controls, self.substeps, self.h = controls, int(substeps), h
+        self.dt = h * substeps
+        self.first_bad, self.threads, self.execution = first_bad, threads, execution
+
+    def python(self, start, num_steps, first_step, *, record, requires_grad=None, out=None, first_bad=_UNSET):
+        """One ``solver.step`` per substep from Python (recorded on an active tape when
+        ``record``); the last substep writes into ``out`` when given. Returns ``(states at the
+        step boundaries, recorded substates)`` (unrecorded: the start and the final state)."""
+        solver = self.solver
+        first_bad = self.first_bad if first_bad is _UNSET else first_bad
+        states, substates = [start], []
+        current = start
+        spare = None if record else solver.output_state(requires_grad=False)
+        for t in range(num_steps):
+            control = _control_at(self.controls, first_step + t)
+            for k in range(self.substeps):
+                if out is not None and t == num_steps - 1 and k == self.substeps - 1:
+                    nxt = out
+                elif record:
+                    nxt = solver.output_state(requires_grad=requires_grad)
+                else:
+                    nxt = spare
+                if record:
+                    substates.append(nxt)
+                solver.step(current, nxt, control, self.h)
+                if first_bad is not None:
+                    solver.record_divergence(nxt, (first_step + t) * self.substeps + k, first_bad)
+                if not record:
+                    spare = current if current is not start else solver.output_state(requires_grad=False)
+                current = nxt
+            if record:
+                states.append(current)
+        if not record and num_steps > 0:
+            states.append(current)
+        return states, substates
+
+    def unrecorded(self, start, num_steps, first_step, out, graph: bool):
+        """The final state of ``num_steps`` unrecorded steps (into ``out`` when given), replayed
+        when ``graph`` and the solver's bookkeeping allows it, else stepped from Python."""
+        final = self._replay(start, num_steps, first_step, out) if graph and num_steps > 0 else None
+        if final is None:
+            final = self.python(start, num_steps, first_step, record=False, out=out)[0][-1]
+        return final
+
+    def _replay(self, start, num_steps, first_step, out):
+        """Unrecorded steps replaying captured graphs, world ranges on threads: ``solver.replay_segment``
+        control steps per graph (one with a :class:`ControlSequence`, whose step is copied into a
+        staging control first), ping-ponging between two buffers, divergence recorded against a
+        device step counter. With bookkeeping (a neighbor list) the graph snapshots its start and
+        the list, the list is updated on the device, and a segment whose update needed the host
+        is restored and redone from Python, so results are bitwise those of stepping from Python.
+        The buffers and graphs stay on the engine for the next call of the same shape. Returns
+        the final state (``out``, or a new one), or None when the bookkeeping cannot go on the
+        device (the caller steps from Python)."""
+        engine, solver, controls = self.engine, self.solver, self.controls
+        bookkeeping = solver.bookkeeping
+        if bookkeeping is not None and not bookkeeping.begin_device_updates():
+            return None
+        on_device = [bookkeeping is not None]
+        sequence = isinstance(controls, ControlSequence)
+        kind = "sequence" if sequence else ("zero" if controls is None else "fixed")
+        bounds = engine._bounds(self.threads)
+        watching = self.first_bad is not None
+        key = (kind, self.substeps, self.h, tuple(bounds), watching)
+        replay = engine._replays.get(key)
+        if replay is None:
+            replay = engine._replays[key] = _Replay(solver, bounds, self.substeps, self.h, watching, redo=bookkeeping is not None)
+        if kind == "fixed":
+            for name in ("body_force", "body_torque", "joint_act"):
+                if getattr(replay.control, name) is not None:
+                    wp.copy(getattr(replay.control, name), getattr(controls, name))
+        segment = 1 if sequence else solver.replay_segment
+        substeps = self.substeps
+
+        def graph_key():
+            key, arrays = solver.capture_key(self.h)
+            if bookkeeping is not None:
+                list_key, list_arrays = bookkeeping.device_key()
+                key, arrays = (key, list_key), (*arrays, *list_arrays)
+            return key, arrays
+
+        def run(part: _ReplayRange) -> None:
+            part.start(start, first_step * substeps)
+            baked = graph_key()
+            t, parity = 0, 0
+            while t < num_steps:
+                n = 1 if sequence else min(segment, num_steps - t)
+                after = (parity + n * substeps) % 2
+                if on_device[0] or bookkeeping is None:
+                    if sequence:
+                        part.copy_controls(controls, first_step + t)
+                    wp.capture_launch(part.graph(n, parity, baked))
+                    if bookkeeping is None or bookkeeping.device_updates_valid():
+                        t, parity = t + n, after
+                        continue
+                    # the list needed the host (it overflowed, or met a non-finite position or a
+                    # new box): restore the segment's start and redo it from Python
+                    part.restore(parity, bookkeeping)
+                    bookkeeping.end_device_updates()
+                    on_device[0] = False
+                begin = part.buffers[parity]
+                solver.stepped(begin, start, t * substeps)
+                self.python(begin, n, first_step + t, record=False, out=part.buffers[after], first_bad=part.first_bad)
+                t, parity = t + n, after
+                if bookkeeping is not None and not on_device[0]:
+                    on_device[0] = bookkeeping.begin_device_updates()
+                    baked = graph_key()  # a grown list has new arrays
+
+        # capture every graph the plan needs before the ranges run on threads (one capture at a
+        # time per device); a single range may recapture inside run() when a redo changed the key
+        baked, t, parity = graph_key(), 0, 0
+        while t < num_steps:
+            n = 1 if sequence else min(segment, num_steps - t)
+            for part in replay.ranges:
+                part.graph(n, parity, baked)
+            t, parity = t + n, (parity + n * substeps) % 2
+            if sequence and t >= 2:
+                break  # one step per graph: both start buffers are covered
+        try:
+            _run_ranges(run, replay.ranges)
+        finally:
+            if on_device[0]:
+                bookkeeping.end_device_updates()
+        if watching:
+            wp.copy(self.first_bad, replay.watch)
+        final = out if out is not None else solver.output_state(requires_grad=False)
+        final.assign(replay.buffers[(num_steps * substeps) % 2])
+        solver.stepped(final, start, num_steps * substeps)
+        return final
+
+
+
+class _Replay:
+    """What unrecorded replays of one shape keep: two ping-pong states, the staging control, the
+    divergence watch and one :class:`_ReplayRange` per world range."""
+
+    def __init__(self, solver, bounds, substeps, h, watching: bool, redo: bool):
+        self.buffers = (solver.output_state(requires_grad=False), solver.output_state(requires_grad=False))
+        self.control = solver.control(requires_grad=False)  # staging: step t (or the fixed control) is copied in
+        self.watch = no_divergence(solver.num_worlds, solver.device) if watching else None
+        self.ranges = [_ReplayRange(solver, lo, hi, self, substeps, h, redo) for lo, hi in bounds]
+
+
 class _ReplayRange:
     """Worlds ``lo:hi`` of an unrecorded replay: views of the solver, buffers and control, and the
-    captured graph(s) of one control step."""
+    captured graphs by (control steps, start buffer), valid for one capture key."""
 
-    def __init__(self, solver, lo, hi, buffers, control, first_bad, substeps, h):
+    def __init__(self, solver, lo, hi, replay: _Replay, substeps, h, redo: bool):
         self.lo, self.hi = lo, hi
         self.full = solver
-        self.solver = solver.world_range(lo, hi)
-        self.buffers = tuple(solver.state_view(b, lo, hi) for b in buffers)
-        self.control = solver.control_view(control, lo, hi)
-        self.first_bad = None if first_bad is None else first_bad[lo:hi]
+        self.solver = solver.world_range(lo, hi) if (lo, hi) != (0, solver.num_worlds) else solver
+        self.buffers = tuple(solver.state_view(b, lo, hi) for b in replay.buffers) if self.solver is not solver else replay.buffers
+        self.control = replay.control if self.solver is solver or replay.control is None else solver.control_view(replay.control, lo, hi)
+        self.first_bad = None if replay.watch is None else replay.watch[lo:hi]
+        self.substeps, self.h = substeps, h
         self.step_base = wp.zeros(1, dtype=wp.int32, device=solver.device)
-        self.solver.prepare_capture()
-        self.graphs = [self._capture(start, substeps, h, self.first_bad, self.step_base) for start in range(1 + substeps % 2)]
+        # a segment's start (state and watch), snapshotted by its graph, for a redo from Python
+        self.saved = (self.solver.output_state(requires_grad=False),
+                      None if self.first_bad is None else wp.empty_like(self.first_bad)) if redo else None
+        self.graphs: dict = {}
+        self._key = self._keep = None
 
-    def start(self, initial_state) -> None:
-        """Load worlds lo:hi of ``initial_state`` and reset the divergence watch."""
-        self.buffers[0].assign(self.full.state_view(initial_state, self.lo, self.hi))
-        self.step_base.zero_()
+    def start(self, initial_state, first_substep: int) -> None:
+        """Load worlds lo:hi of ``initial_state``, reset the watch and set the step counter."""
+        source = initial_state if self.solver is self.full else self.full.state_view(initial_state, self.lo, self.hi)
+        self.buffers[0].assign(source)
+        self.step_base.fill_(first_substep)
         if self.first_bad is not None:
             self.first_bad.fill_(NO_DIVERGENCE)
 
-    def _capture(self, start, substeps, h, first_bad, step_base):
-        solver, buffers = self.solver, self.buffers
+    def graph(self, steps: int, parity: int, baked: tuple):
+        """The graph of ``steps`` control steps from buffer ``parity`` (captured on first use;
+        all graphs are dropped when the capture key ``baked`` changes)."""
+        key, arrays = baked
+        if key != self._key:
+            self.graphs, self._key, self._keep = {}, key, arrays  # keep the keyed arrays alive: ids stay unique
+        graph = self.graphs.get((steps, parity))
+        if graph is None:
+            graph = self.graphs[(steps, parity)] = self._capture(steps, parity)
+        return graph
+
+    def _capture(self, steps, parity):
+        solver, buffers, first_bad = self.solver, self.buffers, self.first_bad
+        solver.prepare_capture()
+        count = steps * self.substeps
         with _Capture(solver.device) as capture:
-            for k in range(substeps):
-                nxt = buffers[(start + k + 1) % 2]
-                solver.step(buffers[(start + k) % 2], nxt, self.control, h)
+            if self.saved is not None:
+                solver.bookkeeping.save_device_state()
+                self.saved[0].assign(buffers[parity])
                 if first_bad is not None:
-                    solver.record_divergence(nxt, k, first_bad, step_base=step_base)
-            if first_bad is not None:
-                solver.advance_step_counter(step_base, substeps)
+                    wp.copy(self.saved[1], first_bad)
+            for j in range(count):
+                nxt = buffers[(parity + j + 1) % 2]
+                solver.step(buffers[(parity + j) % 2], nxt, self.control, self.h)
+                if first_bad is not None:
+                    solver.record_divergence(nxt, j, first_bad, step_base=self.step_base)
+            wp.launch(advance_step_counter, dim=1, inputs=[count], outputs=[self.step_base], device=solver.device)
         return capture.graph
+
+    def restore(self, parity: int, bookkeeping) -> None:
+        """Put back the start of the last segment (state, watch and bookkeeping)."""
+        self.buffers[parity].assign(self.saved[0])
+        if self.first_bad is not None:
+            wp.copy(self.first_bad, self.saved[1])
+        bookkeeping.restore_device_state()
 
     def copy_controls(self, controls: ControlSequence, t: int) -> None:
         """Staging control <- worlds lo:hi of ``controls.at(t)`` (no view objects per step)."""
@@ -530,6 +719,163 @@ class _ReplayRange:
                 per_world = dst.size // (self.hi - self.lo)
                 offset = (t * src.shape[1] + self.lo) * per_world
                 wp.copy(dst, src, src_offset=offset, count=dst.size)
+
+
+def _state_gradients(solver, state) -> dict[str, wp.array]:
+    return {name: a.grad for name, a in solver.state_arrays(state).items() if a.grad is not None}
+
+
+def _zero_gradients(solver, state) -> None:
+    for grad in solver.gradient_buffers(state):
+        grad.zero_()
+
+
+class _CheckpointedBackward:
+    """The tape entry of a checkpointed rollout: every segment re-simulated on a local tape from
+    its checkpoint (with the bookkeeping snapshot its forward pass used) and back-propagated,
+    newest first, so the adjoint of each checkpoint flows into the one before. With
+    ``execution="auto"`` and a capturable solver driven by a fixed control, each segment replays
+    one captured :class:`_Window` graph instead (bitwise the same); a window whose bookkeeping
+    needed the host makes the whole pass redo from Python."""
+
+    def __init__(self, engine, run, checkpoints, snapshots, every, num_steps, first_step, control_arrays):
+        self.engine, self.run = engine, run
+        self.checkpoints, self.snapshots = checkpoints, snapshots
+        self.every, self.first_step = every, first_step
+        self.steps = [min(every, num_steps - segment * every) for segment in range(len(checkpoints) - 1)]
+        self.control_arrays = control_arrays
+
+    def __call__(self) -> None:
+        engine, solver, checkpoints = self.engine, self.engine.solver, self.checkpoints
+        if self.run.execution == "auto" and self._windows_possible():
+            # what a failed window must put back: the parameters', controls' and final state's gradients
+            kept = [*solver.parameters(), *self.control_arrays, *solver.state_arrays(checkpoints[-1]).values()]
+            saved = [(a.grad, wp.clone(a.grad)) for a in kept if a.grad is not None]
+            if self._captured():
+                return
+            for grad, copy in saved:
+                wp.copy(grad, copy)
+            for state in checkpoints[1:-1]:
+                _zero_gradients(solver, state)
+        for segment in range(len(checkpoints) - 2, -1, -1):
+            self._in_python(segment)
+
+    def _windows_possible(self) -> bool:
+        solver, bookkeeping = self.engine.solver, self.engine.solver.bookkeeping
+        controls = self.run.controls
+        if not solver.capturable or not (controls is None or isinstance(controls, Control)):
+            return False
+        return bookkeeping is None or (bookkeeping.device_updates_supported and bookkeeping.layout_matches(self.snapshots))
+
+    def _in_python(self, segment: int) -> None:
+        """Re-simulate ``segment`` on a local tape and back-propagate: the adjoint of its end moves
+        to its start."""
+        solver, checkpoints = self.engine.solver, self.checkpoints
+        bookkeeping = solver.bookkeeping
+        start, end = checkpoints[segment], checkpoints[segment + 1]
+        local = wp.Tape()
+        with bookkeeping.restored(self.snapshots[segment]) if bookkeeping is not None else contextlib.nullcontext(), local:
+            # the last substep rewrites the same values into ``end``, so its adjoint seeds the segment
+            self.run.python(start, self.steps[segment], self.first_step + segment * self.every, record=True, out=end, first_bad=None)
+        local.backward()
+        if segment + 1 < len(checkpoints) - 1:
+            _zero_gradients(solver, end)  # a checkpoint's adjoint is consumed
+
+    def _captured(self) -> bool:
+        engine, solver, checkpoints = self.engine, self.engine.solver, self.checkpoints
+        runtime = warp_runtime()
+        outer, runtime.tape = runtime.tape, None
+        try:
+            previous, windows = None, {}
+            for segment in range(len(checkpoints) - 2, -1, -1):
+                steps = self.steps[segment]
+                window = windows.get(steps)
+                if window is None:  # looked up once per pass: nothing its key reads changes in it
+                    window = windows[steps] = engine._window(steps, self.run)
+                if window is not previous:  # else the window moved its start's adjoint into its seed itself
+                    source = _state_gradients(solver, checkpoints[-1] if previous is None else previous.pool[0])
+                    for name, grad in window.seed.items():
+                        wp.copy(grad, source[name])
+                if not window.run(checkpoints[segment], self.snapshots[segment]):
+                    return False
+                previous = window
+            start = _state_gradients(solver, checkpoints[0])
+            for name, adjoint in _state_gradients(solver, previous.pool[0]).items():
+                if name in start:
+                    start[name].assign(start[name].numpy() + adjoint.numpy())  # once per pass: a host sum
+        finally:
+            runtime.tape = outer
+        return True
+
+
+class _Window:
+    """One window of ``steps`` control steps, re-simulated on a tape and back-propagated, captured
+    once as a graph over a fixed pool of states and replayed for every window of that length.
+
+    Per window :meth:`run` copies the checkpoint into ``pool[0]`` (and its bookkeeping snapshot
+    into the first step buffer); the graph then clears the bookkeeping flags and the gradients of
+    the pool, runs the recorded forward (with a bookkeeping buffer per step, so every step's
+    adjoint reads what that step used), back-propagates from the adjoint already in the last pool
+    state (:attr:`seed`; parameter and control gradients accumulate across windows) and moves
+    ``pool[0]``'s adjoint into the seed, ready for the window before.
+    """
+
+    def __init__(self, solver, control, steps, substeps, h, key):
+        self.key = key
+        self.solver = solver
+        count = steps * substeps
+        self.pool = [solver.state(requires_grad=True), *(solver.output_state(requires_grad=True) for _ in range(count))]
+        bookkeeping = solver.bookkeeping
+        self.buffers = bookkeeping.step_buffers(count) if bookkeeping is not None else None
+        self.seed = _state_gradients(solver, self.pool[-1])
+        self.tape = wp.Tape()
+        self.graph = self._capture(control, count, h)
+        self._starts = [*solver.state_arrays(self.pool[0]).values(),
+                        *(bookkeeping.step_buffer_starts(self.buffers) if bookkeeping is not None else ())]
+
+    def _capture(self, control, count, h):
+        solver, pool = self.solver, self.pool
+        bookkeeping = solver.bookkeeping
+        seeds = {id(g) for g in self.seed.values()}
+        cleared = [g for s in pool[:-1] for g in solver.gradient_buffers(s)]
+        cleared += [g for g in solver.gradient_buffers(pool[-1]) if id(g) not in seeds]
+        solver.prepare_capture()
+        with bookkeeping.updating_in_place() if bookkeeping is not None else contextlib.nullcontext():
+            with _Capture(solver.device) as capture:
+                if bookkeeping is not None:
+                    bookkeeping.clear_device_flags()
+                for grad in cleared:
+                    grad.zero_()
+                with self.tape:
+                    for j in range(count):
+                        if bookkeeping is not None:
+                            bookkeeping.use_step_buffer(self.buffers, j)
+                        solver.step(pool[j], pool[j + 1], control, h)
+                self.tape.backward()
+                start = _state_gradients(solver, pool[0])
+                for name, seed in self.seed.items():
+                    wp.copy(seed, start[name])
+        return capture.graph
+
+    def run(self, checkpoint, snapshot) -> bool:
+        """Re-simulate and back-propagate the window starting at ``checkpoint`` (bookkeeping
+        ``snapshot``); False if the bookkeeping needed the host (the gradients are then wrong)."""
+        solver = self.solver
+        bookkeeping = solver.bookkeeping
+        sources = [*solver.state_arrays(checkpoint).values(), *(snapshot if bookkeeping is not None else ())]
+        for dst, src in zip(self._starts, sources):
+            _copy_contents(dst, src)
+        wp.capture_launch(self.graph)
+        return bookkeeping is None or bookkeeping.device_updates_valid()
+
+
+def _copy_contents(dst: wp.array, src: wp.array) -> None:
+    """``dst[:] = src`` (same shape): a raw memmove for contiguous CPU arrays (a Python
+    ``wp.copy`` costs about ten times more), else ``wp.copy``."""
+    if dst.device.is_cpu and src.device.is_cpu and dst.is_contiguous and src.is_contiguous:
+        ctypes.memmove(dst.ptr, src.ptr, dst.size * wp.types.type_size_in_bytes(dst.dtype))
+    else:
+        wp.copy(dst, src)
 
 
 class _ProgramRunner:

@@ -126,11 +126,6 @@ def record_divergence(model: Model, state: State, step_index: int, first_bad_ste
     )
 
 
-def advance_step_counter(model: Model, step_base: wp.array, count: int) -> None:
-    """``step_base[0] += count`` on the device (see :func:`record_divergence`)."""
-    wp.launch(rigid_kernels(model.precision.scalar).advance_step_counter, dim=1, inputs=[int(count)], outputs=[step_base], device=model.device)
-
-
 def _zero_counter(model: Model) -> wp.array:
     cached = getattr(model, "_zero_counter_cache", None)
     if cached is None:

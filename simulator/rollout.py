@@ -18,6 +18,7 @@ def rollout(
     dt: float,
     substeps: int = 1,
     record: bool = True,
+    checkpoint_every: int | None = None,
     check_divergence: bool = True,
     execution: str = "auto",
     threads: int | None = None,
@@ -33,6 +34,12 @@ def rollout(
             differentiate the rollout (memory grows with the number of substeps); with False,
             two buffers are reused and only the final state is returned (no gradients: inside an
             active tape this raises instead of returning a rollout the tape cannot see).
+        checkpoint_every: keep one state every ``checkpoint_every`` steps instead of every
+            substep; in the backward pass of a surrounding tape each segment is re-simulated and
+            back-propagated (bitwise the gradients of ``record=True``; memory ``num_steps / k + k``
+            states). Gradients reach the initial state, the model's parameters, the controls and
+            the final state (``states`` holds the checkpoints; a loss that reads intermediate
+            states needs ``record=True``).
         check_divergence: raise :class:`SimulationDivergedError` naming the first non-finite
             step and world instead of returning NaN.
         execution: ``"auto"`` (unrecorded rollouts replay a captured graph of each control step
@@ -48,4 +55,5 @@ def rollout(
     """
     solver = model if isinstance(model, Solver) else RigidSolver(model)
     return Engine(solver).rollout(initial_state, controls, num_steps=num_steps, dt=dt, substeps=substeps, record=record,
-                                  check_divergence=check_divergence, execution=execution, threads=threads)
+                                  checkpoint_every=checkpoint_every, check_divergence=check_divergence, execution=execution,
+                                  threads=threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from typing import Protocol
 
 import numpy as np
 import warp as wp
@@ -78,9 +79,32 @@ class Solver(ABC):
     def prepare_capture(self) -> None:
         """Build any lazily created constants before a capture records launches that use them."""
 
-    def advance_step_counter(self, step_base: wp.array, count: int) -> None:
-        """``step_base[0] += count`` on the device (a captured graph's step counter)."""
-        raise NotImplementedError(f"{type(self).__name__} has no device step counter")
+    @property
+    def bookkeeping(self) -> StepBookkeeping | None:
+        """Host-side bookkeeping that ``step`` keeps besides the state (an MD neighbor list), or
+        None. The engine switches it to device-side updates around captured work and redoes a
+        replayed segment from Python when it reports that it needed the host."""
+        return None
+
+    @property
+    def replay_segment(self) -> int:
+        """Steps per captured graph when an unrecorded rollout is replayed (a host check of the
+        bookkeeping runs once per segment)."""
+        return 1
+
+    def capture_key(self, dt: float) -> tuple:
+        """``(key, arrays)``: what a captured step bakes in beyond the engine's own key (the
+        solver's parameters and the ids of the arrays it reads; keep ``arrays`` alive with the
+        key so the ids stay unique). A captured graph is replayed only while the key is equal."""
+        return (), ()
+
+    def parameters(self) -> list[wp.array]:
+        """The model's differentiable arrays (a checkpointed backward writes their gradients)."""
+        return list(self.model.parameters().values())
+
+    def stepped(self, state, start, count: int) -> None:
+        """Note on ``state`` that it is ``count`` substeps after ``start`` (for states that count
+        their steps); the engine calls it where a replay ran the steps without Python."""
 
     def divergence_advice(self) -> str:
         """A hint appended to a divergence error (what usually fixes it)."""
@@ -146,9 +170,6 @@ class RigidSolver(Solver):
     def record_divergence(self, state, step_index, first_bad, step_base=None) -> None:
         rigid.record_divergence(self.model, state, step_index, first_bad, step_base=step_base)
 
-    def advance_step_counter(self, step_base: wp.array, count: int) -> None:
-        rigid.advance_step_counter(self.model, step_base, count)
-
     def gradient_buffers(self, state: State) -> list[wp.array]:
         buffers = super().gradient_buffers(state)
         if state.joint_work is not None:  # the articulation step's per-step intermediates
@@ -180,6 +201,43 @@ class RigidSolver(Solver):
             body_torque=control.body_torque[lo:hi],
             joint_act=None if control.joint_act is None else control.joint_act[lo:hi],
         )
+
+
+class StepBookkeeping(Protocol):
+    """What the engine asks of a solver's :attr:`Solver.bookkeeping` (see
+    :class:`simulator.md.NeighborList`, the one implementation).
+
+    Replayed unrecorded segments: ``begin_device_updates()`` (False: step from Python instead),
+    then per captured segment ``save_device_state()`` (captured at its start), and after each
+    replay ``device_updates_valid()`` (one host read); when it is False the engine calls
+    ``restore_device_state()``, ``end_device_updates()`` and redoes the segment from Python.
+    ``device_key()`` is what such a graph bakes in.
+
+    Checkpointed backward passes: ``snapshot()`` at every checkpoint and ``restored(snapshot)``
+    around its re-simulation; the captured variant runs the window ``updating_in_place()`` over
+    ``step_buffers(n)`` (``use_step_buffer(buffers, j)`` before recorded step ``j``, a window
+    starting from a snapshot copied into ``step_buffer_starts(buffers)``), after
+    ``clear_device_flags()``, needs ``device_updates_supported`` and ``layout_matches(snapshots)``,
+    and bakes in ``layout_key()``.
+    """
+
+    device_updates_supported: bool
+
+    def begin_device_updates(self) -> bool: ...
+    def end_device_updates(self) -> None: ...
+    def device_key(self) -> tuple: ...
+    def layout_key(self) -> tuple: ...
+    def save_device_state(self) -> None: ...
+    def restore_device_state(self) -> None: ...
+    def device_updates_valid(self) -> bool: ...
+    def clear_device_flags(self) -> None: ...
+    def snapshot(self) -> tuple: ...
+    def restored(self, snapshot: tuple): ...
+    def updating_in_place(self): ...
+    def step_buffers(self, count: int) -> tuple: ...
+    def use_step_buffer(self, buffers: tuple, step: int) -> None: ...
+    def step_buffer_starts(self, buffers: tuple) -> list: ...
+    def layout_matches(self, snapshots) -> bool: ...
 
 
 def no_divergence(num_worlds: int, device) -> wp.array:

@@ -131,7 +131,7 @@ def _ours(case: str, n: int, steps: int, device: str | None) -> dict:
 
     # The gradient's path. FIRE: checkpoints every CHECKPOINT_EVERY steps, and the backward replays
     # one captured Warp CPU graph per window (re-simulation and adjoint; see
-    # simulator.md.rollout._WindowGraph; 1000 = 31 x 32 + 8: a second graph for the last 8
+    # simulator.engine._Window; 1000 = 31 x 32 + 8: a second graph for the last 8
     # steps): bitwise the fully recorded gradient, without Python per launch. LJ: the fully
     # recorded rollout (record=True), kernel-bound already (the checkpointed path's re-simulation
     # would add a forward pass: rev/fwd ~2.7 instead of ~1.7 at N = 4096).

@@ -39,11 +39,13 @@ from .observables import (
 )
 from .particles import ParticleBuilder, ParticleModel, ParticleState
 from .potentials import LennardJones, Morse, PairPotential, SoftSphere, compute_forces
-from .rollout import MDTrajectory, rollout
+from .rollout import REPLAY_SEGMENT, MDTrajectory, engine, rollout
 from .solver import MDSolver
 
 __all__ = [
     "MDSolver",
+    "REPLAY_SEGMENT",
+    "engine",
     "FIRE",
     "LangevinBAOAB",
     "LJFluidObjective",

@@ -21,7 +21,7 @@ import numpy as np
 import warp as wp
 
 from ..errors import NonFinitePositionsError, check_nonnegative
-from ..kernels.constants import NEIGHBOR_STATUS_SIZE, PairRange, PotentialKind
+from ..kernels.constants import NEIGHBOR_STATUS_SIZE, NeighborStatus, PairRange, PotentialKind
 from ..kernels.md_neighbors import neighbor_kernels
 
 logger = logging.getLogger("simulator.md")
@@ -78,6 +78,7 @@ class NeighborList:
         self._cells = None  # (particle_cell, cell_count, cell_particles, cell_positions) of the last build
         self._on_device = False  # see begin_device_updates
         self._device_buffers = None
+        self._saved_buffers = None  # a segment's start, for a redo (see save_device_state)
         if self.capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity!r}")
 
@@ -101,12 +102,13 @@ class NeighborList:
         position or a changed box (both need the host), ``REBUILDS`` the rebuilds done. After
         either flag the list is not valid: restore and redo the steps on the host.
         """
-        if not self.model.periodic or self.neighbor_count is None or self._cells is None:
+        if not self.device_updates_supported:
             return False
         current = self.snapshot()
         # private buffers, kept between calls while their shapes fit (so captured graphs stay valid)
         if self._device_buffers is None or any(a.shape != b.shape for a, b in zip(self._device_buffers, current)):
             self._device_buffers = tuple(wp.empty_like(a) for a in current)
+            self._saved_buffers = tuple(wp.empty_like(a) for a in current[:3])
         for src, dst in zip(current, self._device_buffers):
             wp.copy(dst, src)
         self.restore(self._device_buffers)
@@ -128,6 +130,11 @@ class NeighborList:
     def built(self) -> bool:
         return self._cells is not None
 
+    @property
+    def device_updates_supported(self) -> bool:
+        """Whether updates can run on the device (a periodic box and a built list)."""
+        return self.model.periodic and self.neighbor_count is not None and self._cells is not None
+
     def layout_key(self) -> tuple:
         """``(key, arrays)``: the sizes, grid and cell arrays that a device-side update bakes into
         a captured graph (keep ``arrays`` alive with the key: it holds their ids)."""
@@ -139,8 +146,63 @@ class NeighborList:
         """``(key, arrays)`` of :meth:`layout_key` plus the private buffers of
         :meth:`begin_device_updates`."""
         key, arrays = self.layout_key()
-        buffers = tuple(self._device_buffers)
+        buffers = (*self._device_buffers, *self._saved_buffers)
         return (key, tuple(id(a) for a in buffers)), (*arrays, *buffers)
+
+    # -- the rollout engine's bookkeeping protocol (simulator.solver.StepBookkeeping) ------------
+
+    def save_device_state(self) -> None:
+        """Snapshot the device-updated list into private buffers and clear :attr:`status`
+        (launches only: captured at the start of a replayed segment)."""
+        for src, dst in zip(self.device_arrays(), self._saved_buffers):
+            wp.copy(dst, src)
+        self.clear_device_flags()
+
+    def clear_device_flags(self) -> None:
+        """Zero :attr:`status` (launches only)."""
+        self._status.zero_()
+
+    def restore_device_state(self) -> None:
+        """Put back the list of the last :meth:`save_device_state` (before redoing a segment)."""
+        for src, dst in zip(self._saved_buffers, self.device_arrays()):
+            wp.copy(dst, src)
+
+    def device_updates_valid(self) -> bool:
+        """After device-side updates: whether the list stayed valid (no overflow, no non-finite
+        position or box change); counts the rebuilds done when it did. One host read."""
+        status = self._status.numpy()
+        if status[NeighborStatus.OVERFLOW] != 0 or status[NeighborStatus.NEEDS_HOST] != 0:
+            return False
+        self.rebuild_count += int(status[NeighborStatus.REBUILDS])
+        return True
+
+    def step_buffers(self, count: int) -> tuple:
+        """Buffers for ``count`` recorded steps updated in place (:meth:`updating_in_place`): a
+        ``(neighbor_count, neighbor_index)`` pair per step boundary, so each step's adjoint reads
+        the list that step used, and the shared reference positions and box that only the
+        (sequential) rebuild decisions read. Needs a built list."""
+        neighbor_count, neighbor_index, positions_ref, box_ref = self.snapshot()
+        lists = [(wp.empty_like(neighbor_count), wp.empty_like(neighbor_index)) for _ in range(count + 1)]
+        return lists, (wp.empty_like(positions_ref), wp.empty_like(box_ref))
+
+    def use_step_buffer(self, buffers: tuple, step: int) -> None:
+        """Before recorded step ``step`` (launches only): copy the list of boundary ``step`` into
+        boundary ``step + 1``'s buffers and make them current (the step updates them in place)."""
+        lists, refs = buffers
+        for src, dst in zip(lists[step], lists[step + 1]):
+            wp.copy(dst, src)
+        self.restore((*lists[step + 1], *refs))
+
+    @staticmethod
+    def step_buffer_starts(buffers: tuple) -> list[wp.array]:
+        """The buffers a window's start list (a :meth:`snapshot`, in its order) is copied into."""
+        lists, refs = buffers
+        return [*lists[0], *refs]
+
+    def layout_matches(self, snapshots) -> bool:
+        """Whether every snapshot has the current list's array shapes (one capacity)."""
+        shapes = [a.shape for a in self.snapshot()]
+        return self.built and all([a.shape for a in snap] == shapes for snap in snapshots)
 
     def snapshot(self) -> tuple:
         """References to the current list: ``(neighbor_count, neighbor_index, reference

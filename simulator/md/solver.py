@@ -2,19 +2,22 @@
 
 ``MDSolver(model, integrator)`` binds an integrator (velocity Verlet, BAOAB or FIRE, with its
 neighbor list) to a particle model. A particle model holds one system, so the solver has one
-world. Its steps read and write host-side list bookkeeping (a neighbor list rebuild decides on
-the host), so the engine steps it from Python; the captured replays of unrecorded and
-checkpointed MD rollouts live in :mod:`simulator.md.rollout`.
+world. The neighbor list is the solver's bookkeeping (:class:`simulator.solver.StepBookkeeping`):
+a host-checked rebuild when stepped from Python, device-side updates inside captured graphs.
+FIRE and velocity Verlet steps can be captured (their launches do not depend on the step index);
+BAOAB's noise seed does, so it is always stepped from Python.
 """
 
 from __future__ import annotations
 
 import warp as wp
 
-from ..errors import NonFinitePositionsError, ParameterError, SimulationDivergedError, check_timestep
+from ..errors import NonFinitePositionsError, SimulationDivergedError, check_timestep
 from ..kernels.md import md_kernels
 from ..solver import Solver
 from .particles import ParticleModel, ParticleState
+
+REPLAY_SEGMENT = 32  # steps per captured graph of an unrecorded replay (one host check of the list each)
 
 
 class MDSolver(Solver):
@@ -32,6 +35,7 @@ class MDSolver(Solver):
         if not callable(getattr(integrator, "step", None)) or not callable(getattr(integrator, "prepare", None)):
             raise TypeError(f"integrator must be an MD integrator (VelocityVerlet, LangevinBAOAB, FIRE), got {type(integrator).__name__}")
         self.model, self.integrator = model, integrator
+        self._zero_step = wp.zeros(1, dtype=wp.int32, device=model.device)
 
     @property
     def num_worlds(self) -> int:
@@ -59,12 +63,36 @@ class MDSolver(Solver):
     def check_dt(self, dt: float, substeps: int = 1) -> float:
         return check_timestep(dt, substeps) / substeps
 
+    @property
+    def capturable(self) -> bool:
+        from .integrators import FIRE, VelocityVerlet
+
+        return type(self.integrator) in (FIRE, VelocityVerlet) and not self.device.is_capturing
+
+    @property
+    def bookkeeping(self):
+        return self.integrator.neighbors
+
+    @property
+    def replay_segment(self) -> int:
+        return REPLAY_SEGMENT
+
+    def capture_key(self, dt: float) -> tuple:
+        """The model's arrays (by identity), the integrator's parameters, ``dt`` and the model's
+        potential, box kind and cutoff."""
+        model, integrator = self.model, self.integrator
+        arrays = tuple(getattr(model, f) for f in model.__dataclass_fields__ if isinstance(getattr(model, f), wp.array))
+        params = tuple((name, v) for name, v in vars(integrator).items() if isinstance(v, (int, float)))
+        key = (type(integrator), params, float(dt), model.periodic, model.potential, model.cutoff, tuple(id(a) for a in arrays))
+        return key, arrays
+
+    def stepped(self, state: ParticleState, start: ParticleState, count: int) -> None:
+        state.step_index = start.step_index + count
+
     def record_divergence(self, state, step_index, first_bad, step_base=None) -> None:
-        if step_base is not None:
-            raise ParameterError("MDSolver steps are not captured: step_base is not supported")
         wp.launch(md_kernels(self.model.precision.scalar).record_first_nonfinite, dim=self.model.particle_count,
-                  inputs=[state.positions, state.velocities, int(step_index)], outputs=[first_bad],
-                  device=self.model.device, record_tape=False)
+                  inputs=[state.positions, state.velocities, self._zero_step if step_base is None else step_base, int(step_index)],
+                  outputs=[first_bad], device=self.model.device, record_tape=False)
 
     def divergence_advice(self) -> str:
         return "; reduce dt or check for overlapping particles"
