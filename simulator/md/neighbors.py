@@ -20,7 +20,7 @@ import math
 import numpy as np
 import warp as wp
 
-from ..errors import NonFinitePositionsError, check_nonnegative
+from ..errors import NonFinitePositionsError, ParameterError, check_nonnegative
 from ..kernels.constants import NEIGHBOR_STATUS_SIZE, PairRange, PotentialKind
 from ..kernels.md_neighbors import neighbor_kernels
 
@@ -79,7 +79,7 @@ class NeighborList:
         self._on_device = False  # see begin_device_updates
         self._device_buffers = None
         if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+            raise ParameterError(f"capacity must be >= 1, got {capacity!r}")
 
     def update(self, positions: wp.array) -> tuple[wp.array, wp.array]:
         """Return ``(neighbor_count, neighbor_index)`` valid for ``positions``, rebuilding if needed."""
