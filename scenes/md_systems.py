@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from simulator import md
+from simulator.errors import ParameterError
 
 
 def lattice_positions(n: int, box: float, dim: int = 3) -> np.ndarray:
@@ -73,7 +74,7 @@ def packing_box_side_gradient(diameters, packing_fraction: float = 0.98) -> np.n
 def bidisperse_diameters(n: int, small_diameter: float) -> np.ndarray:
     """``(n,)`` diameters: n/2 of 1 (the first half), then n/2 of ``small_diameter``."""
     if n < 2 or n % 2:
-        raise ValueError(f"n must be an even number >= 2, got {n!r}")
+        raise ParameterError(f"n must be an even number >= 2, got {n!r}")
     return np.concatenate([np.ones(n // 2), np.full(n // 2, float(small_diameter))])
 
 

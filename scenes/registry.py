@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from simulator.errors import ParameterError
+
 _SCENES: dict[str, Callable] = {}
 
 
@@ -12,7 +14,7 @@ def register(name: str):
 
     def decorate(factory):
         if name in _SCENES:
-            raise ValueError(f"a scene named {name!r} is already registered")
+            raise ParameterError(f"name must not be taken, got {name!r}: a scene of that name is already registered")
         _SCENES[name] = factory
         return factory
 
@@ -26,6 +28,6 @@ def list_scenes() -> list[str]:
 def make(name: str, *, num_worlds: int = 1, device=None, **options):
     """Build the scene ``name`` for ``num_worlds`` worlds on ``device``; options go to its factory."""
     if name not in _SCENES:
-        raise ValueError(f"unknown scene {name!r}; available: {', '.join(sorted(_SCENES))}")
+        raise ParameterError(f"unknown scene {name!r}; available: {', '.join(sorted(_SCENES))}")
     return _SCENES[name](num_worlds=num_worlds, device=device, **options)
 

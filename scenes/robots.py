@@ -20,6 +20,7 @@ import warp as wp
 from simulator.articulation import eval_fk
 from simulator.builder import SceneBuilder
 from simulator.contact import ContactSettings
+from simulator.errors import ParameterError
 from simulator.losses import ActuatorEffort, ForwardProgress, JointError, Task, trajectory_loss, trajectory_steps
 from simulator.model import ControlSequence, Model, State
 from simulator.rollout import Trajectory, rollout
@@ -85,7 +86,7 @@ class RobotScene:
         """
         steps = trajectory_steps(trajectory, controls, num_steps)
         if steps == 0:
-            raise ValueError("the trajectory has no steps: the task loss needs at least one")
+            raise ParameterError(f"trajectory must have at least one step for the task loss, got {steps} steps")
         return trajectory_loss(self.model, self.task.losses(steps), trajectory, controls, num_steps=steps)
 
     def reward(self, trajectory: Trajectory, controls: ControlSequence | None = None, *, num_steps: int | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ import warp as wp
 from . import shapes as shp
 from .articulation import ArticulationBuilderMixin
 from .contact import ContactSettings, build_candidates
-from .errors import check_nonnegative, check_positive, check_vector
+from .errors import ParameterError, check_nonnegative, check_positive, check_vector, describe
 from .model import Model
 from .precision import get_precision, resolve_device
 from .spatial import normalize_quaternion, quat_between, quat_to_matrix
@@ -90,7 +90,7 @@ class SceneBuilder(ArticulationBuilderMixin):
             if inertia.shape == (3,):
                 inertia = np.diag(inertia)
             if inertia.shape != (3, 3):
-                raise ValueError(f"inertia of {label} must be 3 moments or a 3x3 matrix, got {inertia!r}")
+                raise ParameterError(f"inertia of {label} must be 3 moments or a 3x3 matrix, got {describe(inertia)}")
             check_positive(f"inertia of {label} (principal moments)", np.linalg.eigvalsh(0.5 * (inertia + inertia.T)))
         self.bodies.append(
             _Body(
@@ -120,7 +120,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         """Add a box with ``half_extents`` (hx, hy, hz) [m]. Options: see :meth:`add_shape`."""
         half_extents = np.asarray(half_extents, dtype=float)
         if half_extents.shape != (3,):
-            raise ValueError(f"half_extents must have 3 entries, got {half_extents!r}")
+            raise ParameterError(f"half_extents must have 3 entries, got {describe(half_extents)}")
         return self.add_shape(body, shp.BOX, size=half_extents, **options)
 
     def add_capsule(self, body: int, *, radius: float, half_height: float, **options) -> int:
@@ -140,9 +140,9 @@ class SceneBuilder(ArticulationBuilderMixin):
         if isinstance(mesh, (str, os.PathLike)):
             mesh = trimesh.load(mesh, force="mesh")
         if not isinstance(mesh, trimesh.Trimesh):
-            raise ValueError(f"mesh must be a trimesh.Trimesh or a path to a mesh file, got {type(mesh).__name__}")
+            raise ParameterError(f"mesh must be a trimesh.Trimesh or a path to a mesh file, got {type(mesh).__name__}")
         if len(mesh.vertices) == 0 or len(mesh.faces) == 0:
-            raise ValueError("mesh has no vertices or faces")
+            raise ParameterError(f"mesh must have vertices and faces, got {len(mesh.vertices)} vertices and {len(mesh.faces)} faces")
         scale = float(check_positive("mesh scale", scale))
         mesh = mesh.copy()
         mesh.apply_scale(scale)
@@ -154,7 +154,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         normal = check_vector("normal", normal)
         length = np.linalg.norm(normal)
         if length < 1e-12:
-            raise ValueError(f"normal must be non-zero, got {normal!r}")
+            raise ParameterError(f"normal must be non-zero, got {describe(normal)}")
         normal = normal / length
         offset = float(check_vector("offset", [offset], 1)[0])
         rotation = quat_between([0.0, 0.0, 1.0], normal)
@@ -185,7 +185,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         self._check_body(body, allow_static=True)
         kind_name = shp.SHAPE_NAMES[kind]
         if kind == shp.PLANE and body != -1:
-            raise ValueError(f"planes are static: body must be -1, got {body}")
+            raise ParameterError(f"planes are static: body must be -1, got {body}")
         size = shp.check_size(kind, np.asarray(size, dtype=float))
         material = {
             "stiffness": self.default_stiffness if stiffness is None else float(check_positive(f"{kind_name} stiffness", stiffness)),
@@ -210,7 +210,7 @@ class SceneBuilder(ArticulationBuilderMixin):
     def _check_body(self, body: int, *, allow_static: bool):
         low = -1 if allow_static else 0
         if not isinstance(body, (int, np.integer)) or not low <= body < len(self.bodies):
-            raise ValueError(f"body must be an index in [{low}, {len(self.bodies)}), got {body!r}")
+            raise ParameterError(f"body must be an index in [{low}, {len(self.bodies)}), got {body!r}")
 
     # ------------------------------------------------------------------ finalize
     def _body_mass_properties(self, index: int):
@@ -231,7 +231,8 @@ class SceneBuilder(ArticulationBuilderMixin):
             first_moment += mass * com_body
         if total_mass == 0.0:
             if body.mass is None or body.inertia is None:
-                raise ValueError(f"{body.name} has no shape with mass: give it mass= and inertia=")
+                raise ParameterError(f"{body.name} has no shape with mass: give it mass= and inertia= (got mass={describe(body.mass)}, "
+                                     f"inertia={describe(body.inertia)})")
             return body.mass, np.zeros(3), body.inertia
         com = first_moment / total_mass
         inertia = np.zeros((3, 3))
@@ -264,9 +265,9 @@ class SceneBuilder(ArticulationBuilderMixin):
             contact: softening, surrogate mode and friction smoothing (see ``ContactSettings``).
         """
         if not isinstance(num_worlds, (int, np.integer)) or num_worlds < 1:
-            raise ValueError(f"num_worlds must be a positive integer, got {num_worlds!r}")
+            raise ParameterError(f"num_worlds must be a positive integer, got {num_worlds!r}")
         if not self.bodies:
-            raise ValueError("the scene has no bodies; add one with add_body()")
+            raise ParameterError("the scene has no bodies; add one with add_body()")
         contact = contact or ContactSettings()
         prec = get_precision(precision)
         dev = resolve_device(device)

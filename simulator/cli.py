@@ -7,6 +7,8 @@ import argparse
 import importlib
 import sys
 
+from .errors import ParameterError
+
 BENCHMARKS = ("rigid", "md")
 
 
@@ -27,7 +29,7 @@ def _demo(args) -> int:
     from simulator.demos import DEMOS
 
     if args.name not in DEMOS:
-        raise ValueError(f"unknown demo {args.name!r}; available: {', '.join(DEMOS)}")
+        raise ParameterError(f"unknown demo {args.name!r}; available: {', '.join(DEMOS)}")
     module = importlib.import_module(f"simulator.demos.{args.name}")
     result = module.run(args.out, quick=args.quick, device=args.device)
     print(f"wrote {result['png']} and {result['csv']}")
@@ -38,7 +40,7 @@ def _bench(args) -> int:
     try:
         module = importlib.import_module(f"simulator.bench.{args.name}")
     except ModuleNotFoundError as exc:
-        raise ValueError(f"benchmark {args.name!r} is not available in this version") from exc
+        raise ParameterError(f"benchmark {args.name!r} is not available in this version ({exc})") from exc
     forwarded = (["--json"] if args.json else []) + (["--quick"] if args.quick else [])
     forwarded += ["--device", args.device] if args.device else []
     return module.main(forwarded) or 0
@@ -52,7 +54,8 @@ def _optimize(args) -> int:
 
     robots = ("pendulum", "cartpole", "acrobot", "hopper", "ant")
     if args.scene not in robots:
-        raise ValueError(f"optimize needs a robot scene with a task: one of {', '.join(robots)} (scenes: {', '.join(list_scenes())})")
+        raise ParameterError(f"scene must be a robot scene with a task: one of {', '.join(robots)}, got {args.scene!r} "
+                             f"(scenes: {', '.join(list_scenes())})")
     options = {"precision": args.precision, "device": args.device}
     controller = None
     if args.controller == "linear":

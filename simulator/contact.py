@@ -77,7 +77,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import check_nonnegative
+from .errors import ParameterError, check_nonnegative
 from .kernels.constants import CandidateKind, ContactMode
 from .shapes import BOX, CAPSULE, MESH, PLANE, SHAPE_NAMES, SPHERE, Shape, box_corners
 
@@ -109,9 +109,9 @@ class ContactSettings:
         check_nonnegative("softness", self.softness)
         check_nonnegative("impact_speed", self.impact_speed)
         if self.mode not in CONTACT_MODES:
-            raise ValueError(f"mode must be one of {CONTACT_MODES}, got {self.mode!r}")
+            raise ParameterError(f"mode must be one of {CONTACT_MODES}, got {self.mode!r}")
         if float(self.friction_smoothing) <= 0.0 or not np.isfinite(self.friction_smoothing):
-            raise ValueError(f"friction_smoothing must be > 0 m/s, got {self.friction_smoothing!r}")
+            raise ParameterError(f"friction_smoothing must be > 0 m/s, got {self.friction_smoothing!r}")
 
 
 @dataclass

@@ -28,6 +28,7 @@ import warp as wp
 
 from .gradients import GradientNotFiniteError, grad, reverse_sweep
 from .engine import clone_state as _clone_state
+from .errors import ParameterError, SimulationDivergedError
 from .gradients.objective import RolloutObjective, check_theta, evaluate
 
 
@@ -58,7 +59,8 @@ def _assign_flat(arrays: dict[str, wp.array], values: np.ndarray, worlds: int) -
 def _step_length(objective) -> float:
     dt = getattr(objective, "dt", None)
     if dt is None:
-        raise ValueError("the objective has no dt attribute: the exponent needs the step length [s]")
+        raise ParameterError(f"objective must have a dt attribute (the exponent needs the step length [s]), "
+                             f"got a {type(objective).__name__} without one")
     return float(dt)
 
 
@@ -84,7 +86,7 @@ def lyapunov_exponent(objective: RolloutObjective, theta, *, num_worlds: int = 4
     """
     theta = check_theta(objective, theta)
     if not (perturbation > 0 and math.isfinite(perturbation)):
-        raise ValueError(f"perturbation must be a finite number > 0, got {perturbation!r}")
+        raise ParameterError(f"perturbation must be a finite number > 0, got {perturbation!r}")
     rows = objective.parameter_array(np.tile(theta, (num_worlds, 1)), requires_grad=False)
     reference = objective.initial_state(num_worlds, seed)
     perturbed = _clone_state(reference, requires_grad=False)
@@ -106,8 +108,15 @@ def lyapunov_exponent(objective: RolloutObjective, theta, *, num_worlds: int = 4
             x = _flat(_dynamic(objective, reference), num_worlds)
             y = _flat(_dynamic(objective, perturbed), num_worlds)
             separation = np.linalg.norm(y - x, axis=1)
-            if not np.all(np.isfinite(separation)) or np.any(separation == 0.0):
-                raise ValueError(f"tangent propagation failed at step {t} (separation {separation}); use float64 or a larger perturbation")
+            diverged = np.flatnonzero(~np.isfinite(separation))
+            if diverged.size:
+                world = int(diverged[0])
+                raise SimulationDivergedError(f"tangent propagation failed: the separation is not finite at step {t} in world {world} "
+                                              f"(separation {separation}): the reference or the perturbed rollout diverged",
+                                              step=t, world=world)
+            if np.any(separation == 0.0):
+                raise ParameterError(f"perturbation={perturbation!r} collapsed: the separation is 0 at step {t} in world "
+                                     f"{int(np.flatnonzero(separation == 0.0)[0])}; use float64 or a larger perturbation")
             if t >= transient:
                 total += np.log(separation / perturbation)
                 counted_steps = t + 1 - transient

@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 import warp as wp
 
-from .errors import check_num_steps
+from .errors import ParameterError, check_num_steps, describe
 from .kernels.losses import loss_kernels
 from .model import Control, ControlSequence, Model, State
 
@@ -57,26 +57,26 @@ class LossTerm(Protocol):
 def _finite(name: str, value) -> float:
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ParameterError(f"{name} must be finite, got {value!r}")
     return value
 
 
 def _vector(name: str, value) -> tuple[float, float, float]:
     values = np.asarray(value, dtype=np.float64).reshape(-1)
     if values.shape != (3,) or not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} must be 3 finite numbers, got {value!r}")
+        raise ParameterError(f"{name} must be 3 finite numbers, got {value!r}")
     return tuple(float(x) for x in values)
 
 
 def _index(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ParameterError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def _check_body(model: Model, body: int) -> None:
     if body >= model.body_count:
-        raise ValueError(f"body must be an index in [0, {model.body_count}), got {body}")
+        raise ParameterError(f"body must be an index in [0, {model.body_count}), got {body}")
 
 
 # ------------------------------------------------------------------------------- state terms
@@ -103,9 +103,9 @@ class JointError:
     def add(self, model, state, control, loss, context) -> None:
         art = model.articulation
         if art is None:
-            raise ValueError("JointError needs a model with joints")
+            raise ParameterError("model must have joints for JointError, got one without an articulation (model.articulation is None)")
         if self.joint >= len(art.joint_kinds):
-            raise ValueError(f"joint must be an index in [0, {len(art.joint_kinds)}), got {self.joint}")
+            raise ParameterError(f"joint must be an index in [0, {len(art.joint_kinds)}), got {self.joint}")
         coord = (art.qd_slice(self.joint) if self.velocity else art.q_slice(self.joint)).start
         s = model.precision.scalar
         wp.launch(loss_kernels(s).joint_error, dim=loss.shape[0],
@@ -133,9 +133,9 @@ class ForwardProgress:
     def add(self, model, state, control, loss, context) -> None:
         _check_body(model, self.body)
         if context.initial_state is None:
-            raise ValueError("ForwardProgress needs the rollout's initial state (context.initial_state is None)")
+            raise ParameterError("context.initial_state must be the rollout's initial state for ForwardProgress, got None")
         if not context.elapsed > 0.0:
-            raise ValueError(f"context.elapsed must be > 0 s, got {context.elapsed!r}")
+            raise ParameterError(f"context.elapsed must be > 0 s, got {context.elapsed!r}")
         p = model.precision
         wp.launch(loss_kernels(p.scalar).body_progress, dim=loss.shape[0],
                   inputs=[self.body, p.vec3(*self.axis), p.scalar(-self.weight / context.elapsed), context.initial_state.body_q,
@@ -228,8 +228,8 @@ def add_terms(terms: Sequence[LossTerm], model: Model, state: State | None, cont
     for term in terms:
         if term.every_step or context.final:
             if state is None and getattr(term, "reads_state", True):
-                raise ValueError(f"{type(term).__name__} is added after every step and reads the state, but the state after "
-                                 f"step {context.step} was not kept: roll out with record=True")
+                raise ParameterError(f"state must not be None: {type(term).__name__} is added after every step and reads the state, "
+                                     f"but the state after step {context.step} was not kept: roll out with record=True")
             term.add(model, state, control, loss, context)
 
 
@@ -250,9 +250,9 @@ def trajectory_steps(trajectory, controls=None, num_steps: int | None = None) ->
         num_steps = trajectory.num_steps
     num_steps = check_num_steps(num_steps)
     if (recorded and num_steps != kept) or (kept == 0 and num_steps != 0) or (num_steps == 0 and kept != 0):
-        raise ValueError(f"num_steps={num_steps} does not match the trajectory ({kept} steps kept, recorded={recorded})")
+        raise ParameterError(f"num_steps={num_steps} does not match the trajectory ({kept} steps kept, recorded={recorded})")
     if isinstance(controls, ControlSequence) and controls.num_steps < num_steps:
-        raise ValueError(f"controls has {controls.num_steps} steps but the trajectory has num_steps={num_steps}")
+        raise ParameterError(f"controls must cover the trajectory's num_steps={num_steps} steps, got {controls.num_steps} steps")
     return int(num_steps)
 
 
@@ -269,7 +269,7 @@ def trajectory_loss(model: Model, terms: Sequence[LossTerm], trajectory, control
             ``record=False`` trajectory unless ``controls`` is a sequence of exactly that length).
         out: accumulate into this ``(W,)`` array instead of a fresh zero one.
 
-    Every-step terms that read the state (``reads_state``, default True) raise ValueError on a
+    Every-step terms that read the state (``reads_state``, default True) raise ``ParameterError`` on a
     ``record=False`` trajectory, whose intermediate states are gone; control-only terms (effort)
     and final-only terms are evaluated. Elapsed time is ``(step + 1) * dt`` from the step count.
     """
@@ -299,22 +299,23 @@ def scalar_loss(array: wp.array, weights=None, *, index=None) -> wp.array:
         index: the position of one scalar in ``array.numpy()``.
     """
     if not isinstance(array, wp.array) or not array.is_contiguous:
-        raise ValueError(f"array must be a contiguous wp.array, got {type(array).__name__}")
+        raise ParameterError(f"array must be a contiguous wp.array, got {type(array).__name__}")
     scalar = getattr(array.dtype, "_wp_scalar_type_", array.dtype)
     if scalar not in (wp.float32, wp.float64):
-        raise ValueError(f"array must hold float32 or float64 values, got {array.dtype}")
+        raise ParameterError(f"array must hold float32 or float64 values, got {array.dtype}")
     host_shape = array.numpy().shape
     if (weights is None) == (index is None):
-        raise ValueError("scalar_loss needs exactly one of weights and index")
+        raise ParameterError(f"scalar_loss needs exactly one of weights and index, got {'neither' if weights is None else 'both'}")
     if index is not None:
         weights = np.zeros(host_shape)
         try:
             weights[tuple(np.atleast_1d(index))] = 1.0
         except (IndexError, TypeError) as exc:
-            raise ValueError(f"index {index!r} is not a position in an array of shape {host_shape}") from exc
+            raise ParameterError(f"index {index!r} is not a position in an array of shape {host_shape}") from exc
     weights = np.asarray(weights, dtype=np.float64)
     if weights.shape != host_shape or not np.all(np.isfinite(weights)):
-        raise ValueError(f"weights must be finite with shape {host_shape}, got shape {weights.shape}")
+        got = f"shape {weights.shape}" if weights.shape != host_shape else describe(weights)
+        raise ParameterError(f"weights must be finite with shape {host_shape}, got {got}")
     count = int(np.prod(host_shape))
     grad = None
     if array.grad is not None:
@@ -356,17 +357,17 @@ class Task:
 
     def __post_init__(self):
         if not (math.isfinite(self.dt) and self.dt > 0):
-            raise ValueError(f"dt must be a finite step > 0 s, got {self.dt!r}")
+            raise ParameterError(f"dt must be a finite step > 0 s, got {self.dt!r}")
         for name in ("substeps", "horizon"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ParameterError(f"{name} must be a positive integer, got {value!r}")
 
     def losses(self, num_steps: int | None = None) -> list:
         """The loss terms for ``num_steps`` steps (default: the horizon)."""
         num_steps = self.horizon if num_steps is None else num_steps
         if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+            raise ParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
         return list(self.loss_terms(int(num_steps)))
 
 

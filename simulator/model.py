@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 import warp as wp
 
+from .errors import ParameterError
 from .precision import Precision
 
 # The per-world joint and actuator parameters of a Model (fields of the same names), in the order
@@ -284,7 +285,7 @@ class Model:
     def control_sequence(self, num_steps: int, *, requires_grad: bool | None = None) -> ControlSequence:
         """Zero controls for ``num_steps`` steps (arrays ``(T, W, B)``)."""
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+            raise ParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
         shape = (int(num_steps), self.num_worlds, self.body_count)
         sequence = ControlSequence(
             body_force=self._zeros(shape, self.precision.vec3, requires_grad),

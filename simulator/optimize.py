@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import check_finite
+from .errors import ParameterError, check_finite
 from .gradients import grad
 from .gradients.objective import RolloutObjective, check_theta
 
@@ -109,10 +109,10 @@ def optimize(
     """
     theta = check_theta(objective, theta0).copy()
     if not isinstance(iterations, (int, np.integer)) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
+        raise ParameterError(f"iterations must be a non-negative integer, got {iterations!r}")
     learning_rate = float(check_finite("learning_rate", learning_rate))
     if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+        raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
     adam = Adam(theta.shape[0], learning_rate=learning_rate)
     config = {"estimator": estimator, "num_parameters": int(objective.num_parameters), "learning_rate": learning_rate,
               "seed": int(seed), "options": {k: repr(v) for k, v in sorted(estimator_options.items())}}
@@ -127,8 +127,8 @@ def optimize(
             saved = np.load(checkpoint_path)
             saved_config = json.loads(str(saved["config"]))
             if saved_config != config:
-                raise ValueError(f"{checkpoint_path} was written by a different run ({saved_config}); "
-                                 f"use another out_dir or delete it to start over")
+                raise ParameterError(f"out_dir={str(out_dir)!r}: {checkpoint_path} was written by a different run ({saved_config}; "
+                                     f"this run: {config}); use another out_dir or delete it to start over")
             theta, start = np.array(saved["theta"]), int(saved["iteration"])
             adam.load(saved)
         history = _read_log(log_path, start)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
+from .errors import ParameterError
+
 PRECISIONS = ("float32", "float64")
 
 
@@ -44,7 +46,7 @@ def get_precision(precision: str | Precision) -> Precision:
     if isinstance(precision, Precision):
         return precision
     if precision not in _PRECISION_TABLE:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return _PRECISION_TABLE[precision]
 
 
@@ -57,4 +59,4 @@ def resolve_device(device: str | wp.context.Device | None) -> wp.context.Device:
         return wp.get_device(device)
     except Exception as exc:  # Warp raises several types for unknown devices
         available = [str(d) for d in wp.get_devices()]
-        raise ValueError(f"device {device!r} is not available; Warp sees {available}") from exc
+        raise ParameterError(f"device {device!r} is not available; Warp sees {available}") from exc

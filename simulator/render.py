@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ParameterError
 from .model import Model
 from .rollout import Trajectory
 from .shapes import BOX, CAPSULE, MESH, PLANE, SPHERE, box_corners
@@ -90,9 +91,9 @@ def save_gif(model: Model, trajectory: Trajectory, path, *, world: int = 0, view
         limits: ``((xmin, xmax), (ymin, ymax))`` of the view; by default fitted to the motion.
     """
     if view not in _VIEWS:
-        raise ValueError(f"view must be one of {tuple(_VIEWS)}, got {view!r}")
+        raise ParameterError(f"view must be one of {tuple(_VIEWS)}, got {view!r}")
     if not 0 <= world < model.num_worlds:
-        raise ValueError(f"world must be in [0, {model.num_worlds}), got {world}")
+        raise ParameterError(f"world must be in [0, {model.num_worlds}), got {world}")
     import matplotlib
 
     matplotlib.use("Agg")

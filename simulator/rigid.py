@@ -12,7 +12,7 @@ import math
 import numpy as np
 import warp as wp
 
-from .errors import check_timestep, stable_timestep
+from .errors import ParameterError, check_timestep, stable_timestep
 from .kernels.constants import CandidateKind, ContactMode, ShapeType
 from .kernels.rigid import rigid_kernels
 from .articulation import step_articulations
@@ -27,7 +27,7 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
     different objects.
     """
     if state_in is state_out:
-        raise ValueError("state_in and state_out must be different States (in-place steps corrupt gradients)")
+        raise ParameterError("state_in and state_out must be different States (in-place steps corrupt gradients), got the same State twice")
     kernels = rigid_kernels(model.precision.scalar)
     scalar, vec3 = model.precision.scalar, model.precision.vec3
     free_bodies = _free_bodies(model)
@@ -214,14 +214,14 @@ def _impact_friction_limit(model: Model, gravity: float) -> float:
 def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
     """Validate ``dt`` and ``substeps`` and refuse substeps too long for the contact stiffness.
 
-    Returns the substep length [s]. Raises ``ValueError`` naming dt, the limit and a fix.
+    Returns the substep length [s]. Raises ``ParameterError`` naming dt, the limit and a fix.
     """
     dt = check_timestep(dt, substeps)
     h = dt / substeps
     limits = contact_time_scales(model)
     for name, limit in limits.items():
         if h >= limit:
-            raise ValueError(
+            raise ParameterError(
                 f"dt={dt!r} with substeps={substeps} gives a substep of {h:.3g} s, too large for the contact "
                 f"{name} (explicit limit {limit:.3g} s); use substeps >= {math.ceil(1.25 * dt / limit)}, a smaller dt"
                 + (", or a larger ContactSettings.friction_smoothing" if "friction" in name else "")

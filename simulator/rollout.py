@@ -49,8 +49,8 @@ def rollout(
             not depend on it.
 
     Raises:
-        ValueError: bad ``num_steps``, ``dt`` or ``substeps``, a substep too long for the contact
-            stiffness, or ``record=False`` inside an active tape.
+        ParameterError: (a ``ValueError``) bad ``num_steps``, ``dt`` or ``substeps``, a substep too
+            long for the contact stiffness, or ``record=False`` inside an active tape.
         SimulationDivergedError: a state became non-finite.
     """
     solver = model if isinstance(model, Solver) else RigidSolver(model)

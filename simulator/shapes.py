@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import check_positive
+from .errors import ParameterError, check_positive
 from .kernels.constants import ShapeType
 
 SPHERE, BOX, CAPSULE, PLANE, MESH = ShapeType.SPHERE, ShapeType.BOX, ShapeType.CAPSULE, ShapeType.PLANE, ShapeType.MESH
@@ -78,12 +78,12 @@ def capsule_mass_properties(radius: float, half_height: float, density: float):
 def mesh_mass_properties(mesh, density: float, name: str = "mesh"):
     """Mass properties from trimesh; the mesh must be watertight for them to mean anything."""
     if not mesh.is_watertight:
-        raise ValueError(
+        raise ParameterError(
             f"{name} is not watertight, so its volume and mass are undefined; give the body an "
             "explicit mass and inertia, or repair the mesh (trimesh.repair.fill_holes)"
         )
     if mesh.volume <= 0.0:
-        raise ValueError(f"{name} has non-positive volume {mesh.volume!r}; are its faces inverted?")
+        raise ParameterError(f"{name} has non-positive volume {mesh.volume!r}; are its faces inverted?")
     mesh = mesh.copy()
     mesh.density = density
     return float(mesh.mass), np.asarray(mesh.center_mass, dtype=float), np.asarray(mesh.moment_inertia, dtype=float)
@@ -99,7 +99,7 @@ def shape_mass_properties(shape: Shape):
         return capsule_mass_properties(shape.size[0], shape.size[1], density)
     if shape.kind == MESH:
         return mesh_mass_properties(shape.mesh, density)
-    raise ValueError(f"a {SHAPE_NAMES[shape.kind]} has no mass")
+    raise ParameterError(f"shape must be a sphere, box, capsule or mesh to have a mass, got a {SHAPE_NAMES[shape.kind]}")
 
 
 def box_corners(half_extents) -> np.ndarray:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import check_finite
+from .errors import ParameterError, check_finite, describe
 
 
 def normalize_quaternion(name: str, q) -> np.ndarray:
-    """Return ``q`` normalised; ``ValueError`` if it has the wrong size, NaN, or zero length."""
+    """Return ``q`` normalised; ``ParameterError`` if it has the wrong size, NaN, or zero length."""
     q = check_finite(name, q)
     if q.shape != (4,):
-        raise ValueError(f"{name} must be a quaternion (x, y, z, w), got {q!r}")
+        raise ParameterError(f"{name} must be a quaternion (x, y, z, w), got {describe(q)}")
     norm = np.linalg.norm(q)
     if norm < 1e-12:
-        raise ValueError(f"{name} must be a non-zero quaternion, got {q!r}")
+        raise ParameterError(f"{name} must be a non-zero quaternion, got {describe(q)}")
     return q / norm
 
 

@@ -14,7 +14,7 @@ import warp as wp
 
 from . import rigid
 from .articulation import eval_fk
-from .errors import check_finite
+from .errors import ParameterError, check_finite
 from .engine import EXECUTIONS, Engine
 from .gradients.objective import RolloutObjective, SweepResult
 from .kernels.control import control_kernels
@@ -37,7 +37,7 @@ def _body_indices(model: Model, bodies: Sequence[int]) -> wp.array:
 
     def build():
         if not indices or any(not 0 <= b < model.body_count for b in indices):
-            raise ValueError(f"bodies must be indices in [0, {model.body_count}), got {indices!r}")
+            raise ParameterError(f"bodies must be indices in [0, {model.body_count}), got {indices!r}")
         return wp.array(indices, dtype=wp.int32, device=model.device)
 
     return _model_array(model, ("bodies", tuple(indices)), build)
@@ -71,7 +71,7 @@ class OpenLoopActions:
 
     def __init__(self, num_actuators: int):
         if not isinstance(num_actuators, (int, np.integer)) or num_actuators < 1:
-            raise ValueError(f"num_actuators must be a positive integer, got {num_actuators!r}")
+            raise ParameterError(f"num_actuators must be a positive integer, got {num_actuators!r}")
         self.num_actuators = int(num_actuators)
 
     def num_parameters(self, num_steps: int) -> int:
@@ -82,7 +82,8 @@ class OpenLoopActions:
 
     def apply(self, model, step, state, theta, control, workspace=None) -> None:
         if control.joint_act is None or control.joint_act.shape[1] != self.num_actuators:
-            raise ValueError(f"the model has no {self.num_actuators} actuators to drive")
+            have = 0 if control.joint_act is None else control.joint_act.shape[1]
+            raise ParameterError(f"model must have the controller's {self.num_actuators} actuators, got {have}")
         wp.launch(control_kernels(model.precision.scalar).open_loop_rows, dim=(theta.shape[0], self.num_actuators),
                   inputs=[theta, step], outputs=[control.joint_act], device=model.device)
 
@@ -99,7 +100,7 @@ class LinearJointFeedback:
     def for_model(cls, model: Model) -> LinearJointFeedback:
         state, control = model.state(requires_grad=False), model.control(requires_grad=False)
         if control.joint_act is None:
-            raise ValueError("the model has no actuators")
+            raise ParameterError(f"model must have actuators for {cls.__name__}.for_model, got one with none")
         return cls(control.joint_act.shape[1], state.joint_q.shape[1], state.joint_qd.shape[1])
 
     def num_parameters(self, num_steps: int) -> int:
@@ -123,7 +124,7 @@ class MLPJointPolicy:
     def __init__(self, num_actuators: int, num_coords: int, num_dofs: int, hidden=(32, 32)):
         sizes = [int(num_coords) + int(num_dofs), *[int(h) for h in hidden], int(num_actuators)]
         if any(n < 1 for n in sizes):
-            raise ValueError(f"layer sizes must be positive, got {sizes}")
+            raise ParameterError(f"layer sizes must be positive, got {sizes}")
         self.sizes = sizes
         self.offsets = np.cumsum([0] + [n_out * (n_in + 1) for n_in, n_out in zip(sizes[:-1], sizes[1:])])
 
@@ -131,7 +132,7 @@ class MLPJointPolicy:
     def for_model(cls, model: Model, hidden=(32, 32)) -> MLPJointPolicy:
         state, control = model.state(requires_grad=False), model.control(requires_grad=False)
         if control.joint_act is None:
-            raise ValueError("the model has no actuators")
+            raise ParameterError(f"model must have actuators for {cls.__name__}.for_model, got one with none")
         return cls(control.joint_act.shape[1], state.joint_q.shape[1], state.joint_qd.shape[1], hidden)
 
     def num_parameters(self, num_steps: int) -> int:
@@ -215,10 +216,10 @@ class ControlObjective(RolloutObjective):
     def __init__(self, scene: Callable, controller, losses: Sequence, *, num_steps: int, dt: float | None = None,
                  substeps: int | None = None, initial_state: Callable | None = None, execution: str = "auto"):
         if execution not in EXECUTIONS:
-            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+            raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         self.execution = execution
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+            raise ParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
         self.scene = scene
         self.controller = controller
         self.losses = list(losses)
@@ -242,9 +243,9 @@ class ControlObjective(RolloutObjective):
             built = self.scene(num_worlds)
             model = built if isinstance(built, Model) else built.model
             if not model.requires_grad:
-                raise ValueError("the scene's model must be finalized with requires_grad=True")
+                raise ParameterError(f"scene({num_worlds}) must return a model finalized with requires_grad=True, got requires_grad=False")
             if model.num_worlds != num_worlds:
-                raise ValueError(f"scene({num_worlds}) returned a model with {model.num_worlds} worlds")
+                raise ParameterError(f"scene({num_worlds}) must return a model with {num_worlds} worlds, got {model.num_worlds}")
             dt = getattr(built, "dt", None)
             substeps = getattr(built, "substeps", 1)
             self._models[num_worlds] = (model, dt, substeps)

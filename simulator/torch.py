@@ -27,6 +27,7 @@ import warp as wp
 
 from . import rigid
 from .engine import Engine
+from .errors import ParameterError
 from .articulation import eval_fk
 from .gradients import grad as estimate_gradient
 from .losses import LossContext, add_terms
@@ -59,7 +60,7 @@ def objective_loss(objective, theta: torch.Tensor, *, estimator: str = "analytic
     (``sigma``, ``population``, ``window``, ``checkpoint_every``, ...).
     """
     if not isinstance(theta, torch.Tensor) or theta.dim() != 1:
-        raise ValueError(f"theta must be a 1-D torch tensor, got {type(theta).__name__} with shape {getattr(theta, 'shape', None)}")
+        raise ParameterError(f"theta must be a 1-D torch tensor, got {type(theta).__name__} with shape {getattr(theta, 'shape', None)}")
     return _ObjectiveLoss.apply(theta, objective, estimator, int(seed), options)
 
 
@@ -132,12 +133,12 @@ def step(model: Model, state: dict[str, torch.Tensor], control: dict[str, torch.
         tensor = state.get(name) if name in _STATE_FIELDS else control.get(name)
         if tensor is None:
             if name in _STATE_FIELDS:
-                raise ValueError(f"state is missing {name!r}")
+                raise ParameterError(f"state must have a {name!r} entry, got entries {sorted(state)}")
             tensor = torch.zeros(expected[name], dtype=dtype, device=device)
         if tuple(tensor.shape) != expected[name]:
-            raise ValueError(f"{name} must have shape {expected[name]}, got {tuple(tensor.shape)}")
+            raise ParameterError(f"{name} must have shape {expected[name]}, got {tuple(tensor.shape)}")
         if tensor.dtype != dtype:
-            raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
         inputs.append(tensor.to(device))
     q, v, w = _Step.apply(model, float(dt), *inputs)
     return {"body_q": q, "body_v": v, "body_w": w}
@@ -192,7 +193,7 @@ def joint_step(model: Model, joint_q: torch.Tensor, joint_qd: torch.Tensor, join
     closed-loop ``torch.nn.Module`` policy can be trained by ``loss.backward()``.
     """
     if model.articulation is None:
-        raise ValueError("joint_step needs a model with joints; use step() for free rigid bodies")
+        raise ParameterError("model must have joints for joint_step, got one without an articulation; use step() for free rigid bodies")
     rigid.check_stable_timestep(model, dt, substeps)
     dtype, device = _torch_dtype(model), wp.device_to_torch(model.device)
     probe_state, probe_control = model.state(requires_grad=False), model.control(requires_grad=False)
@@ -201,9 +202,9 @@ def joint_step(model: Model, joint_q: torch.Tensor, joint_qd: torch.Tensor, join
     for name, tensor, array in (("joint_q", joint_q, probe_state.joint_q), ("joint_qd", joint_qd, probe_state.joint_qd),
                                 ("joint_act", joint_act, probe_control.joint_act)):
         if tuple(tensor.shape) != tuple(array.shape):
-            raise ValueError(f"{name} must have shape {tuple(array.shape)}, got {tuple(tensor.shape)}")
+            raise ParameterError(f"{name} must have shape {tuple(array.shape)}, got {tuple(tensor.shape)}")
         if tensor.dtype != dtype:
-            raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
     outputs = _JointStep.apply(model, float(dt), int(substeps), joint_q.to(device), joint_qd.to(device), joint_act.to(device))
     return dict(zip(_JOINT_OUTPUTS, outputs))
 
@@ -309,15 +310,15 @@ def joint_rollout(scene, joint_q: torch.Tensor, joint_qd: torch.Tensor, actions:
     Returns the final ``(joint_q, joint_qd)``.
     """
     if estimator not in ("analytic", "es"):
-        raise ValueError(f"estimator must be 'analytic' or 'es', got {estimator!r}")
+        raise ParameterError(f"estimator must be 'analytic' or 'es', got {estimator!r}")
     if estimator == "es" and (population < 2 or population % 2):
-        raise ValueError(f"population must be even for antithetic sampling (pairs theta +- sigma*eps), got {population}")
+        raise ParameterError(f"population must be even for antithetic sampling (pairs theta +- sigma*eps), got {population}")
     if not (sigma > 0 and np.isfinite(sigma)):
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+        raise ParameterError(f"sigma must be a finite number > 0, got {sigma!r}")
     spec = _RolloutSpec(scene, int(actions.shape[0]), float(dt), int(substeps), estimator, float(sigma), int(population), int(seed))
     model = spec.model(joint_q.shape[0])
     if model.articulation is None:
-        raise ValueError("joint_rollout needs a model with joints")
+        raise ParameterError(f"scene must build a model with joints for joint_rollout, got one without an articulation (scene={scene!r})")
     rigid.check_stable_timestep(model, dt, substeps)
     return _JointRollout.apply(spec, joint_q, joint_qd, actions)
 
@@ -371,13 +372,13 @@ def terms_loss(model: Model, terms, context: LossContext, state: dict[str, torch
     """
     unknown = sorted(set(state) - set(_TERM_INPUTS))
     if unknown:
-        raise ValueError(f"state has unknown entries {unknown}; expected some of {list(_TERM_INPUTS)}")
+        raise ParameterError(f"state has unknown entries {unknown}; expected some of {list(_TERM_INPUTS)}")
     dtype, device = _torch_dtype(model), wp.device_to_torch(model.device)
     names = tuple(n for n in _TERM_INPUTS if n in state)
     tensors = [state[n] for n in names] + ([] if joint_act is None else [joint_act])
     for name, tensor in zip(names + ("joint_act",), tensors):
         if tensor.dtype != dtype:
-            raise ValueError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
     return _TermsLoss.apply(model, list(terms), context, names, None if joint_act is None else joint_act.to(device),
                             *(state[n].to(device) for n in names))
 
@@ -416,8 +417,8 @@ class TorchPolicy:
 
     def apply(self, model, step, state, theta, control, workspace=None) -> None:
         if theta.requires_grad:
-            raise ValueError("a torch policy inside a Warp rollout has no Warp adjoint: use estimator='es', "
-                             "or simulator.torch.joint_step for analytic gradients through the policy")
+            raise ParameterError("a torch policy inside a Warp rollout has no Warp adjoint: use estimator='es', "
+                                 "or simulator.torch.joint_step for analytic gradients through the policy")
         observation = torch.cat([wp.to_torch(state.joint_q), wp.to_torch(state.joint_qd)], dim=1)
         with torch.no_grad():
             flat = wp.to_torch(theta).to(observation.dtype)

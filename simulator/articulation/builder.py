@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import check_finite, check_nonnegative, check_positive, check_vector
+from ..errors import ParameterError, check_finite, check_nonnegative, check_positive, check_vector, describe
 from ..spatial import normalize_quaternion
 from .joints import (
     ACTUATOR_KINDS,
@@ -77,57 +77,57 @@ class ArticulationBuilderMixin:
         """
         label = name or f"joint{len(self.joints)}"
         if kind not in JOINT_KINDS:
-            raise ValueError(f"kind of {label} must be one of {sorted(JOINT_KINDS)}, got {kind!r}")
+            raise ParameterError(f"kind of {label} must be one of {sorted(JOINT_KINDS)}, got {kind!r}")
         code = JOINT_KINDS[kind]
         nbodies = len(self.bodies)
         if not isinstance(child, (int, np.integer)) or not 0 <= child < nbodies:
-            raise ValueError(f"child of {label} must be a body index in [0, {nbodies}), got {child!r}")
+            raise ParameterError(f"child of {label} must be a body index in [0, {nbodies}), got {child!r}")
         if not isinstance(parent, (int, np.integer)) or not -1 <= parent < nbodies:
-            raise ValueError(f"parent of {label} must be -1 (world) or a body index in [0, {nbodies}), got {parent!r}")
+            raise ParameterError(f"parent of {label} must be -1 (world) or a body index in [0, {nbodies}), got {parent!r}")
         parent, child = int(parent), int(child)
         if parent == child:
-            raise ValueError(f"{label} connects body {child} to itself (parent == child == {child})")
+            raise ParameterError(f"parent and child of {label} must be different bodies, got parent == child == {child}")
         existing = [j for j in self.joints if j.child == child]
         if existing and existing[0].parent != parent:
-            raise ValueError(
+            raise ParameterError(
                 f"kinematic loop: body {child} ({self.bodies[child].name}) already has parent {existing[0].parent} "
                 f"through {existing[0].name}; {label} would give it a second parent {parent}. Closed chains are not "
                 "supported in reduced coordinates"
             )
         if existing and (code == JOINT_FREE or existing[0].kind == JOINT_FREE):
-            raise ValueError(f"a free joint must be the only joint of its body; body {child} already has {existing[0].name}")
+            raise ParameterError(f"a free joint must be the only joint of its body; body {child} already has {existing[0].name}")
         ancestor = parent
         while ancestor >= 0:
             if ancestor == child:
-                raise ValueError(f"kinematic loop: {label} makes body {child} an ancestor of itself (parent={parent})")
+                raise ParameterError(f"kinematic loop: {label} makes body {child} an ancestor of itself (parent={parent})")
             up = [j.parent for j in self.joints if j.child == ancestor]
             ancestor = up[0] if up else -1
         position = check_vector(f"position of {label}", position)
         unit_axis = np.array([0.0, 0.0, 1.0])
         if code in (JOINT_REVOLUTE, JOINT_PRISMATIC):
             if axis is None:
-                raise ValueError(f"axis of {label} is required for a {kind} joint")
+                raise ParameterError(f"axis of {label} is required for a {kind} joint, got None")
             axis = check_vector(f"axis of {label}", axis)
             length = np.linalg.norm(axis)
             if length < 1e-9:
-                raise ValueError(f"axis of {label} must be non-zero, got {axis.tolist()!r}")
+                raise ParameterError(f"axis of {label} must be non-zero, got {axis.tolist()!r}")
             unit_axis = axis / length
         q = self._check_joint_q(label, code, q)
         dofs = DOF_COUNT[code]
         qd = np.zeros(dofs) if qd is None else check_finite(f"qd of {label}", np.atleast_1d(qd)).astype(float)
         if qd.shape != (dofs,):
-            raise ValueError(f"qd of {label} must have {dofs} entries for a {kind} joint, got {qd!r}")
+            raise ParameterError(f"qd of {label} must have {dofs} entries for a {kind} joint, got {describe(qd)}")
         if limit is not None:
             if code not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
-                raise ValueError(f"limit of {label}: only revolute and prismatic joints take limits, got kind {kind!r}")
+                raise ParameterError(f"limit of {label}: only revolute and prismatic joints take limits, got kind {kind!r}")
             lower, upper = (float(x) for x in check_finite(f"limit of {label}", limit).reshape(2))
             if not lower < upper:
-                raise ValueError(f"limit of {label} must have lower < upper, got {limit!r}")
+                raise ParameterError(f"limit of {label} must have lower < upper, got {limit!r}")
             limit = (lower, upper)
         stiffness = float(check_nonnegative(f"stiffness of {label}", stiffness))
         spring_ref = float(check_finite(f"spring_ref of {label}", spring_ref))
         if (stiffness != 0.0 or spring_ref != 0.0) and code not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
-            raise ValueError(
+            raise ParameterError(
                 f"stiffness={stiffness!r}, spring_ref={spring_ref!r} of {label}: only revolute and prismatic joints take a spring, "
                 f"got kind {kind!r}"
             )
@@ -165,9 +165,9 @@ class ArticulationBuilderMixin:
         if code == JOINT_FREE:
             q = check_finite(f"q of {label}", q)
             if q.shape != (7,):
-                raise ValueError(f"q of {label} must be (x, y, z, qx, qy, qz, qw) for a free joint, got {q!r}")
+                raise ParameterError(f"q of {label} must be (x, y, z, qx, qy, qz, qw) for a free joint, got {describe(q)}")
             return np.concatenate([q[:3], normalize_quaternion(f"q of {label} (rotation)", q[3:])])
-        raise ValueError(f"q of {label}: a fixed joint has no coordinates")
+        raise ParameterError(f"q of {label} must be None: a fixed joint has no coordinates, got {describe(q)}")
 
     def add_free_joint(self, child: int, *, parent: int = -1, **options) -> int:
         """A 6-dof floating base. Options: see :meth:`add_joint`."""
@@ -213,22 +213,23 @@ class ArticulationBuilderMixin:
         """
         label = name or f"actuator{len(self.actuators)}"
         if not isinstance(joint, (int, np.integer)) or not 0 <= joint < len(self.joints):
-            raise ValueError(f"joint of {label} must be a joint index in [0, {len(self.joints)}), got {joint!r}")
+            raise ParameterError(f"joint of {label} must be a joint index in [0, {len(self.joints)}), got {joint!r}")
         if kind not in ACTUATOR_KINDS:
-            raise ValueError(f"kind of {label} must be one of {sorted(ACTUATOR_KINDS)}, got {kind!r}")
+            raise ParameterError(f"kind of {label} must be one of {sorted(ACTUATOR_KINDS)}, got {kind!r}")
         target = self.joints[joint]
         dofs = DOF_COUNT[target.kind]
         if not isinstance(dof, (int, np.integer)) or not 0 <= dof < dofs:
-            raise ValueError(f"dof of {label} must be in [0, {dofs}) for joint {target.name}, got {dof!r}")
+            raise ParameterError(f"dof of {label} must be in [0, {dofs}) for joint {target.name}, got {dof!r}")
         if kind == "position" and target.kind not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
-            raise ValueError(f"{label}: position actuators need a revolute or prismatic joint, {target.name} is {JOINT_NAMES[target.kind]}")
+            raise ParameterError(f"joint of {label} must be revolute or prismatic for a position actuator, got {target.name} "
+                                 f"({JOINT_NAMES[target.kind]})")
         gear = float(check_finite(f"gear of {label}", gear))
         if ctrl_range is None:
             ctrl_range = (-np.inf, np.inf)
         else:
             low, high = (float(x) for x in np.asarray(ctrl_range, dtype=float).reshape(2))
             if np.isnan(low) or np.isnan(high) or not low < high:
-                raise ValueError(f"ctrl_range of {label} must be (low, high) with low < high, got {ctrl_range!r}")
+                raise ParameterError(f"ctrl_range of {label} must be (low, high) with low < high, got {ctrl_range!r}")
             ctrl_range = (low, high)
         kp = float(check_nonnegative(f"kp of {label}", kp))
         kd = float(check_nonnegative(f"kd of {label}", kd))
@@ -242,7 +243,7 @@ class ArticulationBuilderMixin:
         """Build ``model.articulation`` and the model's per-world joint and actuator parameters
         (called by ``SceneBuilder.finalize``)."""
         if self.actuators and not self.joints:
-            raise ValueError("actuators need joints")
+            raise ParameterError(f"actuators need joints: the scene has {len(self.actuators)} actuators and no joint")
         layout = build_layout(self, coms) if self.joints else None
         for name, array in joint_parameters(model, layout, requires_grad).items():
             setattr(model, name, array)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warp as wp
 
+from ..errors import ParameterError
 from ..kernels.articulation import articulation_kernels
 from ..model import JOINT_PARAMETERS
 
@@ -52,7 +53,7 @@ def eval_fk(model, state) -> None:
     ``joint_qd``. Call it after editing joint coordinates by hand; it is recorded on an active
     ``wp.Tape``, so gradients reach ``joint_q`` / ``joint_qd`` of an initial state."""
     if model.articulation is None:
-        raise ValueError("eval_fk: the model has no joints")
+        raise ParameterError("model must have joints for eval_fk, got one with none")
     kernels = articulation_kernels(model.precision.scalar)
     wp.launch(
         kernels.forward_kinematics,

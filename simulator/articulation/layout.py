@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ParameterError
 from ..spatial import quat_multiply, quat_to_matrix
 from .joints import COORD_COUNT, DOF_COUNT, JOINT_BALL, JOINT_FIXED, JOINT_FREE, JOINT_PRISMATIC, JOINT_REVOLUTE, _Actuator, _Joint
 
@@ -77,7 +78,7 @@ def build_layout(builder, coms) -> Layout:
         by_child.setdefault(joint.child, []).append(j)
     for j, joint in enumerate(joints):
         if joint.parent >= 0 and joint.parent not in by_child:
-            raise ValueError(
+            raise ParameterError(
                 f"body {joint.parent} ({bodies[joint.parent].name}) is the parent of {joint.name} but has no joint itself; "
                 "give it add_free_joint (a floating base) or add_fixed_joint(-1, body) (welded to the world)"
             )

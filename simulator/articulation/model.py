@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
+from ..errors import ParameterError
 from ..model import JOINT_PARAMETERS
 from .joints import COORD_COUNT, DOF_COUNT, JOINT_KINDS, JOINT_NAMES
 from .layout import Layout, grouped
@@ -163,7 +164,7 @@ class ArticulationModel:
         try:
             return self.joint_names.index(name)
         except ValueError:
-            raise ValueError(f"no joint named {name!r}; joints: {', '.join(self.joint_names)}") from None
+            raise ParameterError(f"name must be one of the joints ({', '.join(self.joint_names)}), got {name!r}") from None
 
     def q_slice(self, joint: int | str) -> slice:
         """Columns of ``joint_q`` that belong to ``joint`` (index or name)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ParameterError
 from .objective import GradientNotFiniteError, RolloutObjective, check_theta, evaluate, reverse_sweep
 
 log = logging.getLogger("simulator.gradients")
@@ -66,7 +67,7 @@ def register_estimator(name: str):
 
     def decorate(cls):
         if name in _REGISTRY:
-            raise ValueError(f"an estimator named {name!r} is already registered")
+            raise ParameterError(f"name must not be taken, got {name!r}: an estimator of that name is already registered")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -81,7 +82,7 @@ def estimators() -> list[str]:
 
 def make_estimator(name: str, **options) -> Estimator:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown estimator {name!r}; available: {', '.join(estimators())}")
+        raise ParameterError(f"unknown estimator {name!r}; available: {', '.join(estimators())}")
     return _REGISTRY[name](**options)
 
 
@@ -95,9 +96,9 @@ def _mean_and_variance(samples: np.ndarray):
 
 def _positive_int(name, value, *, even=False):
     if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ParameterError(f"{name} must be a positive integer, got {value!r}")
     if even and value % 2:
-        raise ValueError(f"{name} must be even for antithetic sampling (pairs theta +- sigma*eps), got {value}")
+        raise ParameterError(f"{name} must be even for antithetic sampling (pairs theta +- sigma*eps), got {value}")
     return int(value)
 
 
@@ -168,9 +169,9 @@ class ESEstimator(Estimator):
 
     def __init__(self, *, sigma: float = 0.1, population: int = 64, shaping: str | None = None):
         if not (isinstance(sigma, (int, float, np.floating)) and math.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+            raise ParameterError(f"sigma must be a finite number > 0, got {sigma!r}")
         if shaping not in (None, "centered_rank"):
-            raise ValueError(f"shaping must be None or 'centered_rank', got {shaping!r}")
+            raise ParameterError(f"shaping must be None or 'centered_rank', got {shaping!r}")
         self.sigma = float(sigma)
         self.population = _positive_int("population", population, even=True)
         self.shaping = shaping
@@ -215,13 +216,13 @@ def inverse_variance_combine(g_a, v_a, g_b, v_b, blocks):
 
     A block where one estimate is non-finite (gradient or variance) takes the other one as it is
     (weight 0 or 1, never ``0 * nan``); both variances exactly zero weight the two equally.
-    Raises ``ValueError`` for a block where both estimates are non-finite.
+    Raises ``ParameterError`` (a ``ValueError``) for a block where both estimates are non-finite.
     """
     gradient, variance, weights = np.empty_like(g_a), np.empty_like(g_a), []
     for block in blocks:
         a_ok, b_ok = _usable(g_a, v_a, block), _usable(g_b, v_b, block)
         if not (a_ok or b_ok):
-            raise ValueError(f"g_a and g_b are both non-finite in theta[{block.start}:{block.stop}]: nothing to combine")
+            raise ParameterError(f"g_a and g_b are both non-finite in theta[{block.start}:{block.stop}]: nothing to combine")
         va, vb = float(np.sum(v_a[block])), float(np.sum(v_b[block]))
         if not a_ok:
             w = 0.0
@@ -269,7 +270,7 @@ class HybridEstimator(Estimator):
     def __init__(self, *, samples: int = 8, sigma: float = 0.1, population: int = 64, shaping=None,
                  window: int | None = None, clip: float | None = None, checkpoint_every: int | None = None):
         if _positive_int("samples", samples) < 2:
-            raise ValueError(f"samples must be >= 2 to estimate the analytic variance, got {samples}")
+            raise ParameterError(f"samples must be >= 2 to estimate the analytic variance, got {samples}")
         if window is None and clip is None:
             self.first_order = AnalyticEstimator(samples=samples, checkpoint_every=checkpoint_every)
         else:
@@ -394,14 +395,16 @@ def grad(objective: RolloutObjective, theta, *, estimator: str | Estimator = "an
         ``seconds`` and ``sim_steps``.
 
     Raises:
-        ValueError: non-finite theta, a non-finite objective value, bad estimator options.
+        ParameterError: non-finite theta, bad estimator options (a ``ValueError``).
+        LossNotFiniteError: a non-finite objective value (also a ``ValueError``).
         GradientNotFiniteError: the backward pass blew up (names the step).
     """
     theta = check_theta(objective, theta)
     if isinstance(estimator, str):
         estimator = make_estimator(estimator, **options)
     elif options:
-        raise ValueError("options can only be given together with an estimator name")
+        raise ParameterError(f"options can only be given together with an estimator name, got an {type(estimator).__name__} "
+                             f"instance and options {sorted(options)}")
     start = time.perf_counter()
     result = estimator.estimate(objective, theta, seed=seed)
     result.diagnostics.update(

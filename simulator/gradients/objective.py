@@ -62,7 +62,7 @@ class RolloutObjective(ABC):
     def parameter_array(self, rows: np.ndarray, *, requires_grad: bool) -> wp.array:
         rows = np.ascontiguousarray(rows, dtype=self.precision.numpy)
         if rows.ndim != 2 or rows.shape[1] != self.num_parameters:
-            raise ValueError(f"theta rows must have shape (worlds, {self.num_parameters}), got {rows.shape}")
+            raise ParameterError(f"theta rows must have shape (worlds, {self.num_parameters}), got {rows.shape}")
         return wp.array(rows, dtype=self.precision.scalar, device=self.device, requires_grad=requires_grad)
 
     def loss_array(self, num_worlds: int, *, requires_grad: bool) -> wp.array:
@@ -126,11 +126,11 @@ def reverse_sweep(
     """
     T = objective.num_steps
     if window is not None and (not isinstance(window, (int, np.integer)) or window < 1):
-        raise ValueError(f"window must be a positive integer, got {window!r}")
+        raise ParameterError(f"window must be a positive integer, got {window!r}")
     if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer)) or checkpoint_every < 1):
-        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+        raise ParameterError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     if clip is not None and not (math.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip must be a finite norm > 0, got {clip!r}")
+        raise ParameterError(f"clip must be a finite norm > 0, got {clip!r}")
     segment = T if checkpoint_every is None else int(checkpoint_every)
     if window is not None:
         segment = math.gcd(segment, int(window)) if segment != T else min(segment, int(window))
@@ -139,7 +139,7 @@ def reverse_sweep(
     segment = max(1, min(segment, max(T, 1)))
 
     # an objective's own path (the rollout engine's programs; MD objectives, which run whole
-    # rollouts and raise ValueError naming an option they cannot honour); None: step it from Python
+    # rollouts and raise ParameterError naming an option they cannot honour); None: step it from Python
     fast = getattr(objective, "sweep_rows", None)
     if fast is not None:
         result = fast(np.asarray(theta_rows), seed=seed, checkpoint_every=checkpoint_every, window=window, clip=clip, trace=trace)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import warp as wp
 
-from ..errors import check_nonnegative, check_positive, check_timestep
+from ..errors import ParameterError, check_nonnegative, check_positive, check_timestep
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, compute_forces
@@ -63,9 +63,9 @@ class _Integrator:
     @staticmethod
     def _check(state_in, state_out, control):
         if state_in is state_out:
-            raise ValueError("state_in and state_out must be different states (in-place steps corrupt gradients)")
+            raise ParameterError("state_in and state_out must be different states (in-place steps corrupt gradients)")
         if control is not None:
-            raise ValueError("molecular-dynamics integrators take no control; pass control=None")
+            raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
 
 
 class VelocityVerlet(_Integrator):
@@ -268,7 +268,7 @@ def check_forces(model: ParticleModel, state: ParticleState, neighbors=None) -> 
         if r[j] < best[0]:
             best = (float(r[j]), i, i + 1 + j)
     r, i, j = best
-    raise ValueError(
+    raise ParameterError(
         f"positions: particles {i} and {j} overlap (distance {r:.3g}), giving a non-finite {model.potential.name} "
         f"energy/force; move them apart (for a random start, minimize with a soft potential first)"
     )

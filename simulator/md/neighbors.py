@@ -20,7 +20,7 @@ import math
 import numpy as np
 import warp as wp
 
-from ..errors import NonFinitePositionsError, check_nonnegative
+from ..errors import NonFinitePositionsError, ParameterError, check_nonnegative
 from ..kernels.constants import NEIGHBOR_STATUS_SIZE, NeighborStatus, PairRange, PotentialKind
 from ..kernels.md_neighbors import neighbor_kernels
 
@@ -80,7 +80,7 @@ class NeighborList:
         self._device_buffers = None
         self._saved_buffers = None  # a segment's start, for a redo (see save_device_state)
         if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+            raise ParameterError(f"capacity must be >= 1, got {capacity!r}")
 
     def update(self, positions: wp.array) -> tuple[wp.array, wp.array]:
         """Return ``(neighbor_count, neighbor_index)`` valid for ``positions``, rebuilding if needed."""

@@ -14,8 +14,8 @@ draws its initial state, and runs :func:`simulator.md.rollout`:
 
 Truncated backprop (``window``) differentiates the last window only (the loss reads the final
 state), for velocity Verlet and BAOAB; FIRE cannot continue a rollout from a window's start and
-raises ``ValueError`` naming the option, as do adjoint clipping and adjoint traces, which need
-the state adjoint at every step boundary (an MD rollout does not expose it).
+raises ``ParameterError`` (a ``ValueError``) naming the option, as do adjoint clipping and adjoint
+traces, which need the state adjoint at every step boundary (an MD rollout does not expose it).
 
 Concrete objectives: :class:`PackingObjective` (final energy of a FIRE-minimised soft-sphere
 packing w.r.t. the small diameter, or every diameter, with the box at a fixed packing fraction)
@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable
 import numpy as np
 import warp as wp
 
-from ..errors import check_finite
+from ..errors import ParameterError, check_finite
 from ..gradients.objective import GradientNotFiniteError, RolloutObjective, SweepResult
 from .integrators import FIRE, LangevinBAOAB, VelocityVerlet
 from .neighbors import NeighborList
@@ -60,7 +60,7 @@ class ParameterMap:
         raise NotImplementedError
 
     def check(self, row: np.ndarray) -> None:
-        """Raise ``ValueError`` naming the parameter and value if ``row`` is not allowed."""
+        """Raise ``ParameterError`` naming the parameter and value if ``row`` is not allowed."""
 
     def structure(self, row: np.ndarray) -> Hashable:
         """What the model built for ``row`` bakes in beyond its arrays (rows with equal values share
@@ -83,7 +83,8 @@ class ParameterMap:
 
 def _gradient(array: wp.array) -> np.ndarray:
     if array.grad is None:
-        raise ValueError("the model's parameters have no gradient buffers: finalize it with requires_grad=True")
+        raise ParameterError("the model's parameter arrays must have gradient buffers, got one with array.grad None: "
+                             "finalize the model with requires_grad=True")
     return array.grad.numpy().astype(np.float64)
 
 
@@ -103,10 +104,10 @@ class PairParameters(ParameterMap):
         self.names = tuple(names)
         unknown = [n for n in self.names if n not in self.FIELDS]
         if unknown or not self.names:
-            raise ValueError(f"names must be some of {sorted(self.FIELDS)}, got {names!r}")
+            raise ParameterError(f"names must be some of {sorted(self.FIELDS)}, got {names!r}")
         self._initial = check_finite("initial", initial).reshape(-1)
         if self._initial.shape != (len(self.names),):
-            raise ValueError(f"initial must have {len(self.names)} entries, got {self._initial.shape[0]}")
+            raise ParameterError(f"initial must have {len(self.names)} entries, got {self._initial.shape[0]}")
         self.check(self._initial)
 
     def initial(self) -> np.ndarray:
@@ -115,7 +116,7 @@ class PairParameters(ParameterMap):
     def check(self, row):
         for name, value in zip(self.names, row):
             if not value > 0:
-                raise ValueError(f"{name} must be > 0, got {float(value)!r}")
+                raise ParameterError(f"{name} must be > 0, got {float(value)!r}")
 
     def apply(self, model, row):
         for name, value in zip(self.names, row):
@@ -154,7 +155,7 @@ class PackingDiameters(ParameterMap):
         from ..scenes.md_systems import bidisperse_diameters, packing_box_side_for_diameters
 
         if not (0.0 < packing_fraction <= 1.0):
-            raise ValueError(f"packing_fraction must be in (0, 1], got {packing_fraction!r}")
+            raise ParameterError(f"packing_fraction must be in (0, 1], got {packing_fraction!r}")
         self.packing_fraction = float(packing_fraction)
         self.per_particle = bool(per_particle)
         self.n = int(n)
@@ -189,7 +190,7 @@ class PackingDiameters(ParameterMap):
     def check(self, row):
         bad = np.flatnonzero(~(np.asarray(row) > 0))
         if bad.size:
-            raise ValueError(f"{self.names[bad[0]]} must be > 0, got {float(row[bad[0]])!r}")
+            raise ParameterError(f"{self.names[bad[0]]} must be > 0, got {float(row[bad[0]])!r}")
 
     def structure(self, row):
         """The model's cutoff [model length]: the largest scaled diameter, rounded up to a multiple of 1/4
@@ -248,11 +249,11 @@ class MDObjective(RolloutObjective):
     def __init__(self, model_factory: Callable, integrator_factory: Callable, parameters: ParameterMap, loss: Callable, *,
                  initial_state: Callable, num_steps: int, dt: float = 0.005, seeds: str = "per_row"):
         if not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {num_steps!r}")
+            raise ParameterError(f"num_steps must be a positive integer, got {num_steps!r}")
         if not (isinstance(dt, (int, float, np.floating)) and np.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a finite time step > 0, got {dt!r}")
+            raise ParameterError(f"dt must be a finite time step > 0, got {dt!r}")
         if seeds not in SEED_MODES:
-            raise ValueError(f"seeds must be one of {SEED_MODES}, got {seeds!r}")
+            raise ParameterError(f"seeds must be one of {SEED_MODES}, got {seeds!r}")
         if not isinstance(parameters, ParameterMap):
             raise TypeError(f"parameters must be a ParameterMap (e.g. PairParameters, PackingDiameters), got {parameters!r}")
         self.model_factory, self.integrator_factory = model_factory, integrator_factory
@@ -275,7 +276,7 @@ class MDObjective(RolloutObjective):
         else:
             model = self.model_factory(row)
             if not isinstance(model, ParticleModel) or not model.requires_grad:
-                raise ValueError(f"model_factory must return a ParticleModel finalized with requires_grad=True, got {model!r}")
+                raise ParameterError(f"model_factory must return a ParticleModel finalized with requires_grad=True, got {model!r}")
             self._systems[key] = (model, self.integrator_factory(model))
             if len(self._systems) > MODEL_CACHE_SIZE:
                 self._systems.popitem(last=False)
@@ -286,14 +287,14 @@ class MDObjective(RolloutObjective):
     def _rows(self, theta_rows) -> np.ndarray:
         rows = check_finite("theta rows", theta_rows)
         if rows.ndim != 2 or rows.shape[1] != self.num_parameters or rows.shape[0] < 1:
-            raise ValueError(f"theta rows must have shape (worlds, {self.num_parameters}), got {rows.shape}")
+            raise ParameterError(f"theta rows must have shape (worlds, {self.num_parameters}), got {rows.shape}")
         for row in rows:
             self.parameters.check(row)
         return rows
 
     def _generators(self, seed: int, count: int):
         if not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
+            raise ParameterError(f"seed must be an integer, got {seed!r}")
         shared = np.random.default_rng(int(seed))
         for _ in range(count):
             yield shared if self.seeds == "per_row" else np.random.default_rng(int(seed))
@@ -301,14 +302,14 @@ class MDObjective(RolloutObjective):
     def _initial(self, model, rng) -> ParticleState:
         state = self._initial_state(model, rng)
         if not isinstance(state, ParticleState):
-            raise ValueError(f"initial_state must return a ParticleState, got {state!r}")
+            raise ParameterError(f"initial_state must return a ParticleState, got {state!r}")
         return state
 
     def _rollout_loss(self, model, integrator, state, num_steps: int, *, record: bool, checkpoint_every=None) -> wp.array:
         trajectory = rollout(model, state, integrator, num_steps=num_steps, dt=self.dt, record=record, checkpoint_every=checkpoint_every)
         loss = self.loss(model, trajectory.final, integrator.neighbors)
         if not isinstance(loss, wp.array) or loss.shape != (1,):
-            raise ValueError(f"loss must return a (1,) wp.array, got {loss!r}")
+            raise ParameterError(f"loss must return a (1,) wp.array, got {loss!r}")
         return loss
 
     def evaluate_rows(self, theta_rows: np.ndarray, seed: int) -> np.ndarray:
@@ -335,16 +336,16 @@ class MDObjective(RolloutObjective):
         T = self.num_steps
         cut = 0 if window is None or window >= T else (T - 1) // int(window) * int(window)
         if clip is not None:
-            raise ValueError(f"clip={clip!r}: an MD objective cannot clip the state adjoint between steps; use the es estimator")
+            raise ParameterError(f"clip={clip!r}: an MD objective cannot clip the state adjoint between steps; use the es estimator")
         if trace:
-            raise ValueError("trace=True: an MD objective cannot trace the state adjoint between steps")
+            raise ParameterError("trace=True: an MD objective cannot trace the state adjoint between steps")
         rows = self._rows(theta_rows)
         losses, gradients = np.empty(rows.shape[0]), np.empty(rows.shape)
         for w, (row, rng) in enumerate(zip(rows, self._generators(seed, rows.shape[0]))):
             model, integrator = self.system(row)
             if cut and isinstance(integrator, FIRE):
-                raise ValueError(f"window={window!r}: a FIRE rollout cannot be truncated (FIRE's prepare restarts its adaptive step, "
-                                 f"so the rollout cannot continue from a window's start); use window >= num_steps ({T}) or es")
+                raise ParameterError(f"window={window!r}: a FIRE rollout cannot be truncated (FIRE's prepare restarts its adaptive step, "
+                                     f"so the rollout cannot continue from a window's start); use window >= num_steps ({T}) or es")
             for array in model.parameters().values():
                 if array.grad is not None:
                     array.grad.zero_()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
+from ..errors import ParameterError
 from ..kernels.md import md_kernels
 from .potentials import compute_forces
 
@@ -84,9 +85,9 @@ def radial_distribution(model, state, *, r_max: float | None = None, bins: int =
     if r_max is None:
         r_max = 0.5 * float(np.min(model.box_sides()))
     if not (r_max > 0 and np.isfinite(r_max)):
-        raise ValueError(f"r_max must be > 0, got {r_max!r}")
+        raise ParameterError(f"r_max must be > 0, got {r_max!r}")
     if not isinstance(bins, (int, np.integer)) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+        raise ParameterError(f"bins must be a positive integer, got {bins!r}")
     counts = wp.zeros(int(bins), dtype=wp.int32, device=model.device)
     s = model.precision.scalar
     width = r_max / bins

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from ..errors import check_finite, check_positive
+from ..errors import ParameterError, check_finite, check_positive
 from ..precision import Precision, get_precision, resolve_device
 from .potentials import PairPotential
 
@@ -141,9 +141,9 @@ class ParticleModel:
             return
         sides = self.box_sides()
         if not np.all(np.isfinite(sides)) or np.any(sides <= 0):
-            raise ValueError(f"box must have finite sides > 0, got {sides.tolist()}")
+            raise ParameterError(f"box must have finite sides > 0, got {sides.tolist()}")
         if self.cutoff > 0.5 * float(np.min(sides)):
-            raise ValueError(
+            raise ParameterError(
                 f"cutoff={self.cutoff:g} is larger than half the periodic box (box={sides.tolist()}); the minimum-image "
                 f"convention needs cutoff <= {0.5 * float(np.min(sides)):g}: enlarge the box or shorten the cutoff"
             )
@@ -196,10 +196,10 @@ class ParticleModel:
 def _pad3(name: str, values, n: int, dim: int) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.shape != (n, dim):
-        raise ValueError(f"{name} must have shape ({n}, {dim}), got {arr.shape}")
+        raise ParameterError(f"{name} must have shape ({n}, {dim}), got {arr.shape}")
     bad = np.flatnonzero(~np.all(np.isfinite(arr), axis=1))
     if bad.size:
-        raise ValueError(f"{name} must be finite; particle {int(bad[0])} has {arr[bad[0]].tolist()}")
+        raise ParameterError(f"{name} must be finite; particle {int(bad[0])} has {arr[bad[0]].tolist()}")
     out = np.zeros((n, 3))
     out[:, :dim] = arr
     return out
@@ -217,16 +217,16 @@ class ParticleBuilder:
 
     def __init__(self, *, dim: int = 3, box=None, periodic: bool | None = None):
         if dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {dim!r}")
+            raise ParameterError(f"dim must be 2 or 3, got {dim!r}")
         self.dim = dim
         self.periodic = (box is not None) if periodic is None else bool(periodic)
         if self.periodic and box is None:
-            raise ValueError("box must be given for a periodic system")
+            raise ParameterError("box must be given for a periodic system")
         if box is not None:
             sides = check_positive("box", box)
             sides = np.full(dim, float(sides)) if sides.ndim == 0 else sides
             if sides.shape != (dim,):
-                raise ValueError(f"box must have {dim} sides, got {box!r}")
+                raise ParameterError(f"box must have {dim} sides, got {box!r}")
             self.box = sides
         else:
             self.box = None
@@ -242,14 +242,14 @@ class ParticleBuilder:
         [length] are scalars or ``(n,)``. Returns the new particles' indices."""
         pos = check_finite("positions", positions)
         if pos.ndim != 2 or pos.shape[1] != self.dim:
-            raise ValueError(f"positions must have shape (n, {self.dim}), got {pos.shape}")
+            raise ParameterError(f"positions must have shape (n, {self.dim}), got {pos.shape}")
         n = pos.shape[0]
         vel = np.zeros_like(pos) if velocities is None else check_finite("velocities", velocities)
         if vel.shape != pos.shape:
-            raise ValueError(f"velocities must have shape {pos.shape}, got {vel.shape}")
+            raise ParameterError(f"velocities must have shape {pos.shape}, got {vel.shape}")
         types = np.broadcast_to(np.asarray(type), (n,)).astype(np.int64)
         if np.any(types < 0):
-            raise ValueError(f"type must be >= 0, got {type!r}")
+            raise ParameterError(f"type must be >= 0, got {type!r}")
         masses = np.broadcast_to(check_positive("mass", mass), (n,)).astype(np.float64)
         diameters = np.broadcast_to(check_positive("diameter", diameter), (n,)).astype(np.float64)
         start = self.particle_count
@@ -275,7 +275,7 @@ class ParticleBuilder:
         p = get_precision(precision)
         n = self.particle_count
         if n == 0:
-            raise ValueError("add at least one particle before finalize()")
+            raise ParameterError("the builder must hold at least one particle before finalize(), got none")
         dim = self.dim
         pos = np.zeros((n, 3))
         vel = np.zeros((n, 3))

@@ -17,7 +17,7 @@ import numpy as np
 import warp as wp
 
 from ..runtime import active_tape, warp_runtime  # noqa: F401 (re-exported for the MD modules)
-from ..errors import check_positive
+from ..errors import ParameterError, check_positive, describe
 from ..kernels.constants import PairAdjoint, PotentialKind
 from ..kernels.md import md_kernels
 
@@ -27,9 +27,9 @@ def _pair_matrix(name: str, value, type_count: int, *, positive: bool = True) ->
     if arr.ndim == 0:
         return np.full((type_count, type_count), float(arr))
     if arr.shape != (type_count, type_count):
-        raise ValueError(f"{name} must be a scalar or a ({type_count}, {type_count}) matrix, got shape {arr.shape}")
+        raise ParameterError(f"{name} must be a scalar or a ({type_count}, {type_count}) matrix, got shape {arr.shape}")
     if not np.allclose(arr, arr.T):
-        raise ValueError(f"{name} must be symmetric (a parameter per unordered type pair), got {value!r}")
+        raise ParameterError(f"{name} must be symmetric (a parameter per unordered type pair), got {describe(value)}")
     return arr.copy()
 
 
@@ -78,7 +78,7 @@ class PairPotential:
                 return float(np.max(diameters)) if diameters.size else 0.0
             return float(np.max(self.matrices(type_count)["sigma"]))
         if self.cutoff is None:
-            raise ValueError(f"{self.name}: cutoff must be given")
+            raise ParameterError(f"cutoff of the {self.name} potential must be given, got None")
         return float(check_positive("cutoff", self.cutoff))
 
 
@@ -91,7 +91,7 @@ def SoftSphere(*, epsilon=1.0, sigma=1.0, alpha=2.0, sigma_from_diameters: bool 
     """Soft sphere ``eps/alpha (1 - r/s)^alpha`` for ``r < s`` (O'Hern et al. 2003; alpha > 1)."""
     a = check_positive("alpha", alpha)
     if np.any(a <= 1.0):
-        raise ValueError(f"alpha must be > 1 so the soft-sphere force vanishes at contact, got {alpha!r}")
+        raise ParameterError(f"alpha must be > 1 so the soft-sphere force vanishes at contact, got {alpha!r}")
     return PairPotential(PotentialKind.SOFT_SPHERE, epsilon, sigma, alpha, None, sigma_from_diameters)
 
 
