@@ -10,6 +10,7 @@ reach the given state). ``control`` is accepted for the common signature and mus
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
@@ -25,11 +26,57 @@ def _seed(seed: int, step_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(step_index)]).generate_state(1, dtype=np.uint32)[0] >> 1)
 
 
+@dataclass
+class VerletArrays:
+    """Velocity Verlet's and BAOAB's own per-step array (in :attr:`ParticleState.integrator`).
+
+    Attributes:
+        half_velocities: ``(N,)`` velocities after the first half kick [length/time].
+    """
+
+    half_velocities: wp.array
+
+
+@dataclass
+class FIREArrays:
+    """FIRE's own per-step arrays (in :attr:`ParticleState.integrator`).
+
+    Attributes:
+        half_velocities: ``(N,)`` velocities after the first half kick [length/time].
+        fire_velocities: ``(N,)`` velocities before the FIRE mixing [length/time].
+        fire_dt: ``(1,)`` current time step [time].
+        fire_alpha: ``(1,)`` current mixing factor [-].
+        fire_count: ``(1,)`` int32, steps since the power F.v was last negative.
+        fire_sums: ``(3,)`` scratch sums (F.v, |F|^2, |v|^2).
+    """
+
+    half_velocities: wp.array
+    fire_velocities: wp.array
+    fire_dt: wp.array
+    fire_alpha: wp.array
+    fire_count: wp.array
+    fire_sums: wp.array
+
+
 class _Integrator:
-    """Common part: a neighbor list (None = all pairs), preparation and force evaluation."""
+    """Common part: a neighbor list (None = all pairs), states with the integrator's arrays,
+    preparation and force evaluation."""
+
+    ARRAYS = VerletArrays  # the type of this integrator's arrays in ParticleState.integrator
 
     def __init__(self, neighbors=None):
         self.neighbors = neighbors
+
+    def state(self, model: ParticleModel, *, requires_grad: bool | None = None) -> ParticleState:
+        """A new state of ``model`` (its initial conditions) holding this integrator's arrays."""
+        state = model.state(requires_grad=requires_grad)
+        grad = model.requires_grad if requires_grad is None else requires_grad
+        state.integrator = self._arrays(model, grad)
+        return state
+
+    def _arrays(self, model: ParticleModel, grad: bool):
+        return VerletArrays(half_velocities=wp.zeros(model.particle_count, dtype=model.precision.vec3, device=model.device,
+                                                     requires_grad=grad))
 
     def _forces(self, model: ParticleModel, state: ParticleState) -> None:
         state.forces.zero_()
@@ -42,7 +89,7 @@ class _Integrator:
         wp.launch(
             md_kernels(model.precision.scalar).verlet_kick,
             dim=model.particle_count,
-            inputs=[model.particle_mass, dt, state_out.half_velocities, state_out.forces],
+            inputs=[model.particle_mass, dt, state_out.integrator.half_velocities, state_out.forces],
             outputs=[state_out.velocities],
             device=model.device,
         )
@@ -52,7 +99,7 @@ class _Integrator:
 
         Raises ``ValueError`` for non-finite positions or when overlapping particles give
         non-finite forces (naming the closest pair)."""
-        out = model.state()
+        out = self.state(model)
         wp.copy(out.positions, state.positions)
         wp.copy(out.velocities, state.velocities)
         out.step_index = state.step_index
@@ -60,12 +107,16 @@ class _Integrator:
         check_forces(model, out, self.neighbors)
         return out
 
-    @staticmethod
-    def _check(state_in, state_out, control):
+    def _check(self, state_in, state_out, control):
         if state_in is state_out:
             raise ParameterError("state_in and state_out must be different states (in-place steps corrupt gradients)")
         if control is not None:
             raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
+        needed = self.ARRAYS
+        for name, state in (("state_in", state_in), ("state_out", state_out)):
+            if not isinstance(state.integrator, needed):
+                raise ParameterError(f"{name} must come from this integrator's state() or prepare() (it holds "
+                                     f"{type(state.integrator).__name__}, {type(self).__name__} needs {needed.__name__})")
 
 
 class VelocityVerlet(_Integrator):
@@ -85,7 +136,7 @@ class VelocityVerlet(_Integrator):
             k.verlet_drift,
             dim=n,
             inputs=[model.particle_mass, model.box, int(model.periodic), h, state_in.positions, state_in.velocities, state_in.forces],
-            outputs=[state_out.half_velocities, state_out.positions],
+            outputs=[state_out.integrator.half_velocities, state_out.positions],
             device=model.device,
         )
         self._forces_and_kick(model, state_out, h)
@@ -132,7 +183,7 @@ class LangevinBAOAB(_Integrator):
                 state_in.velocities,
                 state_in.forces,
             ],
-            outputs=[state_out.half_velocities, state_out.positions],
+            outputs=[state_out.integrator.half_velocities, state_out.positions],
             device=model.device,
         )
         self._forces_and_kick(model, state_out, s(dt))
@@ -175,18 +226,32 @@ class FIRE(_Integrator):
     def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
         """A new state at ``state``'s positions with zero velocities, forces, and the FIRE
         time step and mixing factor at their start values."""
-        out = model.state()
+        out = self.state(model)
         wp.copy(out.positions, state.positions)
         out.step_index = state.step_index
-        out.fire_dt.fill_(self.dt_start)
-        out.fire_alpha.fill_(self.alpha_start)
+        out.integrator.fire_dt.fill_(self.dt_start)
+        out.integrator.fire_alpha.fill_(self.alpha_start)
         self._forces(model, out)
         check_forces(model, out, self.neighbors)
         return out
 
+    ARRAYS = FIREArrays
+
+    def _arrays(self, model: ParticleModel, grad: bool) -> FIREArrays:
+        p, n, device = model.precision, model.particle_count, model.device
+        return FIREArrays(
+            half_velocities=wp.zeros(n, dtype=p.vec3, device=device, requires_grad=grad),
+            fire_velocities=wp.zeros(n, dtype=p.vec3, device=device, requires_grad=grad),
+            fire_dt=wp.zeros(1, dtype=p.scalar, device=device, requires_grad=grad),
+            fire_alpha=wp.zeros(1, dtype=p.scalar, device=device, requires_grad=grad),
+            fire_count=wp.zeros(1, dtype=wp.int32, device=device),
+            fire_sums=wp.zeros(3, dtype=p.scalar, device=device, requires_grad=grad),
+        )
+
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float = 0.0) -> None:
         """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored)."""
         self._check(state_in, state_out, control)
+        fin, fout = state_in.integrator, state_out.integrator
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
         threads, chunk = model.thread_layout()
@@ -195,20 +260,20 @@ class FIRE(_Integrator):
             k.fire_drift,
             k.fire_drift_adjoint,
             threads,
-            [model.particle_mass, model.box, int(model.periodic), state_in.fire_dt, state_in.positions, state_in.velocities,
+            [model.particle_mass, model.box, int(model.periodic), fin.fire_dt, state_in.positions, state_in.velocities,
              state_in.forces, chunk],
-            [state_out.half_velocities, state_out.positions],
+            [fout.half_velocities, state_out.positions],
             model.device,
         )
         self._forces(model, state_out)
-        md_velocities = state_out.fire_velocities
-        state_out.fire_sums.zero_()
+        md_velocities = fout.fire_velocities
+        fout.fire_sums.zero_()
         _launch_with_adjoint(
             k.fire_kick,
             k.fire_kick_adjoint,
             threads,
-            [model.particle_mass, state_in.fire_dt, state_out.half_velocities, state_out.forces, chunk],
-            [md_velocities, state_out.fire_sums],
+            [model.particle_mass, fin.fire_dt, fout.half_velocities, state_out.forces, chunk],
+            [md_velocities, fout.fire_sums],
             model.device,
         )
         _launch_with_adjoint(
@@ -217,10 +282,10 @@ class FIRE(_Integrator):
             threads,
             [
                 s(self.dt_max), self.n_min, s(self.f_inc), s(self.f_dec), s(self.alpha_start), s(self.f_alpha),
-                s(self.force_norm_eps), state_out.fire_sums, state_in.fire_dt, state_in.fire_alpha, state_in.fire_count,
+                s(self.force_norm_eps), fout.fire_sums, fin.fire_dt, fin.fire_alpha, fin.fire_count,
                 md_velocities, state_out.forces, chunk,
             ],
-            [state_out.velocities, state_out.fire_dt, state_out.fire_alpha, state_out.fire_count],
+            [state_out.velocities, fout.fire_dt, fout.fire_alpha, fout.fire_count],
             model.device,
         )
         state_out.step_index = state_in.step_index + 1

@@ -7,6 +7,7 @@ are ``vec3`` in both 2D and 3D (a 2D system keeps z = 0). Units are reduced Lenn
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -29,33 +30,32 @@ class ParticleState:
         velocities: velocities [length/time].
         forces: pair forces at ``positions`` [energy/length]; an integrator's ``step`` needs them
             valid in its input state (``integrator.prepare`` computes them).
-        half_velocities: the integrator's intermediate velocities (internal scratch).
-        fire_velocities: FIRE's velocities before mixing (internal scratch).
-        fire_dt: ``(1,)`` current FIRE time step [time].
-        fire_alpha: ``(1,)`` current FIRE mixing factor [-].
-        fire_count: ``(1,)`` int32, FIRE steps since the power F.v was last negative.
-        fire_sums: ``(3,)`` FIRE scratch (F.v, |F|^2, |v|^2).
+        integrator: the integrator's own per-step arrays (a dataclass of arrays, e.g.
+            :class:`simulator.md.integrators.FIREArrays`), made by ``integrator.state(model)``;
+            None in a state from :meth:`ParticleModel.state`, which ``prepare`` completes.
         step_index: number of steps taken to reach this state (seeds the Langevin noise).
     """
 
     positions: wp.array
     velocities: wp.array
     forces: wp.array
-    half_velocities: wp.array
-    fire_velocities: wp.array
-    fire_dt: wp.array
-    fire_alpha: wp.array
-    fire_count: wp.array
-    fire_sums: wp.array
+    integrator: object = None
     step_index: int = 0
 
     def arrays(self) -> dict[str, wp.array]:
-        return {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "step_index"}
+        """Every array by name, the integrator's included."""
+        arrays = {"positions": self.positions, "velocities": self.velocities, "forces": self.forces}
+        if self.integrator is not None:
+            arrays.update({f.name: getattr(self.integrator, f.name) for f in dataclasses.fields(self.integrator)})
+        return arrays
 
     def assign(self, other: ParticleState) -> None:
         """Copy ``other`` into this state (recorded on an active tape, so gradients flow)."""
+        theirs = other.arrays()
         for name, array in self.arrays().items():
-            wp.copy(array, getattr(other, name))
+            if name not in theirs:
+                raise ParameterError(f"other must hold the arrays of this state's integrator, got a state without {name!r}")
+            wp.copy(array, theirs[name])
         self.step_index = other.step_index
 
     def numpy(self) -> dict[str, np.ndarray]:
@@ -167,12 +167,6 @@ class ParticleModel:
             positions=self._array(pos.astype(p.numpy), p.vec3, grad),
             velocities=self._array(vel.astype(p.numpy), p.vec3, grad),
             forces=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
-            half_velocities=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
-            fire_velocities=wp.zeros(n, dtype=p.vec3, device=self.device, requires_grad=grad),
-            fire_dt=wp.zeros(1, dtype=p.scalar, device=self.device, requires_grad=grad),
-            fire_alpha=wp.zeros(1, dtype=p.scalar, device=self.device, requires_grad=grad),
-            fire_count=wp.zeros(1, dtype=wp.int32, device=self.device),
-            fire_sums=wp.zeros(3, dtype=p.scalar, device=self.device, requires_grad=grad),
         )
 
     def _scratch(self, name: str) -> wp.array:

@@ -42,7 +42,7 @@ class MDSolver(Solver):
         return 1
 
     def state(self, *, requires_grad: bool | None = None) -> ParticleState:
-        return self.model.state(requires_grad=requires_grad)
+        return self.integrator.state(self.model, requires_grad=requires_grad)
 
     def control(self, *, requires_grad: bool | None = None):
         return None  # the integrators take no control

@@ -251,6 +251,23 @@ def test_bad_input_raises_named_errors(device):
         md.LennardJones(sigma=[[1.0, 1.2], [1.1, 1.0]]).matrices(2)
 
 
+def test_each_integrator_owns_its_per_step_arrays(device):
+    """Per-integrator state lives in ``ParticleState.integrator``, made by the integrator: a
+    Verlet state holds only the half-step velocities, a FIRE state FIRE's time step, mixing factor
+    and sums, and a plain model state none; stepping with another integrator's state raises."""
+    model, state = lj_fluid(108, density=0.8, device=device)
+    verlet, fire = md.VelocityVerlet(), md.FIRE()
+    assert state.integrator is None and set(state.arrays()) == {"positions", "velocities", "forces"}
+    verlet_state, fire_state = verlet.prepare(model, state), fire.prepare(model, state)
+    assert set(verlet_state.arrays()) == {"positions", "velocities", "forces", "half_velocities"}
+    assert set(fire_state.arrays()) >= {"fire_dt", "fire_alpha", "fire_count", "fire_sums"} and "fire_dt" not in verlet_state.arrays()
+    assert fire_state.integrator.fire_dt.numpy()[0] == pytest.approx(fire.dt_start)
+    with pytest.raises(ValueError, match="state_out must come from this integrator's state"):
+        fire.step(model, fire_state, verlet.state(model), None, 0.0)
+    with pytest.raises(ValueError, match="state_in must come from this integrator's state"):
+        verlet.step(model, state, verlet.state(model), None, 0.005)
+
+
 def test_divergence_is_reported(device):
     model, state = lj_fluid(108, density=0.8, device=device)
     for neighbors in (md.NeighborList(model), None):
