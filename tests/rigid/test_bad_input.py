@@ -129,3 +129,23 @@ def test_state_in_must_differ_from_state_out(device):
     state = scene.model.state()
     with pytest.raises(ValueError, match="must be different States"):
         sim.step(scene.model, state, state, None, 1e-3)
+
+
+def test_explicit_centre_of_mass_and_set_mass_properties(device):
+    """com= (MJCF's <inertial pos>) makes mass, com and inertia the body's, whatever its shapes;
+    set_mass_properties replaces them later; both check their input."""
+    b = sim.SceneBuilder()
+    body = b.add_body(position=(0.0, 0.0, 1.0), mass=2.0, inertia=[0.1, 0.2, 0.3], com=(0.0, 0.5, 0.0))
+    b.add_sphere(body, radius=0.1, density=1000.0)
+    mass, com, inertia = b.body_mass_properties(body)
+    assert mass == 2.0 and np.allclose(com, [0.0, 0.5, 0.0]) and np.allclose(inertia, np.diag([0.1, 0.2, 0.3]))
+    b.set_mass_properties(body, mass=3.0, com=(0.1, 0.0, 0.0), inertia=np.diag([0.3, 0.3, 0.3]))
+    model = b.finalize(device=device, precision="float64")
+    assert model.body_mass.numpy()[0, 0] == 3.0
+    np.testing.assert_allclose(model.state().body_q.numpy()[0, 0, :3], [0.1, 0.0, 1.0])
+    with pytest.raises(sim.ParameterError, match=r"com of body1 needs mass= and inertia= as well, got mass=2.0, inertia=None"):
+        b.add_body(mass=2.0, com=(0.0, 0.0, 0.0))
+    with pytest.raises(sim.ParameterError, match=r"com of body0 must be finite, got \[0.0, nan, 0.0\]"):
+        b.set_mass_properties(body, mass=1.0, com=(0.0, float("nan"), 0.0), inertia=[1.0, 1.0, 1.0])
+    with pytest.raises(sim.ParameterError, match=r"mass of body0 must be > 0, got -1.0"):
+        b.set_mass_properties(body, mass=-1.0, com=(0.0, 0.0, 0.0), inertia=[1.0, 1.0, 1.0])
