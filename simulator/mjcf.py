@@ -3,12 +3,12 @@
 Supported: ``<include file>`` (its ``<mujoco>`` children take its place; a relative path is looked
 up in the main file's directory, then in the including file's, as MuJoCo does), ``<compiler angle
 coordinate="local" eulerseq meshdir inertiafromgeom settotalmass autolimits>``, ``<option gravity
-timestep>``, nested ``<default>`` classes (``class`` / ``childclass``), the ``<worldbody>`` tree
-of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``, ``axisangle``, ``euler``,
-``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a ``childclass``) with ``<geom>``
-(sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or ``mass``; ``friction``;
-``contype``/``conaffinity``), ``<inertial mass pos diaginertia|fullinertia>`` with its
-orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
+timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` / ``childclass``),
+the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
+``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
+``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
+``mass``; ``friction``; ``contype``/``conaffinity``), ``<inertial mass pos diaginertia|fullinertia>``
+with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
 ``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
 and ``<actuator>`` ``<motor>`` (gear, ctrlrange) and ``<position>`` (kp). A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
@@ -56,6 +56,7 @@ class _Loader:
         self.inertiafromgeom = "auto"
         self.settotalmass = -1.0
         self.autolimits = True
+        self.gravity_enabled = True
         self.defaults: dict[str, dict[str, dict[str, str]]] = {}
         self.builder_options = builder_options
         self.joint_ids: dict[str, int] = {}
@@ -130,6 +131,32 @@ class _Loader:
         self.autolimits = a.get("autolimits", "true" if self.autolimits else "false") == "true"
         self.settotalmass = number(elem, a, "settotalmass", self.settotalmass)
 
+    # MuJoCo's <option><flag> defaults; "gravity" is the one read, a change to another warns
+    _FLAG_DEFAULTS = {"override": "disable", "energy": "disable", "fwdinv": "disable", "invdiscrete": "disable", "multiccd": "disable",
+                      "island": "disable", "sleep": "disable"}
+
+    def read_option(self, elem, gravity):
+        """One ``<option>`` element: gravity, timestep, and its ``<flag gravity>``."""
+        a = elem.attrib
+        if "gravity" in a:
+            gravity = tuple(numbers(elem, a, "gravity", 3))
+        self.timestep = number(elem, a, "timestep", getattr(self, "timestep", 0.002))
+        self.check_attrs(elem, a, {"gravity", "timestep", "integrator"})
+        if a.get("integrator", "Euler") != "Euler":
+            self.warn("option@integrator", f"integrator={a['integrator']!r} ignored: this simulator uses semi-implicit Euler")
+        for child in elem:
+            if child.tag != "flag":
+                self.warn(f"option/{child.tag}", f"<option><{child.tag}> ({self.where(child)}) is not supported and is ignored")
+                continue
+            for name, value in child.attrib.items():
+                if value not in ("enable", "disable"):
+                    error(child, f"<flag {name}={value!r}> must be 'enable' or 'disable'")
+                if name == "gravity":
+                    self.gravity_enabled = value == "enable"
+                elif value != self._FLAG_DEFAULTS.get(name, "enable"):
+                    self.warn(f"flag@{name}", f"<flag {name}={value!r}> ({self.where(child)}) is not supported and is ignored")
+        return gravity
+
     def load(self) -> SceneBuilder:
         root = self.root
         gravity = (0.0, 0.0, -9.81)
@@ -138,14 +165,11 @@ class _Loader:
                 self.read_compiler(child)
         for child in root:
             if child.tag == "option":
-                if "gravity" in child.attrib:
-                    gravity = tuple(numbers(child, child.attrib, "gravity", 3))
-                self.timestep = number(child, child.attrib, "timestep", getattr(self, "timestep", 0.002))
-                self.check_attrs(child, child.attrib, {"gravity", "timestep", "integrator"})
-                if child.attrib.get("integrator", "Euler") != "Euler":
-                    self.warn("option@integrator", f"integrator={child.attrib['integrator']!r} ignored: this simulator uses semi-implicit Euler")
+                gravity = self.read_option(child, gravity)
             elif child.tag == "default":
                 self.read_defaults(child)
+        if not self.gravity_enabled:
+            gravity = (0.0, 0.0, 0.0)
         builder = SceneBuilder(gravity=gravity, **self.builder_options)
         builder.mjcf_timestep = getattr(self, "timestep", 0.002)
         for child in root:

@@ -237,6 +237,19 @@ def test_half_cheetah_springs_fall_as_in_mujoco(device):
     assert_trajectories_match(builder, reference, device, integrator=DISCRETE, seconds=0.1, tol=1e-10)
 
 
+# ---------------------------------------------------------------------------- <option><flag>
+def test_gravity_flag_disables_gravity_and_other_flags_warn(tmp_path, device):
+    """<flag gravity="disable"> (as in dm_control's finger): the springs alone move the joints;
+    a changed flag that is not supported warns, naming it."""
+    with open(asset("springs.xml")) as f:
+        text = f.read().replace("<worldbody>", "<option gravity='0 0 -20'><flag gravity='disable' contact='disable' energy='disable'/></option>\n  <worldbody>", 1)
+    builder, reference, messages = load(write(tmp_path, text))
+    assert tuple(builder.gravity) == (0.0, 0.0, 0.0)
+    flags = [m for m in messages if "flag" in m]
+    assert len(flags) == 1 and "<flag contact='disable'> (line 5) is not supported" in flags[0], flags
+    assert_trajectories_match(builder, reference, device, integrator=DISCRETE, tol=1e-12)
+
+
 # ---------------------------------------------------------------------------- bad input, warnings
 BAD = [
     ("<inertial pos='0 0 0' mass='-1' diaginertia='1 1 1'/>", r"mass='-1'.*> 0"),
