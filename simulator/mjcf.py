@@ -2,7 +2,7 @@
 
 Supported: ``<include file>`` (its ``<mujoco>`` children take its place; a relative path is looked
 up in the main file's directory, then in the including file's, as MuJoCo does), ``<compiler angle
-coordinate="local" eulerseq meshdir inertiafromgeom settotalmass autolimits>``, ``<option gravity
+coordinate="local" eulerseq assetdir meshdir inertiafromgeom settotalmass autolimits>``, ``<option gravity
 timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` / ``childclass``),
 the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
 ``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
@@ -52,7 +52,7 @@ class _Loader:
         self.warned: set[str] = set()
         self.angle_scale = math.pi / 180.0
         self.eulerseq = "xyz"
-        self.meshdir = main_dir
+        self.meshdir, self.meshdir_given = main_dir, False
         self.inertiafromgeom = "auto"
         self.settotalmass = -1.0
         self.autolimits = True
@@ -110,7 +110,7 @@ class _Loader:
     def read_compiler(self, elem):
         """One ``<compiler>`` element (a later one overrides only the attributes it sets)."""
         a = elem.attrib
-        self.check_attrs(elem, a, {"angle", "eulerseq", "coordinate", "meshdir", "inertiafromgeom", "settotalmass", "autolimits"})
+        self.check_attrs(elem, a, {"angle", "eulerseq", "coordinate", "assetdir", "meshdir", "texturedir", "inertiafromgeom", "settotalmass", "autolimits"})
         if "angle" in a:
             if a["angle"] not in ("degree", "radian"):
                 error(elem, f"<compiler angle={a['angle']!r}> must be 'degree' or 'radian'")
@@ -122,8 +122,11 @@ class _Loader:
             self.eulerseq = seq
         if a.get("coordinate", "local") != "local":
             error(elem, "compiler coordinate='global' is not supported (MuJoCo removed it too); use local coordinates")
+        main_dir = os.path.dirname(os.path.abspath(self.path))  # both relative to the main file
         if "meshdir" in a:
-            self.meshdir = os.path.join(os.path.dirname(os.path.abspath(self.path)), a["meshdir"])
+            self.meshdir, self.meshdir_given = os.path.join(main_dir, a["meshdir"]), True
+        elif "assetdir" in a and not self.meshdir_given:  # assetdir is meshdir's default
+            self.meshdir = os.path.join(main_dir, a["assetdir"])
         for name, allowed in (("inertiafromgeom", ("auto", "true", "false")), ("autolimits", ("true", "false"))):
             if name in a and a[name] not in allowed:
                 error(elem, f"<compiler {name}={a[name]!r}> must be one of {', '.join(map(repr, allowed))}")

@@ -237,6 +237,19 @@ def test_half_cheetah_springs_fall_as_in_mujoco(device):
     assert_trajectories_match(builder, reference, device, integrator=DISCRETE, seconds=0.1, tol=1e-10)
 
 
+def test_assetdir_locates_meshes_for_an_included_robot(tmp_path, device):
+    """<compiler assetdir> (meshdir's default) is relative to the main file, also for a mesh
+    declared in an included file; the mesh body's mass properties are MuJoCo's."""
+    trimesh = pytest.importorskip("trimesh")
+    (tmp_path / "assets").mkdir()
+    trimesh.creation.box(extents=(0.2, 0.1, 0.3)).export(str(tmp_path / "assets" / "brick.stl"))
+    (tmp_path / "robot").mkdir()
+    write(tmp_path, "<mujoco><asset><mesh name='brick' file='brick.stl'/></asset><worldbody><body name='brick' pos='0 0 1' euler='10 20 30'>"
+          "<joint type='hinge' axis='1 0 0'/><geom type='mesh' mesh='brick' pos='0.1 0 0' density='700'/></body></worldbody></mujoco>", "robot/robot.xml")
+    builder, reference, _ = load(write(tmp_path, "<mujoco><compiler assetdir='assets'/><include file='robot/robot.xml'/></mujoco>"))
+    assert_bodies_match(builder, reference, device)
+
+
 # ---------------------------------------------------------------------------- <option><flag>
 def test_gravity_flag_disables_gravity_and_other_flags_warn(tmp_path, device):
     """<flag gravity="disable"> (as in dm_control's finger): the springs alone move the joints;
