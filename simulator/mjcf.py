@@ -215,10 +215,7 @@ class _Loader:
             self.check_attrs(child, child.attrib, {"pos", *ORIENTATION_ATTRS})
             if "class" in child.attrib:
                 self.warn("frame@class", f"<frame class=...> ({self.where(child)}): a frame takes no defaults (its childclass applies to its children)")
-            child_cls = child.attrib.get("childclass", cls)
-            if child_cls not in self.defaults and child_cls != "main":
-                error(child, f"unknown default class {child_cls!r}")
-            yield from self.contents(child, pose_mul(frame, self.local_pose(child, child.attrib)), child_cls)
+            yield from self.contents(child, pose_mul(frame, self.local_pose(child, child.attrib)), self.child_class(child, cls))
 
     def read_body(self, builder, elem, body, parent, body_pose, cls):
         """Add what ``elem`` (``<worldbody>``, body -1, or a ``<body>``, whose index is ``body``
@@ -242,7 +239,7 @@ class _Loader:
                 world = pose_mul(pose_mul(body_pose, frame), self.local_pose(child, a))
                 mass_properties = self.read_inertial(child)
                 index = builder.add_body(position=world[:3], rotation=world[3:], name=a.get("name"), **mass_properties)
-                self.read_body(builder, child, index, body, world, child.attrib.get("childclass", child_cls))
+                self.read_body(builder, child, index, body, world, self.child_class(child, child_cls))
             elif tag in ("geom", "joint", "freejoint", "inertial"):
                 continue  # read with their body
             elif tag in _VISUAL_TAGS:
@@ -324,7 +321,7 @@ class _Loader:
                 error(elem, "a plane geom must belong to the worldbody")
             normal = quat_to_matrix(rot) @ np.array([0.0, 0.0, 1.0])
             shape = builder.add_ground_plane(normal=normal, offset=float(normal @ pos), **options)
-            self.geom_flags.append((-1, int(a.get("contype", 1)), int(a.get("conaffinity", 1))))
+            self.geom_flags.append((-1, *self.collision_bits(elem, a)))
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
@@ -355,8 +352,27 @@ class _Loader:
             s = builder.shapes[shape]
             unit = mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = number(elem, a, "mass") / unit
-        self.geom_flags.append((body, int(a.get("contype", 1)), int(a.get("conaffinity", 1))))
+        self.geom_flags.append((body, *self.collision_bits(elem, a)))
         return shape
+
+    @staticmethod
+    def collision_bits(elem, a):
+        """A geom's (contype, conaffinity) bit masks."""
+        bits = []
+        for name in ("contype", "conaffinity"):
+            text = a.get(name, "1")
+            try:
+                bits.append(int(text))
+            except ValueError:
+                error(elem, f"<geom {name}={text!r}> must be an integer bit mask")
+        return bits
+
+    def child_class(self, elem, cls):
+        """The default class ``elem``'s children take: its ``childclass``, else ``cls``."""
+        child_cls = elem.attrib.get("childclass", cls)
+        if child_cls not in self.defaults and child_cls != "main":
+            error(elem, f"unknown default class {child_cls!r}")
+        return child_cls
 
     def read_joint(self, builder, elem, parent, body, cls, frame):
         """One ``<joint>`` or ``<freejoint>`` of ``body``; ``frame``: the pose (7,) of the

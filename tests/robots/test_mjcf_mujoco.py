@@ -276,6 +276,9 @@ BAD = [
     ("<geom size='0.1' euler='0 0 0' quat='1 0 0 0'/>", "quat and euler: at most one orientation"),
     ("<joint ref='abc'/>", r"ref='abc'"),
     ("<joint stiffness='-2'/>", r"stiffness of .* must be >= 0, got -2"),
+    ("<geom size='0.1' contype='all'/>", r"contype='all'.* integer"),
+    ("<frame childclass='nosuch'/>", "unknown default class 'nosuch'"),
+    ("<body childclass='nosuch'/>", "unknown default class 'nosuch'"),
 ]
 
 
