@@ -201,7 +201,8 @@ class SceneBuilder(ArticulationBuilderMixin):
         Args:
             position: shape origin relative to the body origin, body axes [m] (world if static).
             rotation: shape orientation relative to the body (x, y, z, w).
-            density: [kg/m^3], used when the body's mass comes from its shapes.
+            density: [kg/m^3], used when the body's mass comes from its shapes; 0: the shape only
+                collides (no mass, like MJCF's ``density="0"``).
             stiffness, damping, friction: contact material; builder defaults when None.
         """
         self._check_body(body, allow_static=True)
@@ -220,7 +221,7 @@ class SceneBuilder(ArticulationBuilderMixin):
             position=check_vector(f"{kind_name} position", position),
             rotation=normalize_quaternion(f"{kind_name} rotation", rotation),
             size=size,
-            density=None if body < 0 else float(check_positive(f"{kind_name} density", density)),
+            density=None if body < 0 else float(check_nonnegative(f"{kind_name} density", density)),
             mesh=mesh,
             **material,
         )
@@ -243,7 +244,7 @@ class SceneBuilder(ArticulationBuilderMixin):
             return body.mass, body.com, body.inertia
         total_mass, first_moment, parts = 0.0, np.zeros(3), []
         for shape in self.shapes:
-            if shape.body != index:
+            if shape.body != index or shape.density == 0.0:
                 continue
             if shape.kind == shp.MESH:
                 mass, com, inertia = shp.mesh_mass_properties(shape.mesh, shape.density, f"mesh of {body.name}")

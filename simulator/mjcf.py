@@ -325,33 +325,35 @@ class _Loader:
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
-        if kind == "sphere":
-            if size.size < 1:
-                error(elem, "a sphere needs size='radius'")
-            shape = builder.add_sphere(body, radius=float(size[0]), position=pos, rotation=rot, **options)
-        elif kind == "capsule":
-            if size.size < 2:
-                error(elem, "capsule needs size='radius half_length' or fromto")
-            shape = builder.add_capsule(body, radius=float(size[0]), half_height=float(size[1]), position=pos, rotation=rot, **options)
-        elif kind == "box":
-            if size.size != 3:
-                error(elem, f"box needs 3 half sizes, got size={a.get('size')!r}")
-            shape = builder.add_box(body, half_extents=size, position=pos, rotation=rot, **options)
-        elif kind == "mesh":
-            name = a.get("mesh")
-            if name not in self.meshes:
-                error(elem, f"unknown mesh {name!r}")
-            file, scale = self.meshes[name]
-            shape = builder.add_mesh(body, mesh=file, scale=scale, position=pos, rotation=rot, **options)
-        else:
+        if kind not in ("sphere", "capsule", "box", "mesh"):
             self.warn(f"geom/{kind}", f"{kind} geoms ({self.where(elem)}) are not supported and are skipped (their mass is missing)")
             return None
+        needed = {"sphere": (1, "size='radius'"), "capsule": (2, "size='radius half_length' or fromto"), "box": (3, "size with 3 half sizes")}
+        if kind in needed and size.size < needed[kind][0]:
+            error(elem, f"a {kind} geom needs {needed[kind][1]}, got size={a.get('size')!r}")
+        if kind == "mesh" and a.get("mesh") not in self.meshes:
+            error(elem, f"unknown mesh {a.get('mesh')!r}")
+        try:
+            if kind == "sphere":
+                shape = builder.add_sphere(body, radius=float(size[0]), position=pos, rotation=rot, **options)
+            elif kind == "capsule":
+                shape = builder.add_capsule(body, radius=float(size[0]), half_height=float(size[1]), position=pos, rotation=rot, **options)
+            elif kind == "box":
+                shape = builder.add_box(body, half_extents=size[:3], position=pos, rotation=rot, **options)
+            else:
+                file, scale = self.meshes[a["mesh"]]
+                shape = builder.add_mesh(body, mesh=file, scale=scale, position=pos, rotation=rot, **options)
+        except ValueError as exc:
+            error(elem, str(exc))
         if body >= 0 and "mass" in a:
             from .shapes import mesh_mass_properties, shape_mass_properties
 
+            mass = number(elem, a, "mass")
+            if mass < 0.0:
+                error(elem, f"<geom mass={a['mass']!r}> must be >= 0")
             s = builder.shapes[shape]
-            unit = mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
-            s.density = number(elem, a, "mass") / unit
+            unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
+            s.density = mass / unit
         self.geom_flags.append((body, *self.collision_bits(elem, a)))
         return shape
 

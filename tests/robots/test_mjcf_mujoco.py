@@ -237,6 +237,18 @@ def test_half_cheetah_springs_fall_as_in_mujoco(device):
     assert_trajectories_match(builder, reference, device, integrator=DISCRETE, seconds=0.1, tol=1e-10)
 
 
+def test_massless_geoms_and_inertial(tmp_path, device):
+    """density="0" and mass="0" geoms only collide (real robot files give their visual and
+    collision geoms no mass and the body an <inertial>)."""
+    text = ("<mujoco><worldbody><body name='a' pos='0 0 1'><joint type='hinge' axis='0 1 0'/>"
+            "<geom type='box' size='0.1 0.2 0.3' density='0'/><geom size='0.2' pos='0.3 0 0' mass='0'/>"
+            "<inertial pos='0.1 0 -0.2' mass='1.5' diaginertia='0.01 0.02 0.02'/>"
+            "<body name='b' pos='0.5 0 0'><joint type='hinge' axis='1 0 0'/><geom size='0.1' density='0'/><geom size='0.05' pos='0 0.2 0'/>"
+            "</body></body></worldbody></mujoco>")
+    builder, reference, _ = load(write(tmp_path, text))
+    assert_bodies_match(builder, reference, device)
+
+
 def test_assetdir_locates_meshes_for_an_included_robot(tmp_path, device):
     """<compiler assetdir> (meshdir's default) is relative to the main file, also for a mesh
     declared in an included file; the mesh body's mass properties are MuJoCo's."""
@@ -277,6 +289,9 @@ BAD = [
     ("<joint ref='abc'/>", r"ref='abc'"),
     ("<joint stiffness='-2'/>", r"stiffness of .* must be >= 0, got -2"),
     ("<geom size='0.1' contype='all'/>", r"contype='all'.* integer"),
+    ("<geom size='0.1' density='-3'/>", r"sphere density must be >= 0, got -3"),
+    ("<geom size='0.1' mass='-3'/>", r"mass='-3'.* >= 0"),
+    ("<geom type='capsule' size='0.1'/>", r"capsule geom needs size='radius half_length' or fromto, got size='0.1'"),
     ("<frame childclass='nosuch'/>", "unknown default class 'nosuch'"),
     ("<body childclass='nosuch'/>", "unknown default class 'nosuch'"),
 ]
