@@ -39,6 +39,11 @@ _VISUAL_TAGS = {"light", "camera", "site", "texture", "material", "custom", "vis
 _VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "contype", "condim", "user", "texture", "childclass", "mode", "target"}
 
 
+# MuJoCo's <option><flag> values that default to "disable" (every other flag is enabled by default):
+# "gravity" is read, a change to any other flag warns
+_FLAGS_OFF_BY_DEFAULT = frozenset({"override", "energy", "fwdinv", "invdiscrete", "multiccd", "island", "sleep"})
+
+
 class MJCFWarning(UserWarning):
     """An MJCF element or attribute that is ignored or approximated."""
 
@@ -134,10 +139,6 @@ class _Loader:
         self.autolimits = a.get("autolimits", "true" if self.autolimits else "false") == "true"
         self.settotalmass = number(elem, a, "settotalmass", self.settotalmass)
 
-    # MuJoCo's <option><flag> defaults; "gravity" is the one read, a change to another warns
-    _FLAG_DEFAULTS = {"override": "disable", "energy": "disable", "fwdinv": "disable", "invdiscrete": "disable", "multiccd": "disable",
-                      "island": "disable", "sleep": "disable"}
-
     def read_option(self, elem, gravity):
         """One ``<option>`` element: gravity, timestep, and its ``<flag gravity>``."""
         a = elem.attrib
@@ -156,7 +157,7 @@ class _Loader:
                     error(child, f"<flag {name}={value!r}> must be 'enable' or 'disable'")
                 if name == "gravity":
                     self.gravity_enabled = value == "enable"
-                elif value != self._FLAG_DEFAULTS.get(name, "enable"):
+                elif value != ("disable" if name in _FLAGS_OFF_BY_DEFAULT else "enable"):
                     self.warn(f"flag@{name}", f"<flag {name}={value!r}> ({self.where(child)}) is not supported and is ignored")
         return gravity
 
