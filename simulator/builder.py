@@ -15,7 +15,7 @@ import warp as wp
 from . import shapes as shp
 from .articulation import ArticulationBuilderMixin
 from .contact import ContactSettings, build_candidates
-from .errors import ParameterError, check_nonnegative, check_positive, check_vector, describe
+from .errors import ParameterError, check_finite, check_nonnegative, check_positive, check_vector, describe
 from .model import Model
 from .precision import get_precision, resolve_device
 from .spatial import normalize_quaternion, quat_between, quat_to_matrix
@@ -32,6 +32,7 @@ class _Body:
     angular_velocity: np.ndarray
     mass: float | None
     inertia: np.ndarray | None
+    com: np.ndarray | None = None
 
 
 class SceneBuilder(ArticulationBuilderMixin):
@@ -65,6 +66,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         angular_velocity=(0.0, 0.0, 0.0),
         mass: float | None = None,
         inertia=None,
+        com=None,
         name: str | None = None,
     ) -> int:
         """Add a rigid body and return its index.
@@ -79,19 +81,14 @@ class SceneBuilder(ArticulationBuilderMixin):
                 scaled to this mass unless ``inertia`` is given.
             inertia: 3x3 inertia about the centre of mass in body axes [kg m^2] (or 3 principal
                 moments). Required when the body has no shape with mass.
+            com: centre of mass in the body origin frame [m]. With it, ``mass`` and ``inertia``
+                (both required) are the body's mass properties and its shapes only collide
+                (MJCF's ``<inertial>``); without it the shapes' geometry sets the centre of mass.
             name: label for error messages and output.
         """
         index = len(self.bodies)
         label = name or f"body{index}"
-        if mass is not None:
-            mass = float(check_positive(f"mass of {label}", mass))
-        if inertia is not None:
-            inertia = np.asarray(inertia, dtype=float)
-            if inertia.shape == (3,):
-                inertia = np.diag(inertia)
-            if inertia.shape != (3, 3):
-                raise ParameterError(f"inertia of {label} must be 3 moments or a 3x3 matrix, got {describe(inertia)}")
-            check_positive(f"inertia of {label} (principal moments)", np.linalg.eigvalsh(0.5 * (inertia + inertia.T)))
+        mass, inertia, com = self._check_mass_properties(label, mass, inertia, com)
         self.bodies.append(
             _Body(
                 name=label,
@@ -101,9 +98,34 @@ class SceneBuilder(ArticulationBuilderMixin):
                 angular_velocity=check_vector(f"angular_velocity of {label}", angular_velocity),
                 mass=mass,
                 inertia=inertia,
+                com=com,
             )
         )
         return index
+
+    @staticmethod
+    def _check_mass_properties(label, mass, inertia, com):
+        if mass is not None:
+            mass = float(check_positive(f"mass of {label}", mass))
+        if inertia is not None:
+            inertia = check_finite(f"inertia of {label}", inertia)
+            if inertia.shape == (3,):
+                inertia = np.diag(inertia)
+            if inertia.shape != (3, 3):
+                raise ParameterError(f"inertia of {label} must be 3 moments or a 3x3 matrix, got {describe(inertia)}")
+            check_positive(f"inertia of {label} (principal moments)", np.linalg.eigvalsh(0.5 * (inertia + inertia.T)))
+        if com is not None:
+            com = check_vector(f"com of {label}", com)
+            if mass is None or inertia is None:
+                raise ParameterError(f"com of {label} needs mass= and inertia= as well, got mass={mass!r}, inertia={describe(inertia)}")
+        return mass, inertia, com
+
+    def set_mass_properties(self, body: int, *, mass: float, com, inertia) -> None:
+        """Replace the mass properties of ``body`` (see ``add_body``'s ``mass``, ``com`` and
+        ``inertia``); its shapes then only collide."""
+        self._check_body(body, allow_static=False)
+        record = self.bodies[body]
+        record.mass, record.inertia, record.com = self._check_mass_properties(record.name, mass, inertia, com)
 
     def filter_collision(self, body_a: int, body_b: int) -> None:
         """Never generate contacts between the shapes of two bodies (-1 is the static world)."""
@@ -179,7 +201,8 @@ class SceneBuilder(ArticulationBuilderMixin):
         Args:
             position: shape origin relative to the body origin, body axes [m] (world if static).
             rotation: shape orientation relative to the body (x, y, z, w).
-            density: [kg/m^3], used when the body's mass comes from its shapes.
+            density: [kg/m^3], used when the body's mass comes from its shapes; 0: the shape only
+                collides (no mass, like MJCF's ``density="0"``).
             stiffness, damping, friction: contact material; builder defaults when None.
         """
         self._check_body(body, allow_static=True)
@@ -198,7 +221,7 @@ class SceneBuilder(ArticulationBuilderMixin):
             position=check_vector(f"{kind_name} position", position),
             rotation=normalize_quaternion(f"{kind_name} rotation", rotation),
             size=size,
-            density=None if body < 0 else float(check_positive(f"{kind_name} density", density)),
+            density=None if body < 0 else float(check_nonnegative(f"{kind_name} density", density)),
             mesh=mesh,
             **material,
         )
@@ -213,12 +236,15 @@ class SceneBuilder(ArticulationBuilderMixin):
             raise ParameterError(f"body must be an index in [{low}, {len(self.bodies)}), got {body!r}")
 
     # ------------------------------------------------------------------ finalize
-    def _body_mass_properties(self, index: int):
-        """(mass, centre of mass in the body origin frame, inertia about it in body axes)."""
+    def body_mass_properties(self, index: int):
+        """The mass properties ``finalize`` gives body ``index``: (mass [kg], centre of mass in the
+        body origin frame [m], 3x3 inertia about it in body axes [kg m^2])."""
         body = self.bodies[index]
+        if body.com is not None:
+            return body.mass, body.com, body.inertia
         total_mass, first_moment, parts = 0.0, np.zeros(3), []
         for shape in self.shapes:
-            if shape.body != index:
+            if shape.body != index or shape.density == 0.0:
                 continue
             if shape.kind == shp.MESH:
                 mass, com, inertia = shp.mesh_mass_properties(shape.mesh, shape.density, f"mesh of {body.name}")
@@ -275,7 +301,7 @@ class SceneBuilder(ArticulationBuilderMixin):
 
         masses, inertias, coms = [], [], []
         for b in range(B):
-            mass, com, inertia = self._body_mass_properties(b)
+            mass, com, inertia = self.body_mass_properties(b)
             masses.append(mass)
             inertias.append(inertia)
             coms.append(com)

@@ -91,10 +91,9 @@ def test_check_losses_names_the_first_bad_world():
 SOURCE_ROOT = Path(__file__).resolve().parents[1]
 # the package's source folders (``kernels``, ``scenes`` and ``demos`` are mapped into ``simulator``)
 SOURCE_FOLDERS = ("simulator", "kernels", "scenes", "demos")
-# Pending conversion: the MJCF loader is being rewritten by the MJCF work (issue 12) and still
-# raises ValueError directly; it moves to ParameterError, and off this list, with that rewrite.
-# Globs relative to the repository root.
-DIRECT_VALUE_ERROR_ALLOWED = ("simulator/mjcf.py",)
+# Files allowed to raise ValueError directly (globs relative to the repository root): none; a
+# bad argument raises ParameterError (a ValueError too).
+DIRECT_VALUE_ERROR_ALLOWED: tuple[str, ...] = ()
 
 
 def source_files() -> dict:

@@ -40,10 +40,11 @@ fixed      0     0      welds the child to the parent
 =========  ====  =====  ===========================================================================
 
 A joint's anchor ``position`` and ``axis`` are given in the child body's frame (as in MJCF); the
-configuration given to ``add_body`` is ``q = 0`` (the free joint's ``q`` is the body pose). A body
-may carry several joints (applied in order, as in MJCF), which are chained through massless
-internal links. Soft limits use the contact law on the violation ``d`` [rad or m]:
-``tau = ke*softplus_s(d) - kd*qd*sigmoid_s(d)`` with softening length ``s`` (0 = hard penalty).
+configuration given to ``add_body`` is ``q = ref`` (``ref`` defaults to 0; MJCF's joint ``ref``)
+and the free joint's ``q`` is the body pose. A body may carry several joints (applied in order,
+as in MJCF), which are chained through massless internal links. Soft limits use the contact
+law on the violation ``d`` [rad or m]: ``tau = ke*softplus_s(d) - kd*qd*sigmoid_s(d)`` with
+softening length ``s`` (0 = hard penalty).
 
 Actuators (``SceneBuilder.add_actuator``): ``"motor"`` applies ``gear * clip(u, ctrl_range)``
 [N m or N]; ``"position"`` applies ``kp*(clip(u, ctrl_range) - q) - kd*qd`` (PD to a target).

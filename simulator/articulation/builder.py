@@ -49,6 +49,7 @@ class ArticulationBuilderMixin:
         damping: float = 0.0,
         stiffness: float = 0.0,
         spring_ref: float = 0.0,
+        ref: float = 0.0,
         limit=None,
         limit_stiffness: float = DEFAULT_LIMIT_STIFFNESS,
         limit_damping: float = DEFAULT_LIMIT_DAMPING,
@@ -63,13 +64,17 @@ class ArticulationBuilderMixin:
             position: joint anchor in the child body's frame [m] (ignored for free joints).
             axis: joint axis in the child body's frame (revolute and prismatic; need not be unit).
             q: initial coordinates (see the table in the module docstring); default: the pose
-                given to ``add_body`` (q = 0, identity quaternion, or the body pose for free).
+                given to ``add_body`` (q = ``ref``, identity quaternion, or the body pose for free).
             qd: initial velocities [rad/s or m/s]; default zero.
             armature: rotor inertia added to each dof's diagonal [kg m^2 or kg].
             damping: joint viscous damping [N m s/rad or N s/m].
             stiffness: joint spring ``tau = stiffness * (spring_ref - q)`` [N m/rad or N/m]
                 (revolute and prismatic joints; integrated implicitly like the damping).
             spring_ref: the spring's rest coordinate [rad or m].
+            ref: the coordinate [rad or m] at which the child has the pose given to ``add_body``
+                (revolute and prismatic joints; MJCF's joint ``ref``). ``q``, ``spring_ref``,
+                ``limit`` and position targets are all measured on the same axis, so the child is
+                turned by ``q - ref`` from that pose.
             limit: (lower, upper) [rad or m] for revolute and prismatic joints, or None.
             limit_stiffness, limit_damping, limit_softness: the soft-limit law (ke [N m/rad],
                 kd [N m s/rad], s [rad]; see the module docstring).
@@ -126,6 +131,9 @@ class ArticulationBuilderMixin:
             limit = (lower, upper)
         stiffness = float(check_nonnegative(f"stiffness of {label}", stiffness))
         spring_ref = float(check_finite(f"spring_ref of {label}", spring_ref))
+        ref = float(check_finite(f"ref of {label}", ref))
+        if ref != 0.0 and code not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
+            raise ParameterError(f"ref={ref!r} of {label}: only revolute and prismatic joints take a reference coordinate, got kind {kind!r}")
         if (stiffness != 0.0 or spring_ref != 0.0) and code not in (JOINT_REVOLUTE, JOINT_PRISMATIC):
             raise ParameterError(
                 f"stiffness={stiffness!r}, spring_ref={spring_ref!r} of {label}: only revolute and prismatic joints take a spring, "
@@ -143,6 +151,7 @@ class ArticulationBuilderMixin:
             damping=float(check_nonnegative(f"damping of {label}", damping)),
             stiffness=stiffness,
             spring_ref=spring_ref,
+            ref=ref,
             limit=limit,
             limit_stiffness=float(check_nonnegative(f"limit_stiffness of {label}", limit_stiffness)),
             limit_damping=float(check_nonnegative(f"limit_damping of {label}", limit_damping)),

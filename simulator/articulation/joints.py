@@ -47,6 +47,7 @@ class _Joint:
     damping: float
     stiffness: float
     spring_ref: float
+    ref: float  # coordinate at which the child has its add_body pose [rad or m]
     limit: tuple[float, float] | None
     limit_stiffness: float
     limit_damping: float

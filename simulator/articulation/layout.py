@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParameterError
-from ..spatial import quat_multiply, quat_to_matrix
+from ..spatial import quat_from_axis_angle, quat_multiply, quat_to_matrix
 from .joints import COORD_COUNT, DOF_COUNT, JOINT_BALL, JOINT_FIXED, JOINT_FREE, JOINT_PRISMATIC, JOINT_REVOLUTE, _Actuator, _Joint
 
 
@@ -111,8 +111,15 @@ def build_layout(builder, coms) -> Layout:
             else:
                 frame_world = _tf_mul(origin, _pose(joint.position, [0, 0, 0, 1]))
                 child_xform = _pose(joint.position - coms[b], [0, 0, 0, 1]) if last else _pose(np.zeros(3), [0, 0, 0, 1])
-                default_q = {JOINT_BALL: np.array([0.0, 0.0, 0.0, 1.0]), JOINT_FIXED: np.zeros(0)}.get(joint.kind, np.zeros(1))
+                default_q = {JOINT_BALL: np.array([0.0, 0.0, 0.0, 1.0]), JOINT_FIXED: np.zeros(0)}.get(joint.kind, np.array([joint.ref]))
                 q0 = joint.q if joint.q is not None else default_q
+            # the child has its add_body pose at q = ref: the joint moves it by q - ref, so the
+            # parent side of the joint frame is turned (shifted) back by ref about (along) the axis
+            parent_xform = _tf_mul(_tf_inv(parent_frame), frame_world)
+            if joint.kind == JOINT_REVOLUTE and joint.ref != 0.0:
+                parent_xform = _tf_mul(parent_xform, _pose(np.zeros(3), quat_from_axis_angle(joint.axis, -joint.ref)))
+            elif joint.kind == JOINT_PRISMATIC and joint.ref != 0.0:
+                parent_xform = _tf_mul(parent_xform, _pose(-joint.ref * joint.axis, [0, 0, 0, 1]))
             links.append(
                 dict(
                     body=b if last else -1,
@@ -120,7 +127,7 @@ def build_layout(builder, coms) -> Layout:
                     joint=j,
                     kind=joint.kind,
                     axis=joint.axis,
-                    parent_xform=_tf_mul(_tf_inv(parent_frame), frame_world),
+                    parent_xform=parent_xform,
                     child_xform=child_xform,
                     q0=np.asarray(q0, float),
                 )

@@ -22,8 +22,7 @@ def ball_builder(**body):
         (lambda b, i: b.add_sphere(i, radius=0.0), r"sphere radius must be > 0"),
         (lambda b, i: b.add_box(i, half_extents=(0.1, 0.0, 0.1)), r"box half_extents must be > 0"),
         (lambda b, i: b.add_capsule(i, radius=0.1, half_height=-1.0), r"capsule half_height must be > 0, got -1\.0"),
-        (lambda b, i: b.add_sphere(i, radius=0.1, density=-5.0), r"sphere density must be > 0, got -5\.0"),
-        (lambda b, i: b.add_sphere(i, radius=0.1, density=0.0), r"sphere density must be > 0"),
+        (lambda b, i: b.add_sphere(i, radius=0.1, density=-5.0), r"sphere density must be >= 0, got -5\.0"),
         (lambda b, i: b.add_sphere(i, radius=float("nan")), r"sphere radius must be finite, got nan"),
         (lambda b, i: b.add_sphere(i, radius=0.1, stiffness=float("inf")), r"sphere stiffness must be finite"),
         (lambda b, i: b.add_sphere(i, radius=0.1, friction=-0.2), r"sphere friction must be >= 0"),
@@ -129,3 +128,37 @@ def test_state_in_must_differ_from_state_out(device):
     state = scene.model.state()
     with pytest.raises(ValueError, match="must be different States"):
         sim.step(scene.model, state, state, None, 1e-3)
+
+
+def test_explicit_centre_of_mass_and_set_mass_properties(device):
+    """com= (MJCF's <inertial pos>) makes mass, com and inertia the body's, whatever its shapes;
+    set_mass_properties replaces them later; both check their input."""
+    b = sim.SceneBuilder()
+    body = b.add_body(position=(0.0, 0.0, 1.0), mass=2.0, inertia=[0.1, 0.2, 0.3], com=(0.0, 0.5, 0.0))
+    b.add_sphere(body, radius=0.1, density=1000.0)
+    mass, com, inertia = b.body_mass_properties(body)
+    assert mass == 2.0 and np.allclose(com, [0.0, 0.5, 0.0]) and np.allclose(inertia, np.diag([0.1, 0.2, 0.3]))
+    b.set_mass_properties(body, mass=3.0, com=(0.1, 0.0, 0.0), inertia=np.diag([0.3, 0.3, 0.3]))
+    model = b.finalize(device=device, precision="float64")
+    assert model.body_mass.numpy()[0, 0] == 3.0
+    np.testing.assert_allclose(model.state().body_q.numpy()[0, 0, :3], [0.1, 0.0, 1.0])
+    with pytest.raises(sim.ParameterError, match=r"com of body1 needs mass= and inertia= as well, got mass=2.0, inertia=None"):
+        b.add_body(mass=2.0, com=(0.0, 0.0, 0.0))
+    with pytest.raises(sim.ParameterError, match=r"com of body0 must be finite, got \[0.0, nan, 0.0\]"):
+        b.set_mass_properties(body, mass=1.0, com=(0.0, float("nan"), 0.0), inertia=[1.0, 1.0, 1.0])
+    with pytest.raises(sim.ParameterError, match=r"mass of body0 must be > 0, got -1.0"):
+        b.set_mass_properties(body, mass=-1.0, com=(0.0, 0.0, 0.0), inertia=[1.0, 1.0, 1.0])
+
+
+def test_density_zero_shapes_only_collide(device):
+    """A shape of density 0 (MJCF's density="0") adds no mass; a body with nothing else has none."""
+    b = sim.SceneBuilder()
+    body = b.add_body()
+    b.add_sphere(body, radius=0.1, density=1000.0)
+    b.add_box(body, half_extents=(1.0, 1.0, 1.0), position=(3.0, 0.0, 0.0), density=0.0)
+    mass, com, _ = b.body_mass_properties(body)
+    assert mass == pytest.approx(1000.0 * 4.0 / 3.0 * math.pi * 0.1**3) and np.allclose(com, 0.0)
+    hollow = b.add_body()
+    b.add_sphere(hollow, radius=0.1, density=0.0)
+    with pytest.raises(ValueError, match="body1 has no shape with mass"):
+        b.finalize(device=device)

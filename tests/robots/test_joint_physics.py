@@ -236,3 +236,32 @@ def test_joint_constraint_error_in_chain(step_series, device):
     assert worst < 1e-3
     moved = np.linalg.norm(series["body_q"][-1, 0, :, :3] - series["body_q"][0, 0, :, :3])
     assert moved > 0.5  # the chain really moved
+
+
+@pytest.mark.parametrize("kind", ["revolute", "prismatic"])
+def test_ref_is_the_coordinate_of_the_add_body_pose(device, kind):
+    """A joint with ``ref`` starts at q = ref in the pose given to add_body and moves the child by
+    q - ref: its poses equal those of the same joint without ref at q - ref."""
+    from simulator.articulation import eval_fk
+
+    def body_pose(ref, q):
+        b = sim.SceneBuilder()
+        link = b.add_body(position=(0.3, 0.0, 1.0), rotation=(0.0, 0.2, 0.0, 1.0), mass=1.0, inertia=[0.01, 0.02, 0.03])
+        b.add_joint(kind, -1, link, axis=(1.0, 1.0, 0.0), position=(-0.2, 0.1, 0.0), ref=ref)
+        model = b.finalize(device=device, precision="float64")
+        state = model.state()
+        start = state.body_q.numpy()[0, 0].copy()
+        assert state.joint_q.numpy()[0, 0] == ref
+        state.joint_q.assign([[q]])
+        eval_fk(model, state)
+        return start, state.body_q.numpy()[0, 0]
+
+    start_ref, moved_ref = body_pose(0.7, 0.7 + 0.4)
+    start, moved = body_pose(0.0, 0.4)
+    np.testing.assert_allclose(start_ref, start, atol=1e-14)
+    np.testing.assert_allclose(moved_ref, moved, atol=1e-14)
+    assert np.abs(moved - start).max() > 0.1
+    b = sim.SceneBuilder()
+    ball = b.add_body(mass=1.0, inertia=[0.1] * 3)
+    with pytest.raises(sim.ParameterError, match="ref=0.5 of joint0: only revolute and prismatic"):
+        b.add_joint("ball", -1, ball, ref=0.5)
