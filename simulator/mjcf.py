@@ -16,6 +16,11 @@ slide joints: the body has its MJCF pose at ``q = ref``. MuJoCo's soft-constrain
 (solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
 ``stiffness``/``damping`` given to :func:`load_mjcf`.
 
+Moving states and policies to and from MuJoCo: :func:`to_mujoco_state` and
+:func:`from_mujoco_state` convert ``joint_q``/``joint_qd`` to MuJoCo's ``qpos``/``qvel`` and back,
+:func:`actuator_order`, :func:`ctrl_to_joint_act` and :func:`joint_act_to_ctrl` map the columns of
+``joint_act`` to MuJoCo's ``ctrl`` (conventions in :mod:`simulator.mjcf_state`).
+
 Everything else gives one warning per element or attribute kind, naming it: it is ignored, or
 approximated as the warning says. Malformed files and invalid values raise
 :class:`simulator.errors.ParameterError` (a ``ValueError``) with the file, line, attribute and
@@ -32,6 +37,7 @@ import numpy as np
 
 from .builder import SceneBuilder
 from .errors import ParameterError
+from .mjcf_state import MuJoCoIndex, actuator_order, ctrl_to_joint_act, from_mujoco_state, joint_act_to_ctrl, to_mujoco_state
 from .mjcf_xml import IDENTITY_POSE, ORIENTATION_ATTRS, error, expand_includes, number, numbers, orientation, parse, pose, pose_mul, z_to
 from .spatial import quat_to_matrix
 
@@ -42,6 +48,18 @@ _VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "c
 # MuJoCo's <option><flag> values that default to "disable" (every other flag is enabled by default):
 # "gravity" is read, a change to any other flag warns
 _FLAGS_OFF_BY_DEFAULT = frozenset({"override", "energy", "fwdinv", "invdiscrete", "multiccd", "island", "sleep"})
+
+
+__all__ = [
+    "MJCFWarning",
+    "MuJoCoIndex",
+    "actuator_order",
+    "ctrl_to_joint_act",
+    "from_mujoco_state",
+    "joint_act_to_ctrl",
+    "load_mjcf",
+    "to_mujoco_state",
+]
 
 
 class MJCFWarning(UserWarning):
@@ -65,6 +83,10 @@ class _Loader:
         self.defaults: dict[str, dict[str, dict[str, str]]] = {}
         self.builder_options = builder_options
         self.joint_ids: dict[str, int] = {}
+        self.mujoco_joints: list[tuple[int, str, int]] = []  # (joint here, kind, body) in MuJoCo's joint order
+        self.actuator_ctrl: list[int] = []  # MuJoCo's ctrl index of each actuator here
+        self.ctrl_count = 0  # MuJoCo's actuators so far (each child of <actuator>, dropped ones too)
+        self.nested_free = False  # a free joint below another body (MuJoCo rejects the file)
         self.geom_flags: list[tuple[int, int, int]] = []  # (body, contype, conaffinity)
         self.meshes: dict[str, tuple[str, float]] = {}
 
@@ -203,6 +225,9 @@ class _Loader:
         if self.settotalmass > 0.0:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
+        joints, kinds, bodies = zip(*self.mujoco_joints) if self.mujoco_joints else ((), (), ())
+        if not self.nested_free:  # MuJoCo rejects a free joint below another body: no MuJoCo state then
+            builder.mujoco_index = MuJoCoIndex.from_joints(joints, kinds, bodies, self.actuator_ctrl, self.ctrl_count)
         return builder
 
     def contents(self, elem, frame, cls):
@@ -418,6 +443,7 @@ class _Loader:
         elif kind == "ball" and "range" in a and a.get("limited", "auto") != "false":
             self.warn("joint/ball@range", f"ball joint limits ({self.where(elem)}) are not supported and are ignored")
         if kind == "free" and parent >= 0:
+            self.nested_free = True
             self.warn("joint/free-nested", f"a free joint below another body ({self.where(elem)}) moves relative to that body")
         try:
             joint = builder.add_joint(kinds[kind], parent, body, **options)
@@ -425,9 +451,12 @@ class _Loader:
             error(elem, str(exc))
         if a.get("name"):
             self.joint_ids[a["name"]] = joint
+        self.mujoco_joints.append((joint, kinds[kind], body))
 
     def read_actuators(self, builder, elem):
         for child in elem:
+            ctrl = self.ctrl_count  # every child of <actuator> is one of MuJoCo's actuators
+            self.ctrl_count += 1
             a = self.attrs(child, "main")
             name = a.get("joint")
             if child.tag not in ("motor", "position"):
@@ -438,14 +467,15 @@ class _Loader:
                 continue
             if name not in self.joint_ids:
                 error(child, f"<{child.tag}> refers to unknown joint {name!r}")
-            ctrl = None
+            ctrl_range = None
             if "ctrlrange" in a and a.get("ctrllimited", "auto") in ("true", "auto"):
-                ctrl = tuple(numbers(child, a, "ctrlrange", 2))
+                ctrl_range = tuple(numbers(child, a, "ctrlrange", 2))
             gear = numbers(child, a, "gear", default=np.array([1.0]))[0]
             if child.tag == "motor":
-                builder.add_actuator(self.joint_ids[name], kind="motor", gear=float(gear), ctrl_range=ctrl, name=a.get("name"))
+                builder.add_actuator(self.joint_ids[name], kind="motor", gear=float(gear), ctrl_range=ctrl_range, name=a.get("name"))
             else:
-                builder.add_actuator(self.joint_ids[name], kind="position", kp=number(child, a, "kp", 1.0), ctrl_range=ctrl, name=a.get("name"))
+                builder.add_actuator(self.joint_ids[name], kind="position", kp=number(child, a, "kp", 1.0), ctrl_range=ctrl_range, name=a.get("name"))
+            self.actuator_ctrl.append(ctrl)
 
     def apply_collision_filter(self, builder):
         """MuJoCo collides geoms a, b iff (contype_a & conaffinity_b) or (contype_b & conaffinity_a);
