@@ -10,7 +10,8 @@ the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by
 ``mass``; ``friction``; ``contype``/``conaffinity``), ``<inertial mass pos diaginertia|fullinertia>``
 with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
 ``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
-and ``<actuator>`` ``<motor>`` (gear, ctrlrange) and ``<position>`` (kp). A body without a joint
+and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
+whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
 slide joints: the body has its MJCF pose at ``q = ref``. MuJoCo's soft-constraint contact
 (solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
@@ -62,6 +63,15 @@ __all__ = [
 ]
 
 
+# MuJoCo's actuator elements: their <default> entries all set the one default actuator of a class
+_ACTUATOR_TAGS = frozenset({"general", "motor", "position", "velocity", "intvelocity", "damper", "cylinder", "muscle", "adhesion", "dcmotor", "plugin"})
+
+
+def _default_key(tag: str) -> str:
+    """Where a ``<default>`` child's attributes are kept: its tag, or ``"actuator"`` for every actuator kind."""
+    return "actuator" if tag in _ACTUATOR_TAGS else tag
+
+
 class MJCFWarning(UserWarning):
     """An MJCF element or attribute that is ignored or approximated."""
 
@@ -104,11 +114,12 @@ class _Loader:
 
     def attrs(self, elem, cls):
         """The element's attributes over its default class chain."""
-        merged = dict(self.defaults.get(cls, {}).get(elem.tag, {}))
+        key = _default_key(elem.tag)
+        merged = dict(self.defaults.get(cls, {}).get(key, {}))
         if "class" in elem.attrib:
             if elem.attrib["class"] not in self.defaults:
                 error(elem, f"unknown default class {elem.attrib['class']!r}")
-            merged = dict(self.defaults[elem.attrib["class"]].get(elem.tag, {}))
+            merged = dict(self.defaults[elem.attrib["class"]].get(key, {}))
         merged.update(elem.attrib)
         return merged
 
@@ -128,7 +139,7 @@ class _Loader:
         for child in elem:
             if child.tag == "default":
                 continue
-            inherited.setdefault(child.tag, {}).update(child.attrib)
+            inherited.setdefault(_default_key(child.tag), {}).update(child.attrib)
         self.defaults[cls] = inherited
         for child in elem:
             if child.tag == "default":
@@ -453,7 +464,23 @@ class _Loader:
             self.joint_ids[a["name"]] = joint
         self.mujoco_joints.append((joint, kinds[kind], body))
 
+    def limited(self, elem, a, name):
+        """The ``(low, high)`` of ``<elem {name}range>`` when ``{name}limited`` makes it active
+        ("true", or "auto" with ``<compiler autolimits="true">``), else None."""
+        flag = a.get(f"{name}limited", "auto")
+        if flag not in ("true", "false", "auto"):
+            error(elem, f"<{elem.tag} {name}limited={flag!r}> must be 'true', 'false' or 'auto'")
+        if f"{name}range" not in a or flag == "false" or (flag == "auto" and not self.autolimits):
+            return None
+        low, high = numbers(elem, a, f"{name}range", 2)
+        if not low <= high:
+            error(elem, f"<{elem.tag} {name}range={a[name + 'range']!r}> must have low <= high")
+        return float(low), float(high)
+
     def read_actuators(self, builder, elem):
+        """``<motor>`` and ``<position>`` on joints; every other actuator warns and is dropped (it
+        keeps its MuJoCo ``ctrl`` index, see :func:`actuator_order`). Defaults of every actuator
+        kind are shared, as in MuJoCo (a ``<default><motor gear>`` also sets a position's gear)."""
         for child in elem:
             ctrl = self.ctrl_count  # every child of <actuator> is one of MuJoCo's actuators
             self.ctrl_count += 1
@@ -462,19 +489,39 @@ class _Loader:
             if child.tag not in ("motor", "position"):
                 self.warn(f"actuator/{child.tag}", f"<{child.tag}> actuators ({self.where(child)}) are not supported and are ignored")
                 continue
+            known = {"joint", "gear", "ctrlrange", "ctrllimited", "forcerange", "forcelimited", "kp", "kv"}
+            if child.tag == "motor":  # a position's kp, kv from a shared default do not apply to a motor
+                known -= {k for k in ("kp", "kv") if k in child.attrib}
+            self.check_attrs(child, a, known)
             if name is None:
                 self.warn("actuator@transmission", f"<{child.tag}> without a joint transmission ({self.where(child)}) is ignored")
                 continue
             if name not in self.joint_ids:
                 error(child, f"<{child.tag}> refers to unknown joint {name!r}")
-            ctrl_range = None
-            if "ctrlrange" in a and a.get("ctrllimited", "auto") in ("true", "auto"):
-                ctrl_range = tuple(numbers(child, a, "ctrlrange", 2))
-            gear = numbers(child, a, "gear", default=np.array([1.0]))[0]
+            ctrl_range = self.limited(child, a, "ctrl")
+            force_range = self.limited(child, a, "force")
+            gear = float(numbers(child, a, "gear", default=np.array([1.0]))[0])
             if child.tag == "motor":
-                builder.add_actuator(self.joint_ids[name], kind="motor", gear=float(gear), ctrl_range=ctrl_range, name=a.get("name"))
+                # MuJoCo clamps the force (= the clipped control) to forcerange before the gear:
+                # the control is clipped to both ranges
+                if force_range is not None:
+                    low, high = ctrl_range or (-np.inf, np.inf)
+                    low, high = max(low, force_range[0]), min(high, force_range[1])
+                    if low < high:
+                        ctrl_range = (low, high)
+                    else:
+                        self.warn("motor@forcerange", f"<motor forcerange> ({self.where(child)}) that does not overlap ctrlrange is not supported and is ignored")
+                builder.add_actuator(self.joint_ids[name], kind="motor", gear=gear, ctrl_range=ctrl_range, name=a.get("name"))
             else:
-                builder.add_actuator(self.joint_ids[name], kind="position", kp=number(child, a, "kp", 1.0), ctrl_range=ctrl_range, name=a.get("name"))
+                if force_range is not None:
+                    self.warn("position@forcerange", f"<position forcerange> ({self.where(child)}) is not supported: the PD force is not clamped")
+                if gear != 1.0:
+                    self.warn("position@gear", f"<position gear={gear!r}> ({self.where(child)}) is not supported and is ignored (gear 1 is used)")
+                kp, kv = number(child, a, "kp", 1.0), number(child, a, "kv", 0.0)
+                for label, value in (("kp", kp), ("kv", kv)):
+                    if value < 0.0:
+                        error(child, f"<position {label}={a[label]!r}> must be >= 0")
+                builder.add_actuator(self.joint_ids[name], kind="position", kp=kp, kd=kv, ctrl_range=ctrl_range, name=a.get("name"))
             self.actuator_ctrl.append(ctrl)
 
     def apply_collision_filter(self, builder):

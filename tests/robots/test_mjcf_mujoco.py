@@ -505,3 +505,36 @@ def test_mujoco_state_bad_input(tmp_path):
         model = sim.load_mjcf(nested).finalize(device="cpu")
     with pytest.raises(ParameterError, match="a free joint below another body, which MuJoCo rejects"):
         mjcf.from_mujoco_state(model, np.zeros(8), np.zeros(7))
+
+
+# ---------------------------------------------------------------------------- actuators
+def test_actuator_defaults_forcerange_and_kv(device):
+    """A <general> default gives both motors gear 5 and ctrlrange, as in MuJoCo (defaults are
+    shared by every actuator kind); the first motor's forcerange clamps its force before the gear
+    (ctrl 0.8 -> 0.3 -> 1.5 N m); the position actuator's kv is its velocity gain (implicit, so
+    MuJoCo's discrete integrator's trajectory)."""
+    builder, reference, messages = load(asset("actuators.xml"))
+    assert not messages, messages
+    model = builder.finalize(device=device, precision="float64")
+    np.testing.assert_array_equal(model.actuator_gear.numpy()[0], reference.actuator_gear[:, 0])
+    np.testing.assert_array_equal(model.actuator_kp.numpy()[0, 2], reference.actuator_gainprm[2, 0])
+    np.testing.assert_array_equal(model.actuator_kd.numpy()[0, 2], -reference.actuator_biasprm[2, 2])
+    assert reference.actuator_forcelimited[0] and not reference.actuator_forcelimited[1:].any()
+    assert_trajectories_match(builder, reference, device, integrator=DISCRETE, ctrl=[0.8, 0.5, 0.7], tol=1e-12)
+    assert_trajectories_match(builder, reference, device, integrator=DISCRETE, ctrl=[-0.2, -1.5, -0.4], tol=1e-12)
+
+
+def test_unsupported_actuator_attributes_warn(tmp_path):
+    text = ("<mujoco><worldbody><body><joint name='j'/><geom size='0.1'/></body></worldbody><actuator>\n"
+            "<position joint='j' forcerange='-1 1'/>\n<position joint='j' gear='2'/>\n<motor joint='j' lengthrange='0 1'/>\n"
+            "</actuator></mujoco>")
+    messages = " | ".join(load(write(tmp_path, text))[2])
+    for expected in ("<position forcerange> (line 2) is not supported", "<position gear=2.0> (line 3) is not supported",
+                     "<motor lengthrange=...> (line 4) is not supported"):
+        assert expected in messages, (expected, messages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sim.MJCFWarning)
+        with pytest.raises(ParameterError, match=r"model\.xml:2: <position kv='-1'> must be >= 0"):
+            sim.load_mjcf(write(tmp_path, text.replace("forcerange='-1 1'", "kv='-1'")))
+        with pytest.raises(ParameterError, match=r"model\.xml:4: <motor forcelimited='yes'> must be"):
+            sim.load_mjcf(write(tmp_path, text.replace("lengthrange='0 1'", "forcelimited='yes' forcerange='0 1'")))
