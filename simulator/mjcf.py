@@ -7,7 +7,8 @@ timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` 
 the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
 ``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
 ``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
-``mass``; ``friction``; ``contype``/``conaffinity``), ``<inertial mass pos diaginertia|fullinertia>``
+``mass``; ``friction``; ``contype``/``conaffinity``; ``condim`` 1 where every geom it can touch is
+condim 1 too, else a warning), ``<inertial mass pos diaginertia|fullinertia>``
 with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
 ``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
 and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
@@ -43,7 +44,7 @@ from .mjcf_xml import IDENTITY_POSE, ORIENTATION_ATTRS, error, expand_includes, 
 from .spatial import quat_to_matrix
 
 _VISUAL_TAGS = {"light", "camera", "site", "texture", "material", "custom", "visual", "statistic", "size", "numeric", "text", "tuple", "key", "keyframe"}
-_VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "contype", "condim", "user", "texture", "childclass", "mode", "target"}
+_VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "contype", "user", "texture", "childclass", "mode", "target"}
 
 
 # MuJoCo's <option><flag> values that default to "disable" (every other flag is enabled by default):
@@ -97,7 +98,7 @@ class _Loader:
         self.actuator_ctrl: list[int] = []  # MuJoCo's ctrl index of each actuator here
         self.ctrl_count = 0  # MuJoCo's actuators so far (each child of <actuator>, dropped ones too)
         self.nested_free = False  # a free joint below another body (MuJoCo rejects the file)
-        self.geom_flags: list[tuple[int, int, int]] = []  # (body, contype, conaffinity)
+        self.geom_flags: list[tuple] = []  # (body, contype, conaffinity, condim, shape, element) of each geom
         self.meshes: dict[str, tuple[str, float]] = {}
 
     # ---------------------------------------------------------------- helpers
@@ -236,6 +237,7 @@ class _Loader:
         if self.settotalmass > 0.0:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
+        self.apply_condim(builder)
         joints, kinds, bodies = zip(*self.mujoco_joints) if self.mujoco_joints else ((), (), ())
         if not self.nested_free:  # MuJoCo rejects a free joint below another body: no MuJoCo state then
             builder.mujoco_index = MuJoCoIndex.from_joints(joints, kinds, bodies, self.actuator_ctrl, self.ctrl_count)
@@ -329,7 +331,8 @@ class _Loader:
         """One ``<geom>`` of ``body`` (-1: static); ``frame``: the pose (7,) its ``pos`` and
         orientation are given in, relative to the body's origin (the world for -1)."""
         a = self.attrs(elem, cls)
-        self.check_attrs(elem, a, {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp"})
+        known = {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp", "condim"}
+        self.check_attrs(elem, a, known)
         for unsupported in ("margin", "solref", "solimp"):
             if unsupported in a:
                 self.warn(f"geom@{unsupported}", f"<geom {unsupported}> ({self.where(elem)}): MuJoCo's soft-constraint parameters have no equivalent here; the penalty contact of load_mjcf(stiffness=, damping=) is used")
@@ -358,7 +361,7 @@ class _Loader:
                 error(elem, "a plane geom must belong to the worldbody")
             normal = quat_to_matrix(rot) @ np.array([0.0, 0.0, 1.0])
             shape = builder.add_ground_plane(normal=normal, offset=float(normal @ pos), **options)
-            self.geom_flags.append((-1, *self.collision_bits(elem, a)))
+            self.geom_flags.append((-1, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
@@ -391,8 +394,51 @@ class _Loader:
             s = builder.shapes[shape]
             unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = mass / unit
-        self.geom_flags.append((body, *self.collision_bits(elem, a)))
+        self.geom_flags.append((body, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
         return shape
+
+    def condim(self, elem, a):
+        """A geom's ``condim`` (1: frictionless, 3: sliding friction, 4 and 6: with torsional and
+        rolling friction, approximated here by 3)."""
+        text = a.get("condim", "3")
+        if text not in ("1", "3", "4", "6"):
+            error(elem, f"<geom condim={text!r}> must be 1, 3, 4 or 6")
+        if text in ("4", "6"):
+            self.warn("geom@condim", f"<geom condim={text!r}> ({self.where(elem)}): torsional and rolling friction are not supported; "
+                      "approximated by sliding friction (condim 3)")
+        return int(text)
+
+    def apply_condim(self, builder):
+        """MuJoCo's contact between two geoms takes the larger of their ``condim``s, so only contacts
+        between two condim-1 geoms are frictionless. Friction is per shape here (a pair takes the
+        mean of its two shapes'), so a condim-1 geom gets friction 0 where every geom it can touch,
+        and every geom those can touch, and so on, is condim 1 as well: then each of those pairs is
+        frictionless as in MuJoCo. A condim-1 geom connected to a geom of higher condim keeps its
+        friction for every contact, with a warning."""
+        geoms = [g for g in self.geom_flags if g[4] is not None]
+        component = list(range(len(geoms)))
+
+        def root(i):
+            while component[i] != i:
+                component[i] = component[component[i]]
+                i = component[i]
+            return i
+
+        for i, (body_a, type_a, affinity_a, *_) in enumerate(geoms):
+            for k in range(i + 1, len(geoms)):
+                body_b, type_b, affinity_b = geoms[k][:3]
+                pair = (min(body_a, body_b), max(body_a, body_b))
+                if body_a != body_b and ((type_a & affinity_b) or (type_b & affinity_a)) and pair not in builder.filtered_pairs:
+                    component[root(i)] = root(k)
+        touching = {root(i) for i in range(len(geoms)) if geoms[i][3] > 1}
+        for i, (_, _, _, condim, shape, elem) in enumerate(geoms):
+            if condim != 1:
+                continue
+            if root(i) not in touching:
+                builder.shapes[shape].friction = 0.0
+            else:
+                self.warn("geom@condim=1", f"<geom condim='1'> ({self.where(elem)}) can touch geoms of higher condim, whose contacts MuJoCo "
+                          "gives friction: friction is per shape here, so this geom keeps its friction for every contact")
 
     @staticmethod
     def collision_bits(elem, a):
@@ -528,7 +574,7 @@ class _Loader:
         """MuJoCo collides geoms a, b iff (contype_a & conaffinity_b) or (contype_b & conaffinity_a);
         here filtering is per body pair, so a pair is filtered when none of its geoms may collide."""
         flags: dict[int, list[tuple[int, int]]] = {}
-        for body, contype, conaffinity in self.geom_flags:
+        for body, contype, conaffinity, *_ in self.geom_flags:
             flags.setdefault(body, []).append((contype, conaffinity))
         bodies = sorted(flags)
         for i, a in enumerate(bodies):

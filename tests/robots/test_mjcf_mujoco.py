@@ -538,3 +538,40 @@ def test_unsupported_actuator_attributes_warn(tmp_path):
             sim.load_mjcf(write(tmp_path, text.replace("forcerange='-1 1'", "kv='-1'")))
         with pytest.raises(ParameterError, match=r"model\.xml:4: <motor forcelimited='yes'> must be"):
             sim.load_mjcf(write(tmp_path, text.replace("lengthrange='0 1'", "forcelimited='yes' forcerange='0 1'")))
+
+
+# ---------------------------------------------------------------------------- condim
+SLIDING_BOX = """<mujoco>{default}<worldbody><geom type="plane" size="5 5 0.1"/>
+<body pos="0 0 0.1"><freejoint/><geom type="box" size="0.1 0.1 0.1" mass="1"/></body></worldbody></mujoco>"""
+
+
+def test_condim_1_is_frictionless_as_in_mujoco(tmp_path, device):
+    """A box sliding at 1 m/s on a plane, both condim 1: no friction, so after 1 s it is 1 m on, as
+    in MuJoCo (to 1e-9); with the default condim 3 friction stops it within 6 cm in both."""
+    for default, check in [("<default><geom condim='1'/></default>", lambda ours, theirs: abs(ours - theirs) < 1e-9 and abs(ours - 1.0) < 1e-9),
+                           ("", lambda ours, theirs: 0.03 < ours < 0.06 and 0.03 < theirs < 0.06)]:
+        builder, reference, messages = load(write(tmp_path, SLIDING_BOX.format(default=default)))
+        assert not messages, messages
+        model = builder.finalize(device=device, precision="float64")
+        reference.opt.timestep = 1e-3
+        data = mujoco.MjData(reference)
+        data.qvel[0] = 1.0
+        a, b = mjcf.from_mujoco_state(model, data.qpos, data.qvel), model.output_state()
+        for _ in range(1000):
+            sim.step(model, a, b, None, 1e-3)
+            a, b = b, a
+            mujoco.mj_step(reference, data)
+        ours = mjcf.to_mujoco_state(model, a)[0][0]
+        assert check(ours, data.qpos[0]), (default, ours, data.qpos[0])
+
+
+def test_condim_mixed_and_torsional_warn(tmp_path):
+    """condim 1 on a geom that can touch a condim-3 geom (gymnasium's humanoid: its body geoms on the
+    floor) warns: MuJoCo gives those contacts friction, per-pair condim is not supported here."""
+    builder, _, messages = load(gymnasium_asset("humanoid.xml"))
+    assert any("<geom condim='1'> (line 30) can touch geoms of higher condim" in m for m in messages), messages
+    assert all(shape.friction > 0.0 for shape in builder.shapes)
+    _, _, messages = load(write(tmp_path, SLIDING_BOX.format(default="<default><geom condim='4'/></default>")))
+    assert any("<geom condim='4'> (line 1): torsional and rolling friction are not supported" in m for m in messages), messages
+    with pytest.raises(ParameterError, match=r"model\.xml:1: <geom condim='2'> must be 1, 3, 4 or 6"):
+        sim.load_mjcf(write(tmp_path, SLIDING_BOX.format(default="<default><geom condim='2'/></default>")))
