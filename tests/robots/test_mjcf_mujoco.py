@@ -318,6 +318,9 @@ def test_bad_compiler_and_include(tmp_path):
             sim.load_mjcf(write(tmp_path, f"<mujoco><compiler {compiler}/>{body}</mujoco>"))
     with pytest.raises(ParameterError, match=r"model\.xml:1: <include file='missing.xml'>: no such file"):
         sim.load_mjcf(write(tmp_path, "<mujoco><include file='missing.xml'/></mujoco>"))
+    write(tmp_path, "<mujoco>\n<worldbody>\n<include file='robot/missing_arm.xml'/>\n</worldbody>\n</mujoco>", "robot.xml")
+    with pytest.raises(ParameterError, match=r"robot\.xml:3: <include file='robot/missing_arm\.xml'>: no such file"):  # issue 15
+        sim.load_mjcf(write(tmp_path, "<mujoco><include file='robot.xml'/></mujoco>"))
     write(tmp_path, f"<mujoco>{body}</mujoco>", "part.xml")
     with pytest.raises(ParameterError, match=r"model\.xml:3: <include file='part.xml'>: that file is already included"):
         sim.load_mjcf(write(tmp_path, "<mujoco>\n<include file='part.xml'/>\n<include file='part.xml'/>\n</mujoco>"))
