@@ -516,8 +516,11 @@ class _Loader:
         flag = a.get(f"{name}limited", "auto")
         if flag not in ("true", "false", "auto"):
             error(elem, f"<{elem.tag} {name}limited={flag!r}> must be 'true', 'false' or 'auto'")
-        if f"{name}range" not in a or flag == "false" or (flag == "auto" and not self.autolimits):
+        if f"{name}range" not in a or flag == "false":
             return None
+        if flag == "auto" and not self.autolimits:  # as MuJoCo's compiler
+            error(elem, f"<{elem.tag}> has {name}range but not {name}limited, with <compiler autolimits='false'>: "
+                  f"set {name}limited='true' or 'false'")
         low, high = numbers(elem, a, f"{name}range", 2)
         if not low <= high:
             error(elem, f"<{elem.tag} {name}range={a[name + 'range']!r}> must have low <= high")

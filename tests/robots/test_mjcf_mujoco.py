@@ -541,6 +541,8 @@ def test_unsupported_actuator_attributes_warn(tmp_path):
             sim.load_mjcf(write(tmp_path, text.replace("forcerange='-1 1'", "kv='-1'")))
         with pytest.raises(ParameterError, match=r"model\.xml:4: <motor forcelimited='yes'> must be"):
             sim.load_mjcf(write(tmp_path, text.replace("lengthrange='0 1'", "forcelimited='yes' forcerange='0 1'")))
+        with pytest.raises(ParameterError, match=r"model\.xml:2: <position> has forcerange but not forcelimited, with <compiler autol"):
+            sim.load_mjcf(write(tmp_path, text.replace("<worldbody>", "<compiler autolimits='false'/><worldbody>")))
 
 
 # ---------------------------------------------------------------------------- condim
