@@ -11,8 +11,8 @@ free       centre of mass [m], quaternion (x, y, z, w);         body origin [m],
                                                                 velocity [rad/s] in body axes
 ball       quaternion (x, y, z, w); angular velocity in the     quaternion (w, x, y, z); angular
            parent's joint frame                                 velocity in the child's frame
-hinge,     the same numbers (``ref`` included: the body has     
-slide      its MJCF pose at q = ref in both)
+hinge,     angle [rad] or displacement [m] and its rate; the    the same numbers
+slide      body has its MJCF pose at q = ref in both
 =========  ==================================================  ==================================
 
 and orders them differently: ``joint_q`` by body depth (every body of depth 1, then depth 2, ...),
