@@ -4,6 +4,8 @@ Public API (every name is listed here once)::
 
     SceneBuilder            bodies, shapes, joints, actuators and a ground; finalize() -> Model
     load_mjcf, MJCFWarning  MuJoCo MJCF (common subset) -> SceneBuilder
+                            (simulator.mjcf: to_mujoco_state, from_mujoco_state, actuator_order,
+                            ctrl_to_joint_act, joint_act_to_ctrl move states and controls to and from MuJoCo)
     Model, State, Control, ControlSequence, ArticulationModel, eval_fk
     ContactSettings         contact softening, surrogate gradients, friction smoothing
     Solver, RigidSolver     the solver protocol (state, control, step, check_dt, capturable) and the rigid one

@@ -55,6 +55,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         self.bodies: list[_Body] = []
         self.shapes: list[shp.Shape] = []
         self.filtered_pairs: set[tuple[int, int]] = set()
+        self.mujoco_index = None  # set by load_mjcf: where MuJoCo keeps the joints (simulator.mjcf.MuJoCoIndex)
 
     # ------------------------------------------------------------------ bodies
     def add_body(
@@ -371,6 +372,8 @@ class SceneBuilder(ArticulationBuilderMixin):
             initial_body_q=per_world(body_q),
             initial_body_v=per_world([b.velocity for b in self.bodies]),
             initial_body_w=per_world([b.angular_velocity for b in self.bodies]),
+            body_com=np.array(coms, dtype=np.float64).reshape(B, 3),
+            mujoco_index=self.mujoco_index,
         )
         # joints and actuators (simulator.articulation): reduced coordinates
         model.articulation = self._finalize_articulation(model, coms, requires_grad)

@@ -7,14 +7,21 @@ timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` 
 the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
 ``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
 ``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
-``mass``; ``friction``; ``contype``/``conaffinity``), ``<inertial mass pos diaginertia|fullinertia>``
+``mass``; ``friction``; ``contype``/``conaffinity``; ``condim`` 1 where every geom it can touch is
+condim 1 too, else a warning), ``<inertial mass pos diaginertia|fullinertia>``
 with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
 ``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
-and ``<actuator>`` ``<motor>`` (gear, ctrlrange) and ``<position>`` (kp). A body without a joint
+and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
+whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
 slide joints: the body has its MJCF pose at ``q = ref``. MuJoCo's soft-constraint contact
 (solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
 ``stiffness``/``damping`` given to :func:`load_mjcf`.
+
+Moving states and policies to and from MuJoCo: :func:`to_mujoco_state` and
+:func:`from_mujoco_state` convert ``joint_q``/``joint_qd`` to MuJoCo's ``qpos``/``qvel`` and back,
+:func:`actuator_order`, :func:`ctrl_to_joint_act` and :func:`joint_act_to_ctrl` map the columns of
+``joint_act`` to MuJoCo's ``ctrl`` (conventions in :mod:`simulator.mjcf_state`).
 
 Everything else gives one warning per element or attribute kind, naming it: it is ignored, or
 approximated as the warning says. Malformed files and invalid values raise
@@ -32,16 +39,38 @@ import numpy as np
 
 from .builder import SceneBuilder
 from .errors import ParameterError
+from .mjcf_state import MuJoCoIndex, actuator_order, ctrl_to_joint_act, from_mujoco_state, joint_act_to_ctrl, to_mujoco_state
 from .mjcf_xml import IDENTITY_POSE, ORIENTATION_ATTRS, error, expand_includes, number, numbers, orientation, parse, pose, pose_mul, z_to
 from .spatial import quat_to_matrix
 
 _VISUAL_TAGS = {"light", "camera", "site", "texture", "material", "custom", "visual", "statistic", "size", "numeric", "text", "tuple", "key", "keyframe"}
-_VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "contype", "condim", "user", "texture", "childclass", "mode", "target"}
+_VISUAL_ATTRS = {"name", "rgba", "material", "class", "group", "conaffinity", "contype", "user", "texture", "childclass", "mode", "target"}
 
 
 # MuJoCo's <option><flag> values that default to "disable" (every other flag is enabled by default):
 # "gravity" is read, a change to any other flag warns
 _FLAGS_OFF_BY_DEFAULT = frozenset({"override", "energy", "fwdinv", "invdiscrete", "multiccd", "island", "sleep"})
+
+
+__all__ = [
+    "MJCFWarning",
+    "MuJoCoIndex",
+    "actuator_order",
+    "ctrl_to_joint_act",
+    "from_mujoco_state",
+    "joint_act_to_ctrl",
+    "load_mjcf",
+    "to_mujoco_state",
+]
+
+
+# MuJoCo's actuator elements: their <default> entries all set the one default actuator of a class
+_ACTUATOR_TAGS = frozenset({"general", "motor", "position", "velocity", "intvelocity", "damper", "cylinder", "muscle", "adhesion", "dcmotor", "plugin"})
+
+
+def _default_key(tag: str) -> str:
+    """Where a ``<default>`` child's attributes are kept: its tag, or ``"actuator"`` for every actuator kind."""
+    return "actuator" if tag in _ACTUATOR_TAGS else tag
 
 
 class MJCFWarning(UserWarning):
@@ -65,7 +94,11 @@ class _Loader:
         self.defaults: dict[str, dict[str, dict[str, str]]] = {}
         self.builder_options = builder_options
         self.joint_ids: dict[str, int] = {}
-        self.geom_flags: list[tuple[int, int, int]] = []  # (body, contype, conaffinity)
+        self.mujoco_joints: list[tuple[int, str, int]] = []  # (joint here, kind, body) in MuJoCo's joint order
+        self.actuator_ctrl: list[int] = []  # MuJoCo's ctrl index of each actuator here
+        self.ctrl_count = 0  # MuJoCo's actuators so far (each child of <actuator>, dropped ones too)
+        self.nested_free = False  # a free joint below another body (MuJoCo rejects the file)
+        self.geom_flags: list[tuple] = []  # (body, contype, conaffinity, condim, shape, element) of each geom
         self.meshes: dict[str, tuple[str, float]] = {}
 
     # ---------------------------------------------------------------- helpers
@@ -82,11 +115,12 @@ class _Loader:
 
     def attrs(self, elem, cls):
         """The element's attributes over its default class chain."""
-        merged = dict(self.defaults.get(cls, {}).get(elem.tag, {}))
+        key = _default_key(elem.tag)
+        merged = dict(self.defaults.get(cls, {}).get(key, {}))
         if "class" in elem.attrib:
             if elem.attrib["class"] not in self.defaults:
                 error(elem, f"unknown default class {elem.attrib['class']!r}")
-            merged = dict(self.defaults[elem.attrib["class"]].get(elem.tag, {}))
+            merged = dict(self.defaults[elem.attrib["class"]].get(key, {}))
         merged.update(elem.attrib)
         return merged
 
@@ -106,7 +140,7 @@ class _Loader:
         for child in elem:
             if child.tag == "default":
                 continue
-            inherited.setdefault(child.tag, {}).update(child.attrib)
+            inherited.setdefault(_default_key(child.tag), {}).update(child.attrib)
         self.defaults[cls] = inherited
         for child in elem:
             if child.tag == "default":
@@ -203,6 +237,10 @@ class _Loader:
         if self.settotalmass > 0.0:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
+        self.apply_condim(builder)
+        joints, kinds, bodies = zip(*self.mujoco_joints) if self.mujoco_joints else ((), (), ())
+        if not self.nested_free:  # MuJoCo rejects a free joint below another body: no MuJoCo state then
+            builder.mujoco_index = MuJoCoIndex.from_joints(joints, kinds, bodies, self.actuator_ctrl, self.ctrl_count)
         return builder
 
     def contents(self, elem, frame, cls):
@@ -293,7 +331,8 @@ class _Loader:
         """One ``<geom>`` of ``body`` (-1: static); ``frame``: the pose (7,) its ``pos`` and
         orientation are given in, relative to the body's origin (the world for -1)."""
         a = self.attrs(elem, cls)
-        self.check_attrs(elem, a, {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp"})
+        known = {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp", "condim"}
+        self.check_attrs(elem, a, known)
         for unsupported in ("margin", "solref", "solimp"):
             if unsupported in a:
                 self.warn(f"geom@{unsupported}", f"<geom {unsupported}> ({self.where(elem)}): MuJoCo's soft-constraint parameters have no equivalent here; the penalty contact of load_mjcf(stiffness=, damping=) is used")
@@ -322,7 +361,7 @@ class _Loader:
                 error(elem, "a plane geom must belong to the worldbody")
             normal = quat_to_matrix(rot) @ np.array([0.0, 0.0, 1.0])
             shape = builder.add_ground_plane(normal=normal, offset=float(normal @ pos), **options)
-            self.geom_flags.append((-1, *self.collision_bits(elem, a)))
+            self.geom_flags.append((-1, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
@@ -355,8 +394,51 @@ class _Loader:
             s = builder.shapes[shape]
             unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = mass / unit
-        self.geom_flags.append((body, *self.collision_bits(elem, a)))
+        self.geom_flags.append((body, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
         return shape
+
+    def condim(self, elem, a):
+        """A geom's ``condim`` (1: frictionless, 3: sliding friction, 4 and 6: with torsional and
+        rolling friction, approximated here by 3)."""
+        text = a.get("condim", "3")
+        if text not in ("1", "3", "4", "6"):
+            error(elem, f"<geom condim={text!r}> must be 1, 3, 4 or 6")
+        if text in ("4", "6"):
+            self.warn("geom@condim", f"<geom condim={text!r}> ({self.where(elem)}): torsional and rolling friction are not supported; "
+                      "approximated by sliding friction (condim 3)")
+        return int(text)
+
+    def apply_condim(self, builder):
+        """MuJoCo's contact between two geoms takes the larger of their ``condim``s, so only contacts
+        between two condim-1 geoms are frictionless. Friction is per shape here (a pair takes the
+        mean of its two shapes'), so a condim-1 geom gets friction 0 where every geom it can touch,
+        and every geom those can touch, and so on, is condim 1 as well: then each of those pairs is
+        frictionless as in MuJoCo. A condim-1 geom connected to a geom of higher condim keeps its
+        friction for every contact, with a warning."""
+        geoms = [g for g in self.geom_flags if g[4] is not None]
+        component = list(range(len(geoms)))
+
+        def root(i):
+            while component[i] != i:
+                component[i] = component[component[i]]
+                i = component[i]
+            return i
+
+        for i, (body_a, type_a, affinity_a, *_) in enumerate(geoms):
+            for k in range(i + 1, len(geoms)):
+                body_b, type_b, affinity_b = geoms[k][:3]
+                pair = (min(body_a, body_b), max(body_a, body_b))
+                if body_a != body_b and ((type_a & affinity_b) or (type_b & affinity_a)) and pair not in builder.filtered_pairs:
+                    component[root(i)] = root(k)
+        touching = {root(i) for i in range(len(geoms)) if geoms[i][3] > 1}
+        for i, (_, _, _, condim, shape, elem) in enumerate(geoms):
+            if condim != 1:
+                continue
+            if root(i) not in touching:
+                builder.shapes[shape].friction = 0.0
+            else:
+                self.warn("geom@condim=1", f"<geom condim='1'> ({self.where(elem)}) can touch geoms of higher condim, whose contacts MuJoCo "
+                          "gives friction: friction is per shape here, so this geom keeps its friction for every contact")
 
     @staticmethod
     def collision_bits(elem, a):
@@ -418,6 +500,7 @@ class _Loader:
         elif kind == "ball" and "range" in a and a.get("limited", "auto") != "false":
             self.warn("joint/ball@range", f"ball joint limits ({self.where(elem)}) are not supported and are ignored")
         if kind == "free" and parent >= 0:
+            self.nested_free = True
             self.warn("joint/free-nested", f"a free joint below another body ({self.where(elem)}) moves relative to that body")
         try:
             joint = builder.add_joint(kinds[kind], parent, body, **options)
@@ -425,33 +508,76 @@ class _Loader:
             error(elem, str(exc))
         if a.get("name"):
             self.joint_ids[a["name"]] = joint
+        self.mujoco_joints.append((joint, kinds[kind], body))
+
+    def limited(self, elem, a, name):
+        """The ``(low, high)`` of ``<elem {name}range>`` when ``{name}limited`` makes it active
+        ("true", or "auto" with ``<compiler autolimits="true">``), else None."""
+        flag = a.get(f"{name}limited", "auto")
+        if flag not in ("true", "false", "auto"):
+            error(elem, f"<{elem.tag} {name}limited={flag!r}> must be 'true', 'false' or 'auto'")
+        if f"{name}range" not in a or flag == "false":
+            return None
+        if flag == "auto" and not self.autolimits:  # as MuJoCo's compiler
+            error(elem, f"<{elem.tag}> has {name}range but not {name}limited, with <compiler autolimits='false'>: "
+                  f"set {name}limited='true' or 'false'")
+        low, high = numbers(elem, a, f"{name}range", 2)
+        if not low <= high:
+            error(elem, f"<{elem.tag} {name}range={a[name + 'range']!r}> must have low <= high")
+        return float(low), float(high)
 
     def read_actuators(self, builder, elem):
+        """``<motor>`` and ``<position>`` on joints; every other actuator warns and is dropped (it
+        keeps its MuJoCo ``ctrl`` index, see :func:`actuator_order`). Defaults of every actuator
+        kind are shared, as in MuJoCo (a ``<default><motor gear>`` also sets a position's gear)."""
         for child in elem:
+            ctrl = self.ctrl_count  # every child of <actuator> is one of MuJoCo's actuators
+            self.ctrl_count += 1
             a = self.attrs(child, "main")
             name = a.get("joint")
             if child.tag not in ("motor", "position"):
                 self.warn(f"actuator/{child.tag}", f"<{child.tag}> actuators ({self.where(child)}) are not supported and are ignored")
                 continue
+            known = {"joint", "gear", "ctrlrange", "ctrllimited", "forcerange", "forcelimited", "kp", "kv"}
+            if child.tag == "motor":  # a position's kp, kv from a shared default do not apply to a motor
+                known -= {k for k in ("kp", "kv") if k in child.attrib}
+            self.check_attrs(child, a, known)
             if name is None:
                 self.warn("actuator@transmission", f"<{child.tag}> without a joint transmission ({self.where(child)}) is ignored")
                 continue
             if name not in self.joint_ids:
                 error(child, f"<{child.tag}> refers to unknown joint {name!r}")
-            ctrl = None
-            if "ctrlrange" in a and a.get("ctrllimited", "auto") in ("true", "auto"):
-                ctrl = tuple(numbers(child, a, "ctrlrange", 2))
-            gear = numbers(child, a, "gear", default=np.array([1.0]))[0]
+            ctrl_range = self.limited(child, a, "ctrl")
+            force_range = self.limited(child, a, "force")
+            gear = float(numbers(child, a, "gear", default=np.array([1.0]))[0])
             if child.tag == "motor":
-                builder.add_actuator(self.joint_ids[name], kind="motor", gear=float(gear), ctrl_range=ctrl, name=a.get("name"))
+                # MuJoCo clamps the force (= the clipped control) to forcerange before the gear:
+                # the control is clipped to both ranges
+                if force_range is not None:
+                    low, high = ctrl_range or (-np.inf, np.inf)
+                    low, high = max(low, force_range[0]), min(high, force_range[1])
+                    if low < high:
+                        ctrl_range = (low, high)
+                    else:
+                        self.warn("motor@forcerange", f"<motor forcerange> ({self.where(child)}) that does not overlap ctrlrange is not supported and is ignored")
+                builder.add_actuator(self.joint_ids[name], kind="motor", gear=gear, ctrl_range=ctrl_range, name=a.get("name"))
             else:
-                builder.add_actuator(self.joint_ids[name], kind="position", kp=number(child, a, "kp", 1.0), ctrl_range=ctrl, name=a.get("name"))
+                if force_range is not None:
+                    self.warn("position@forcerange", f"<position forcerange> ({self.where(child)}) is not supported: the PD force is not clamped")
+                if gear != 1.0:
+                    self.warn("position@gear", f"<position gear={gear!r}> ({self.where(child)}) is not supported and is ignored (gear 1 is used)")
+                kp, kv = number(child, a, "kp", 1.0), number(child, a, "kv", 0.0)
+                for label, value in (("kp", kp), ("kv", kv)):
+                    if value < 0.0:
+                        error(child, f"<position {label}={a[label]!r}> must be >= 0")
+                builder.add_actuator(self.joint_ids[name], kind="position", kp=kp, kd=kv, ctrl_range=ctrl_range, name=a.get("name"))
+            self.actuator_ctrl.append(ctrl)
 
     def apply_collision_filter(self, builder):
         """MuJoCo collides geoms a, b iff (contype_a & conaffinity_b) or (contype_b & conaffinity_a);
         here filtering is per body pair, so a pair is filtered when none of its geoms may collide."""
         flags: dict[int, list[tuple[int, int]]] = {}
-        for body, contype, conaffinity in self.geom_flags:
+        for body, contype, conaffinity, *_ in self.geom_flags:
             flags.setdefault(body, []).append((contype, conaffinity))
         bodies = sorted(flags)
         for i, a in enumerate(bodies):

@@ -144,6 +144,10 @@ class Model:
         requires_grad: whether arrays are allocated with gradient buffers.
         articulation: the joints' static topology (``simulator.articulation.ArticulationModel``),
             None without joints.
+        body_com: (B, 3) numpy, each body's centre of mass in the frame it was given to
+            ``add_body`` (its origin; ``body_q`` is the COM frame) [m], shared by the worlds.
+        mujoco_index: where MuJoCo keeps the joints and actuators (``simulator.mjcf.MuJoCoIndex``)
+            for a model read by ``load_mjcf``, else None (``simulator.mjcf.to_mujoco_state``).
 
     Joint and actuator parameters, per world (D dofs, A actuators of ``articulation``; one padding
     column where D or A is 0, also without joints; see ``SceneBuilder.add_joint`` and
@@ -189,6 +193,8 @@ class Model:
     initial_body_v: np.ndarray = field(repr=False)
     initial_body_w: np.ndarray = field(repr=False)
     articulation: object = field(default=None, repr=False)  # simulator.articulation.ArticulationModel
+    body_com: np.ndarray | None = field(default=None, repr=False)  # (B, 3) COM in the body's own frame [m]
+    mujoco_index: object = field(default=None, repr=False)  # simulator.mjcf.MuJoCoIndex (load_mjcf models)
     contact_impact_speed: float = 0.0
     # every array with the world index first that a world range of the model is sliced from
     PER_WORLD_ARRAYS: ClassVar[tuple[str, ...]] = (

@@ -3,9 +3,9 @@ and joint trajectories.
 
 Two comparisons serve every test: ``assert_bodies_match`` (per body: mass, world centre of mass,
 world orientation and world inertia tensor after MuJoCo's ``mj_forward``) and
-``assert_trajectories_match`` (hinge and slide coordinates, matched by joint name, stepped side
-by side at MuJoCo's time step). The files live in ``tests/robots/mjcf/``; gymnasium's assets come
-from the installed package.
+``assert_trajectories_match`` (every ``qpos`` entry, through ``simulator.mjcf.to_mujoco_state``,
+stepped side by side at MuJoCo's time step, optionally from a random MuJoCo state). The files
+live in ``tests/robots/mjcf/``; gymnasium's assets come from the installed package.
 
 The rigid step here integrates joint damping, joint springs and position-actuator gains
 implicitly, ``(H + dt*D + dt^2*K) qdd = f``: with no spring this is MuJoCo's Euler integrator
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import simulator as sim
+from simulator import mjcf
 from simulator.errors import ParameterError
 from simulator.spatial import quat_to_matrix
 
@@ -85,34 +86,39 @@ def assert_bodies_match(builder, reference, device, tol=1e-10):
     return worst
 
 
-def assert_trajectories_match(builder, reference, device, *, integrator=EULER, dt=1e-3, seconds=1.0, ctrl=None, tol=1e-6):
+def assert_trajectories_match(builder, reference, device, *, integrator=EULER, dt=1e-3, seconds=1.0, ctrl=None, start=None, tol=1e-6):
     """Step here (float64) and in MuJoCo (``integrator``, time step ``dt``) side by side for
-    ``seconds`` with the constant control ``ctrl`` and compare every named hinge and slide
-    coordinate at every step; returns the largest difference [rad or m]."""
+    ``seconds`` with the constant MuJoCo control ``ctrl`` (mapped to ``joint_act`` by
+    ``ctrl_to_joint_act``), from MuJoCo's ``qpos0`` or from ``start = (qpos, qvel)``, and compare
+    every entry of ``qpos`` (through ``to_mujoco_state``) at every step. With a ``start``, contacts
+    are off in MuJoCo and asserted absent here, and no MuJoCo constraint (a limit) may become
+    active. Returns the largest difference of each ``qpos`` entry (nq,) [rad, m or quaternion
+    units]; asserts their maximum is below ``tol``."""
     model = builder.finalize(device=device, precision="float64")
     reference.opt.timestep = dt
     reference.opt.integrator = integrator
     data = mujoco.MjData(reference)
-    art = model.articulation
-    pairs = []
-    for j, (name, kind) in enumerate(zip(art.joint_names, art.joint_kinds)):
-        if kind in ("revolute", "prismatic"):
-            pairs.append((int(art.joint_q_start[j]), int(reference.jnt_qposadr[mujoco.mj_name2id(reference, mujoco.mjtObj.mjOBJ_JOINT, name)])))
-    assert pairs
-    ours, theirs = (np.array(index) for index in zip(*pairs))
+    if start is None:
+        a = model.state()
+    else:
+        reference.opt.disableflags |= mujoco.mjtDisableBit.mjDSBL_CONTACT
+        data.qpos[:], data.qvel[:] = start
+        a = mjcf.from_mujoco_state(model, *start)
+    b = model.output_state()
     control = None
     if ctrl is not None:
         data.ctrl[:] = ctrl
         control = model.control()
-        control.joint_act.assign(np.asarray(ctrl, dtype=np.float64)[None, :])
-    a, b = model.state(), model.state()
-    worst = np.abs(a.joint_q.numpy()[0, ours] - data.qpos[theirs]).max()
+        control.joint_act.assign(mjcf.ctrl_to_joint_act(model, ctrl)[None, :])
+    worst = np.abs(mjcf.to_mujoco_state(model, a)[0] - data.qpos)
     for _ in range(round(seconds / dt)):
         sim.step(model, a, b, control, dt)
         a, b = b, a
         mujoco.mj_step(reference, data)
-        worst = max(worst, np.abs(a.joint_q.numpy()[0, ours] - data.qpos[theirs]).max())
-    assert worst < tol, worst
+        worst = np.maximum(worst, np.abs(mjcf.to_mujoco_state(model, a)[0] - data.qpos))
+        if start is not None:
+            assert not a.body_contact_force.numpy().any() and data.nefc == 0  # no contact, no limit reached
+    assert worst.max() < tol, worst
     return worst
 
 
@@ -217,7 +223,7 @@ def test_joint_springs_and_ref(device):
     assert_bodies_match(builder, reference, device)
     assert_trajectories_match(builder, reference, device, integrator=DISCRETE, tol=1e-12)
     gaps = [assert_trajectories_match(builder, reference, device, dt=dt, tol=np.inf) for dt in (1e-3, 5e-4)]
-    assert 1.7 < gaps[0] / gaps[1] < 2.3  # first order in dt: the two integrators agree as dt -> 0
+    assert 1.7 < gaps[0].max() / gaps[1].max() < 2.3  # first order in dt: the two integrators agree as dt -> 0
 
 
 def test_ref_shifts_limits_and_position_targets(device):
@@ -312,6 +318,9 @@ def test_bad_compiler_and_include(tmp_path):
             sim.load_mjcf(write(tmp_path, f"<mujoco><compiler {compiler}/>{body}</mujoco>"))
     with pytest.raises(ParameterError, match=r"model\.xml:1: <include file='missing.xml'>: no such file"):
         sim.load_mjcf(write(tmp_path, "<mujoco><include file='missing.xml'/></mujoco>"))
+    write(tmp_path, "<mujoco>\n<worldbody>\n<include file='robot/missing_arm.xml'/>\n</worldbody>\n</mujoco>", "robot.xml")
+    with pytest.raises(ParameterError, match=r"robot\.xml:3: <include file='robot/missing_arm\.xml'>: no such file"):  # issue 15
+        sim.load_mjcf(write(tmp_path, "<mujoco><include file='robot.xml'/></mujoco>"))
     write(tmp_path, f"<mujoco>{body}</mujoco>", "part.xml")
     with pytest.raises(ParameterError, match=r"model\.xml:3: <include file='part.xml'>: that file is already included"):
         sim.load_mjcf(write(tmp_path, "<mujoco>\n<include file='part.xml'/>\n<include file='part.xml'/>\n</mujoco>"))
@@ -330,3 +339,244 @@ def test_unsupported_inside_frames_and_bodies_still_warns(tmp_path):
     messages = " | ".join(str(w.message) for w in caught)
     for word in ("<camera>", "<body gravcomp", "ellipsoid", "<joint frictionloss>", "<replicate>"):
         assert word in messages, (word, messages)
+
+
+# ---------------------------------------------------------------------------- states to and from MuJoCo
+STATE_MODELS = ["ant.xml", "hopper.xml", "humanoid.xml", "half_cheetah.xml", "ball_joints.xml"]
+
+
+def model_path(name):
+    return asset(name) if os.path.exists(asset(name)) else gymnasium_asset(name)
+
+
+def random_mujoco_state(reference, rng, *, speed=1.0, lift=0.0, inside_limits=False):
+    """A random MuJoCo (qpos, qvel): unit quaternions, free bodies moved and lifted by ``lift``
+    [m] (a slide along z too), hinge and slide coordinates anywhere (or in the middle half of
+    their range), velocities of scale ``speed``."""
+    free, ball, slide = (int(k) for k in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL, mujoco.mjtJoint.mjJNT_SLIDE))
+    qpos = reference.qpos0.copy()
+    for j in range(reference.njnt):
+        a, kind = reference.jnt_qposadr[j], int(reference.jnt_type[j])
+        if kind in (free, ball):
+            o = a + 3 if kind == free else a
+            quaternion = rng.normal(size=4)
+            qpos[o : o + 4] = quaternion / np.linalg.norm(quaternion)
+            if kind == free:
+                qpos[a : a + 3] += rng.normal(size=3) * 0.2 + [0.0, 0.0, lift]
+        elif inside_limits and reference.jnt_limited[j]:
+            lo, hi = reference.jnt_range[j]
+            qpos[a] = 0.5 * (lo + hi) + 0.25 * (hi - lo) * rng.uniform(-1.0, 1.0)
+        else:
+            qpos[a] += rng.normal() * 0.5
+        if kind == slide and abs(reference.jnt_axis[j][2]) > 0.99 and reference.jnt_bodyid[j] == 1:
+            qpos[a] += lift
+    return qpos, rng.normal(size=reference.nv) * speed
+
+
+@pytest.mark.parametrize("name", STATE_MODELS)
+def test_mujoco_index_matches_mujoco(name):
+    """model.mujoco_index gives MuJoCo's qpos and qvel addresses, joint names and bodies, and the
+    ctrl index of every joint_act column."""
+    builder, reference, _ = load(model_path(name))
+    model = builder.finalize(device="cpu", precision="float64")
+    index = model.mujoco_index
+    assert (index.nq, index.nv, index.nu) == (reference.nq, reference.nv, reference.nu)
+    assert list(index.qpos_adr) == list(reference.jnt_qposadr) and list(index.dof_adr) == list(reference.jnt_dofadr)
+    assert [b + 1 for b in index.bodies] == list(reference.jnt_bodyid)
+    for i, j in enumerate(index.joints):
+        mj_name = mujoco.mj_id2name(reference, mujoco.mjtObj.mjOBJ_JOINT, i)
+        assert mj_name is None or model.articulation.joint_names[j] == mj_name
+    for column, ctrl in enumerate(mjcf.actuator_order(model)):
+        mj_name = mujoco.mj_id2name(reference, mujoco.mjtObj.mjOBJ_ACTUATOR, ctrl)
+        assert model.articulation.actuator_names[column] in (f"actuator{column}", mj_name)
+
+
+@pytest.mark.parametrize("name", STATE_MODELS)
+def test_mujoco_state_round_trip_and_kinematics(name):
+    """A random MuJoCo state (two worlds, each its own) goes through from_mujoco_state and back
+    exactly; the bodies' world poses (COM, origin, orientation) and velocities (COM velocity and
+    angular velocity in world axes; origin velocity and angular velocity in body axes) equal
+    MuJoCo's after mj_forward."""
+    builder, reference, _ = load(model_path(name))
+    model = builder.finalize(num_worlds=2, device="cpu", precision="float64")
+    rng = np.random.default_rng(12)
+    states = [random_mujoco_state(reference, rng) for _ in range(2)]
+    state = mjcf.from_mujoco_state(model, np.stack([q for q, _ in states]), np.stack([v for _, v in states]))
+    qpos, qvel = mjcf.to_mujoco_state(model, state, world=None)
+    assert qpos.shape == (2, reference.nq) and qvel.shape == (2, reference.nv)
+    for w, (q, v) in enumerate(states):
+        assert np.abs(qpos[w] - q).max() < 1e-12 and np.abs(qvel[w] - v).max() < 1e-12
+    one = mjcf.from_mujoco_state(model, *states[1], model.state(), world=1)
+    np.testing.assert_array_equal(mjcf.to_mujoco_state(model, one, world=1)[0], qpos[1])
+    np.testing.assert_allclose(mjcf.to_mujoco_state(model, one, world=0)[0], reference.qpos0, rtol=0, atol=1e-12)  # untouched: qpos0
+
+    worst = dict.fromkeys(("com", "origin", "rotation", "velocity", "angular", "local velocity", "local angular"), 0.0)
+    body_q, body_v, body_w = (state.body_q.numpy(), state.body_v.numpy(), state.body_w.numpy())
+    for w, (q, v) in enumerate(states):
+        data = mujoco.MjData(reference)
+        data.qpos[:], data.qvel[:] = q, v
+        mujoco.mj_forward(reference, data)
+        for b in range(model.body_count):
+            rot = quat_to_matrix(body_q[w, b, 3:])
+            offset = rot @ model.body_com[b]
+            com_velocity, origin_velocity = np.zeros(6), np.zeros(6)
+            mujoco.mj_objectVelocity(reference, data, mujoco.mjtObj.mjOBJ_BODY, b + 1, com_velocity, 0)
+            mujoco.mj_objectVelocity(reference, data, mujoco.mjtObj.mjOBJ_XBODY, b + 1, origin_velocity, 1)
+            for key, ours, theirs in [
+                ("com", body_q[w, b, :3], data.xipos[b + 1]),
+                ("origin", body_q[w, b, :3] - offset, data.xpos[b + 1]),
+                ("rotation", rot, data.xmat[b + 1].reshape(3, 3)),
+                ("velocity", body_v[w, b], com_velocity[3:]),
+                ("angular", body_w[w, b], com_velocity[:3]),
+                ("local velocity", rot.T @ (body_v[w, b] - np.cross(body_w[w, b], offset)), origin_velocity[3:]),
+                ("local angular", rot.T @ body_w[w, b], origin_velocity[:3]),
+            ]:
+                worst[key] = max(worst[key], np.abs(ours - theirs).max())
+    assert max(worst.values()) < 1e-10, worst
+
+
+def test_trajectory_from_random_state_hinges_and_slides(device):
+    """The hopper (slides and hinges), lifted clear of the floor, from a random MuJoCo state:
+    every qpos entry equals MuJoCo's Euler integrator's over 0.5 s."""
+    builder, reference, _ = load(gymnasium_asset("hopper.xml"))
+    start = random_mujoco_state(reference, np.random.default_rng(3), speed=0.5, lift=3.0, inside_limits=True)
+    assert_trajectories_match(builder, reference, device, start=start, seconds=0.5, tol=1e-12)
+
+
+def test_trajectory_from_random_state_free_base(device):
+    """The ant (a free torso whose centre of mass is its origin, and hinges), lifted, from a random
+    MuJoCo state with motor controls mapped by ctrl_to_joint_act: MuJoCo's Euler within 1e-8
+    over 0.5 s; the gap is the quaternion integration (second order in dt)."""
+    builder, reference, _ = load(gymnasium_asset("ant.xml"))
+    start = random_mujoco_state(reference, np.random.default_rng(4), speed=0.2, lift=3.0, inside_limits=True)
+    ctrl = np.linspace(-0.002, 0.002, reference.nu)
+    gaps = [assert_trajectories_match(builder, reference, device, start=start, ctrl=ctrl, dt=dt, seconds=0.5, tol=1e-8).max()
+            for dt in (1e-3, 5e-4)]
+    assert 3.0 < gaps[0] / gaps[1] < 5.0, gaps
+
+
+def test_trajectory_from_random_state_ball_joints(device):
+    """Ball joints on a free base and on a welded chain, from a random MuJoCo state, with a control
+    on the motors around a dropped <general> actuator: the joint coordinates stay within 1e-5 of
+    MuJoCo's Euler integrator over 1 s and converge at second order in dt. The free base's
+    position converges at first order: its COM is off its origin, and the semi-implicit step moves
+    the COM here, the origin in MuJoCo (the same motion as dt -> 0)."""
+    builder, reference, _ = load(asset("ball_joints.xml"))
+    start = random_mujoco_state(reference, np.random.default_rng(5))
+    ctrl = [0.3, 0.0, -0.5]  # the <general> actuator (ctrl 1) has no column here
+    gaps = [assert_trajectories_match(builder, reference, device, start=start, ctrl=ctrl, dt=dt, tol=1e-3) for dt in (1e-3, 5e-4)]
+    position, rest = slice(0, 3), slice(3, None)
+    assert gaps[0][rest].max() < 1e-5 and 3.0 < gaps[0][rest].max() / gaps[1][rest].max() < 5.0, gaps
+    assert 1.7 < gaps[0][position].max() / gaps[1][position].max() < 2.3, gaps
+
+
+def test_actuator_order_skips_dropped_actuators(tmp_path):
+    """Column k of joint_act is ctrl[actuator_order[k]]: the dropped <general> actuator (ctrl 1)
+    has no column, so the slide motor is column 1 and ctrl 2."""
+    builder, reference, messages = load(asset("ball_joints.xml"))
+    assert any("<general> actuators" in m for m in messages), messages
+    model = builder.finalize(device="cpu", precision="float64")
+    np.testing.assert_array_equal(mjcf.actuator_order(model), [0, 2])
+    assert model.articulation.actuator_names == ["elbow_motor", "slide_motor"]
+    np.testing.assert_array_equal(mjcf.ctrl_to_joint_act(model, [[1.0, 2.0, 3.0]]), [[1.0, 3.0]])
+    np.testing.assert_array_equal(mjcf.joint_act_to_ctrl(model, [1.0, 3.0]), [1.0, 0.0, 3.0])
+
+
+def test_mujoco_state_bad_input(tmp_path):
+    builder, reference, _ = load(asset("ball_joints.xml"))
+    model = builder.finalize(device="cpu", precision="float64")
+    qpos, qvel = reference.qpos0.copy(), np.zeros(reference.nv)
+    with pytest.raises(ParameterError, match=r"qpos must have shape \(21,\).*got shape \(20,\)"):
+        mjcf.from_mujoco_state(model, qpos[:-1], qvel)
+    with pytest.raises(ParameterError, match="qvel must be finite"):
+        mjcf.from_mujoco_state(model, qpos, np.full(reference.nv, np.nan))
+    qpos[7:11] = 0.0
+    with pytest.raises(ParameterError, match=r"qpos\[7:11\] \(joint 'shoulder'\) must be a non-zero quaternion"):
+        mjcf.from_mujoco_state(model, qpos, qvel)
+    with pytest.raises(ParameterError, match=r"world must be an index in \[0, 1\) or None, got 1"):
+        mjcf.to_mujoco_state(model, model.state(), world=1)
+    with pytest.raises(ParameterError, match="ctrl must have MuJoCo's 3 actuators"):
+        mjcf.ctrl_to_joint_act(model, [1.0, 2.0])
+    hand_made = sim.SceneBuilder()
+    hand_made.add_free_joint(hand_made.add_body(mass=1.0, inertia=np.eye(3)))
+    plain = hand_made.finalize(device="cpu")
+    with pytest.raises(ParameterError, match="must come from load_mjcf"):
+        mjcf.to_mujoco_state(plain, plain.state())
+    nested = write(tmp_path, "<mujoco><worldbody><body><joint/><geom size='0.1'/><body pos='1 0 0'><freejoint/><geom size='0.1'/>"
+                             "</body></body></worldbody></mujoco>")
+    with pytest.warns(sim.MJCFWarning, match="free joint below another body"):
+        model = sim.load_mjcf(nested).finalize(device="cpu")
+    with pytest.raises(ParameterError, match="a free joint below another body, which MuJoCo rejects"):
+        mjcf.from_mujoco_state(model, np.zeros(8), np.zeros(7))
+
+
+# ---------------------------------------------------------------------------- actuators
+def test_actuator_defaults_forcerange_and_kv(device):
+    """A <general> default gives both motors gear 5 and ctrlrange, as in MuJoCo (defaults are
+    shared by every actuator kind); the first motor's forcerange clamps its force before the gear
+    (ctrl 0.8 -> 0.3 -> 1.5 N m); the position actuator's kv is its velocity gain (implicit, so
+    MuJoCo's discrete integrator's trajectory)."""
+    builder, reference, messages = load(asset("actuators.xml"))
+    assert not messages, messages
+    model = builder.finalize(device=device, precision="float64")
+    np.testing.assert_array_equal(model.actuator_gear.numpy()[0], reference.actuator_gear[:, 0])
+    np.testing.assert_array_equal(model.actuator_kp.numpy()[0, 2], reference.actuator_gainprm[2, 0])
+    np.testing.assert_array_equal(model.actuator_kd.numpy()[0, 2], -reference.actuator_biasprm[2, 2])
+    assert reference.actuator_forcelimited[0] and not reference.actuator_forcelimited[1:].any()
+    assert_trajectories_match(builder, reference, device, integrator=DISCRETE, ctrl=[0.8, 0.5, 0.7], tol=1e-12)
+    assert_trajectories_match(builder, reference, device, integrator=DISCRETE, ctrl=[-0.2, -1.5, -0.4], tol=1e-12)
+
+
+def test_unsupported_actuator_attributes_warn(tmp_path):
+    text = ("<mujoco><worldbody><body><joint name='j'/><geom size='0.1'/></body></worldbody><actuator>\n"
+            "<position joint='j' forcerange='-1 1'/>\n<position joint='j' gear='2'/>\n<motor joint='j' lengthrange='0 1'/>\n"
+            "</actuator></mujoco>")
+    messages = " | ".join(load(write(tmp_path, text))[2])
+    for expected in ("<position forcerange> (line 2) is not supported", "<position gear=2.0> (line 3) is not supported",
+                     "<motor lengthrange=...> (line 4) is not supported"):
+        assert expected in messages, (expected, messages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sim.MJCFWarning)
+        with pytest.raises(ParameterError, match=r"model\.xml:2: <position kv='-1'> must be >= 0"):
+            sim.load_mjcf(write(tmp_path, text.replace("forcerange='-1 1'", "kv='-1'")))
+        with pytest.raises(ParameterError, match=r"model\.xml:4: <motor forcelimited='yes'> must be"):
+            sim.load_mjcf(write(tmp_path, text.replace("lengthrange='0 1'", "forcelimited='yes' forcerange='0 1'")))
+        with pytest.raises(ParameterError, match=r"model\.xml:2: <position> has forcerange but not forcelimited, with <compiler autol"):
+            sim.load_mjcf(write(tmp_path, text.replace("<worldbody>", "<compiler autolimits='false'/><worldbody>")))
+
+
+# ---------------------------------------------------------------------------- condim
+SLIDING_BOX = """<mujoco>{default}<worldbody><geom type="plane" size="5 5 0.1"/>
+<body pos="0 0 0.1"><freejoint/><geom type="box" size="0.1 0.1 0.1" mass="1"/></body></worldbody></mujoco>"""
+
+
+def test_condim_1_is_frictionless_as_in_mujoco(tmp_path, device):
+    """A box sliding at 1 m/s on a plane, both condim 1: no friction, so after 1 s it is 1 m on, as
+    in MuJoCo (to 1e-9); with the default condim 3 friction stops it within 6 cm in both."""
+    for default, check in [("<default><geom condim='1'/></default>", lambda ours, theirs: abs(ours - theirs) < 1e-9 and abs(ours - 1.0) < 1e-9),
+                           ("", lambda ours, theirs: 0.03 < ours < 0.06 and 0.03 < theirs < 0.06)]:
+        builder, reference, messages = load(write(tmp_path, SLIDING_BOX.format(default=default)))
+        assert not messages, messages
+        model = builder.finalize(device=device, precision="float64")
+        reference.opt.timestep = 1e-3
+        data = mujoco.MjData(reference)
+        data.qvel[0] = 1.0
+        a, b = mjcf.from_mujoco_state(model, data.qpos, data.qvel), model.output_state()
+        for _ in range(1000):
+            sim.step(model, a, b, None, 1e-3)
+            a, b = b, a
+            mujoco.mj_step(reference, data)
+        ours = mjcf.to_mujoco_state(model, a)[0][0]
+        assert check(ours, data.qpos[0]), (default, ours, data.qpos[0])
+
+
+def test_condim_mixed_and_torsional_warn(tmp_path):
+    """condim 1 on a geom that can touch a condim-3 geom (gymnasium's humanoid: its body geoms on the
+    floor) warns: MuJoCo gives those contacts friction, per-pair condim is not supported here."""
+    builder, _, messages = load(gymnasium_asset("humanoid.xml"))
+    assert any("<geom condim='1'> (line 30) can touch geoms of higher condim" in m for m in messages), messages
+    assert all(shape.friction > 0.0 for shape in builder.shapes)
+    _, _, messages = load(write(tmp_path, SLIDING_BOX.format(default="<default><geom condim='4'/></default>")))
+    assert any("<geom condim='4'> (line 1): torsional and rolling friction are not supported" in m for m in messages), messages
+    with pytest.raises(ParameterError, match=r"model\.xml:1: <geom condim='2'> must be 1, 3, 4 or 6"):
+        sim.load_mjcf(write(tmp_path, SLIDING_BOX.format(default="<default><geom condim='2'/></default>")))
