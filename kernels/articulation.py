@@ -21,10 +21,12 @@ is written once to a per-step work array (allocated with each State), sums over 
 ``wp.func`` helpers (whose adjoints replay correctly), and only the composite-inertia pass
 accumulates with ``atomic_add`` into entries that are read after all additions.
 
-A step is four kernels (bias forces, generalised forces and mass matrix, solve, integration with
+A step is five kernels (bias forces, generalised forces and mass matrix, solve, integration,
 forward kinematics), so that each generated adjoint replays one stage only. The solve has a
 hand-written adjoint (``articulation_solve_adjoint``: two triangular solves with the stored factor
-and an outer product), about a fifth of the cost of differentiating the factorisation.
+and an outer product), about a fifth of the cost of differentiating the factorisation. Hot loop
+bodies call helpers one level deep at most: a generated adjoint replays a helper's forward pass
+again inside the helper's adjoint, once per nesting level.
 """
 
 import functools
@@ -227,27 +229,6 @@ def articulation_kernels(scalar):
         return bias
 
     @wp.func
-    def link_forward_kinematics(
-        jtype: int,
-        axis: vec3,
-        parent_xform: transform,
-        child_xform: transform,
-        pose_parent: transform,
-        v_parent: vec6,
-        joint_q: wp.array2d(dtype=scalar),
-        joint_qd: wp.array2d(dtype=scalar),
-        world: int,
-        qs: int,
-        ds: int,
-    ):
-        """Pose and world twist of a link from its parent's and its joint's coordinates."""
-        frame_parent = pose_parent * parent_xform
-        frame_child = frame_parent * joint_local_transform(jtype, axis, joint_q, world, qs)
-        pose = frame_child * wp.transform_inverse(child_xform)
-        v = v_parent + joint_twist(jtype, axis, frame_parent, frame_child, joint_qd, world, ds)
-        return pose, v
-
-    @wp.func
     def body_velocity(pose: transform, v: vec6):
         """(COM velocity [m/s], angular velocity [rad/s]) of a link twist."""
         c = wp.transform_get_translation(pose)
@@ -346,54 +327,6 @@ def articulation_kernels(scalar):
             s = s + l[world, k * n + i] * x[world, i]
         return s
 
-    @wp.func
-    def write_link_frame(
-        world: int,
-        k: int,
-        link_body: wp.array(dtype=int),
-        link_parent: wp.array(dtype=int),
-        link_type: wp.array(dtype=int),
-        link_axis: wp.array(dtype=vec3),
-        link_parent_xform: wp.array(dtype=transform),
-        link_child_xform: wp.array(dtype=transform),
-        link_q_start: wp.array(dtype=int),
-        link_qd_start: wp.array(dtype=int),
-        joint_q: wp.array2d(dtype=scalar),
-        joint_qd: wp.array2d(dtype=scalar),
-        link_q: wp.array2d(dtype=transform),
-        link_v: wp.array2d(dtype=vec6),
-        body_q: wp.array2d(dtype=transform),
-        body_v: wp.array2d(dtype=vec3),
-        body_w: wp.array2d(dtype=vec3),
-    ):
-        """Forward kinematics of link ``k`` of one world (its parent's frame is already written):
-        its frame and twist, and the pose and velocities of its body. Called from a loop in the
-        kernel itself, not from a helper with the loop: a kernel's adjoint replays the forward
-        pass of every function called at its top level, so a helper looping over the links would
-        run forward kinematics once more for nothing."""
-        parent = link_parent[k]
-        pose, v = link_forward_kinematics(
-            link_type[k],
-            link_axis[k],
-            link_parent_xform[k],
-            link_child_xform[k],
-            parent_pose(link_q, world, parent),
-            parent_twist(link_v, world, parent),
-            joint_q,
-            joint_qd,
-            world,
-            link_q_start[k],
-            link_qd_start[k],
-        )
-        link_q[world, k] = pose
-        link_v[world, k] = v
-        body = link_body[k]
-        if body >= 0:
-            v_com, w = body_velocity(pose, v)
-            body_q[world, body] = pose
-            body_v[world, body] = v_com
-            body_w[world, body] = w
-
     @wp.kernel
     def forward_kinematics(
         # Model:
@@ -416,13 +349,29 @@ def articulation_kernels(scalar):
         body_w: wp.array2d(dtype=vec3),
     ):
         """Fill link and body poses and velocities from joint coordinates (one thread per world;
-        links from the root outwards, parents first)."""
+        links from the root outwards, parents first). The last stage of a step, and
+        :func:`simulator.articulation.eval_fk`.
+
+        The loop body is written out here rather than in a helper function: a generated adjoint
+        replays a helper's forward pass once more inside the helper's adjoint, per nesting level."""
         world = wp.tid()
         for k in range(link_body.shape[0]):
-            write_link_frame(world, k, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
-                             link_q_start, link_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
+            parent = link_parent[k]
+            jtype = link_type[k]
+            axis = link_axis[k]
+            frame_parent = parent_pose(link_q, world, parent) * link_parent_xform[k]
+            frame_child = frame_parent * joint_local_transform(jtype, axis, joint_q, world, link_q_start[k])
+            pose = frame_child * wp.transform_inverse(link_child_xform[k])
+            v = parent_twist(link_v, world, parent) + joint_twist(jtype, axis, frame_parent, frame_child, joint_qd, world, link_qd_start[k])
+            link_q[world, k] = pose
+            link_v[world, k] = v
+            body = link_body[k]
+            if body >= 0:
+                body_q[world, body] = pose
+                body_v[world, body] = bottom(v) + wp.cross(top(v), wp.transform_get_translation(pose))
+                body_w[world, body] = top(v)
 
-    # One step is four kernels, each a stage whose results go to the step's work arrays
+    # One step is five kernels, each a stage whose results go to the step's work arrays
     # (State.joint_work): a kernel's generated adjoint replays the forward pass of that kernel only,
     # so a stage's adjoint never recomputes the stages before it.
 
@@ -541,36 +490,37 @@ def articulation_kernels(scalar):
         work_rhs: wp.array2d(dtype=scalar),
         work_diag: wp.array2d(dtype=scalar),
     ):
-        """Stage 2 of a step (one thread per world and dof ``d``): the generalised force and the
-        implicit diagonal of ``d``, and row ``d`` of the mass matrix's lower triangle by the
+        """Stage 2 of a step (one thread per world), for every dof ``d``: the generalised force and
+        the implicit diagonal of ``d``, and row ``d`` of the mass matrix's lower triangle by the
         composite-rigid-body algorithm: ``H[d, j] = S_j . (Ic_k S_d)``, ``k`` the link of ``d``,
         for ``d`` itself and the dofs above it in the dof tree, i.e. the dofs ``j < d`` of ``k``
         and those of its ancestors (``pair_col[dof_pair_start[d]:dof_pair_start[d + 1]]``, the
         diagonal first)."""
-        world, d = wp.tid()
+        world = wp.tid()
         n = num_dofs
-        k = dof_link[d]
-        qd = joint_qd_in[world, d]
-        q = coordinate(joint_q_in, world, dof_coord[d])
-        tau_a, stiff_a, damp_a = actuator_terms(
-            dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q, qd
-        )
-        tau_l, stiff_l, damp_l = limit_terms(
-            joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
-        )
-        s_d = work_s[world, d]
-        bias = wp.dot(s_d, work_force[world, k])
-        spring = joint_stiffness[world, d]
-        damping = joint_damping[world, d]
-        stiff = stiff_a + stiff_l + spring
-        tau_s = spring * (dof_spring_ref[d] - q)
-        work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
-        work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
+        for d in range(n):
+            k = dof_link[d]
+            qd = joint_qd_in[world, d]
+            q = coordinate(joint_q_in, world, dof_coord[d])
+            tau_a, stiff_a, damp_a = actuator_terms(
+                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q, qd
+            )
+            tau_l, stiff_l, damp_l = limit_terms(
+                joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
+            )
+            s_d = work_s[world, d]
+            bias = wp.dot(s_d, work_force[world, k])
+            spring = joint_stiffness[world, d]
+            damping = joint_damping[world, d]
+            stiff = stiff_a + stiff_l + spring
+            tau_s = spring * (dof_spring_ref[d] - q)
+            work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
+            work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
 
-        ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], s_d)
-        for p in range(dof_pair_start[d], dof_pair_start[d + 1]):
-            j = pair_col[p]
-            work_h[world, d * n + j] = wp.dot(work_s[world, j], ic_s)
+            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], s_d)
+            for p in range(dof_pair_start[d], dof_pair_start[d + 1]):
+                j = pair_col[p]
+                work_h[world, d * n + j] = wp.dot(work_s[world, j], ic_s)
 
     @wp.kernel(enable_backward=False)
     def articulation_solve(
@@ -676,12 +626,7 @@ def articulation_kernels(scalar):
     @wp.kernel
     def articulation_integrate(
         # Model, shared by the worlds:
-        link_body: wp.array(dtype=int),
-        link_parent: wp.array(dtype=int),
         link_type: wp.array(dtype=int),
-        link_axis: wp.array(dtype=vec3),
-        link_parent_xform: wp.array(dtype=transform),
-        link_child_xform: wp.array(dtype=transform),
         link_q_start: wp.array(dtype=int),
         link_qd_start: wp.array(dtype=int),
         num_dofs: int,
@@ -694,20 +639,14 @@ def articulation_kernels(scalar):
         # State out:
         joint_q_out: wp.array2d(dtype=scalar),
         joint_qd_out: wp.array2d(dtype=scalar),
-        link_q_out: wp.array2d(dtype=transform),
-        link_v_out: wp.array2d(dtype=vec6),
-        body_q_out: wp.array2d(dtype=transform),
-        body_v_out: wp.array2d(dtype=vec3),
-        body_w_out: wp.array2d(dtype=vec3),
     ):
         """Stage 4 of a step (one thread per world): semi-implicit Euler, ``qd += dt*qdd`` then
-        ``q += dt*qd`` with the new velocities (quaternions renormalised), and forward kinematics
-        at the new configuration."""
+        ``q += dt*qd`` with the new velocities (quaternions renormalised). Stage 5 is
+        :func:`forward_kinematics` at the new configuration."""
         world = wp.tid()
-        num_links = link_body.shape[0]
         for d in range(num_dofs):
             joint_qd_out[world, d] = joint_qd_in[world, d] + dt * work_qdd[world, d]
-        for k in range(num_links):
+        for k in range(link_type.shape[0]):
             jtype = link_type[k]
             qs = link_q_start[k]
             ds = link_qd_start[k]
@@ -724,10 +663,6 @@ def articulation_kernels(scalar):
                 rot_free = integrate_rotation(joint_q_in, joint_qd_out, world, qs + 3, ds + 3, dt)
                 for i in range(4):
                     joint_q_out[world, qs + 3 + i] = rot_free[i]
-        for k in range(num_links):
-            write_link_frame(world, k, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
-                             link_q_start, link_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
-                             body_q_out, body_v_out, body_w_out)
 
     return SimpleNamespace(
         forward_kinematics=forward_kinematics,

@@ -55,7 +55,7 @@ JOINT_FORCES_TABLES = (
     "act_upper",
 )
 SOLVE_TABLES = ("dof_pair_start", "pair_col", "dof_desc_start", "dof_desc")
-INTEGRATE_TABLES = FK_TABLES
+INTEGRATE_TABLES = ("link_type", "link_q_start", "link_qd_start")
 
 
 def eval_fk(model, state) -> None:
@@ -77,8 +77,8 @@ def eval_fk(model, state) -> None:
 def step_articulations(model, state_in, state_out, control, dt: float) -> None:
     """Advance the articulations by ``dt`` [s]; contact forces must already be in ``state_out``.
 
-    Four launches, one per stage (bias forces and composite inertias, generalised forces and the
-    mass matrix, the sparse Cholesky solve, integration and forward kinematics), with the
+    Five launches, one per stage (bias forces and composite inertias, generalised forces and the
+    mass matrix, the sparse Cholesky solve, integration, forward kinematics), with the
     intermediates in ``state_out.joint_work``."""
     kernels = articulation_kernels(model.precision.scalar)
     art, work = model.articulation, state_out.joint_work
@@ -109,7 +109,7 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
     if n > 0:
         wp.launch(
             kernels.articulation_joint_forces,
-            dim=(W, n),
+            dim=W,
             inputs=[getattr(model, name) for name in JOINT_FORCES_PER_WORLD]
             + tables(JOINT_FORCES_TABLES)
             + [n, scalar(dt), state_in.joint_q, state_in.joint_qd, control.joint_act,
@@ -127,11 +127,10 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
         kernels.articulation_integrate,
         dim=W,
         inputs=tables(INTEGRATE_TABLES) + [n, scalar(dt), state_in.joint_q, state_in.joint_qd, work.qdd],
-        outputs=[state_out.joint_q, state_out.joint_qd, state_out.link_q, state_out.link_v, state_out.body_q, state_out.body_v,
-                 state_out.body_w],
+        outputs=[state_out.joint_q, state_out.joint_qd],
         device=model.device,
     )
-
+    eval_fk(model, state_out)
 
 def _record_solve_adjoint(tape, model, adjoint_kernel, solve_inputs, work) -> None:
     """Record the solve's hand-written adjoint on ``tape`` (``articulation_solve_adjoint``): from
