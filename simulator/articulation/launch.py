@@ -132,10 +132,12 @@ def step_articulations(model, state_in, state_out, control, dt: float) -> None:
     )
     eval_fk(model, state_out)
 
+
 def _record_solve_adjoint(tape, model, adjoint_kernel, solve_inputs, work) -> None:
     """Record the solve's hand-written adjoint on ``tape`` (``articulation_solve_adjoint``): from
     the gradient of ``qdd`` into those of ``h``, ``rhs`` and ``diag`` (``y``'s gradient holds the
-    adjoint of ``y`` afterwards; ``L`` and ``y`` are read by nothing outside the solve)."""
+    adjoint of ``y`` afterwards; ``L`` and ``y`` are read by nothing outside the solve, and ``L``
+    has no gradient array)."""
 
     def backward():
         wp.launch(
@@ -146,4 +148,4 @@ def _record_solve_adjoint(tape, model, adjoint_kernel, solve_inputs, work) -> No
             device=model.device,
         )
 
-    tape.record_func(backward, [work.h, work.rhs, work.diag, work.l, work.y, work.qdd])
+    tape.record_func(backward, [work.h, work.rhs, work.diag, work.y, work.qdd])
