@@ -503,7 +503,8 @@ def articulation_kernels(scalar):
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q, qd
+                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d,
+                q, qd
             )
             tau_l, stiff_l, damp_l = limit_terms(
                 joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
