@@ -20,6 +20,13 @@ variables, so the kernels below never mutate a local variable inside a loop. Eve
 is written once to a per-step work array (allocated with each State), sums over a range live in
 ``wp.func`` helpers (whose adjoints replay correctly), and only the composite-inertia pass
 accumulates with ``atomic_add`` into entries that are read after all additions.
+
+A step is five kernels (bias forces, generalised forces and mass matrix, solve, integration,
+forward kinematics), so that each generated adjoint replays one stage only. The solve has a
+hand-written adjoint (``articulation_solve_adjoint``: two triangular solves with the stored factor
+and an outer product), about a fifth of the cost of differentiating the factorisation. Hot loop
+bodies call helpers one level deep at most: a generated adjoint replays a helper's forward pass
+again inside the helper's adjoint, once per nesting level.
 """
 
 import functools
@@ -222,27 +229,6 @@ def articulation_kernels(scalar):
         return bias
 
     @wp.func
-    def link_forward_kinematics(
-        jtype: int,
-        axis: vec3,
-        parent_xform: transform,
-        child_xform: transform,
-        pose_parent: transform,
-        v_parent: vec6,
-        joint_q: wp.array2d(dtype=scalar),
-        joint_qd: wp.array2d(dtype=scalar),
-        world: int,
-        qs: int,
-        ds: int,
-    ):
-        """Pose and world twist of a link from its parent's and its joint's coordinates."""
-        frame_parent = pose_parent * parent_xform
-        frame_child = frame_parent * joint_local_transform(jtype, axis, joint_q, world, qs)
-        pose = frame_child * wp.transform_inverse(child_xform)
-        v = v_parent + joint_twist(jtype, axis, frame_parent, frame_child, joint_qd, world, ds)
-        return pose, v
-
-    @wp.func
     def body_velocity(pose: transform, v: vec6):
         """(COM velocity [m/s], angular velocity [rad/s]) of a link twist."""
         c = wp.transform_get_translation(pose)
@@ -341,51 +327,6 @@ def articulation_kernels(scalar):
             s = s + l[world, k * n + i] * x[world, i]
         return s
 
-    @wp.func
-    def write_frames(
-        world: int,
-        link_body: wp.array(dtype=int),
-        link_parent: wp.array(dtype=int),
-        link_type: wp.array(dtype=int),
-        link_axis: wp.array(dtype=vec3),
-        link_parent_xform: wp.array(dtype=transform),
-        link_child_xform: wp.array(dtype=transform),
-        link_q_start: wp.array(dtype=int),
-        link_qd_start: wp.array(dtype=int),
-        joint_q: wp.array2d(dtype=scalar),
-        joint_qd: wp.array2d(dtype=scalar),
-        link_q: wp.array2d(dtype=transform),
-        link_v: wp.array2d(dtype=vec6),
-        body_q: wp.array2d(dtype=transform),
-        body_v: wp.array2d(dtype=vec3),
-        body_w: wp.array2d(dtype=vec3),
-    ):
-        """Forward kinematics of one world: link frames and twists from the root outwards (parents
-        come first), and the pose and velocities of every link's body."""
-        for k in range(link_body.shape[0]):
-            parent = link_parent[k]
-            pose, v = link_forward_kinematics(
-                link_type[k],
-                link_axis[k],
-                link_parent_xform[k],
-                link_child_xform[k],
-                parent_pose(link_q, world, parent),
-                parent_twist(link_v, world, parent),
-                joint_q,
-                joint_qd,
-                world,
-                link_q_start[k],
-                link_qd_start[k],
-            )
-            link_q[world, k] = pose
-            link_v[world, k] = v
-            body = link_body[k]
-            if body >= 0:
-                v_com, w = body_velocity(pose, v)
-                body_q[world, body] = pose
-                body_v[world, body] = v_com
-                body_w[world, body] = w
-
     @wp.kernel
     def forward_kinematics(
         # Model:
@@ -407,24 +348,38 @@ def articulation_kernels(scalar):
         body_v: wp.array2d(dtype=vec3),
         body_w: wp.array2d(dtype=vec3),
     ):
-        """Fill link and body poses and velocities from joint coordinates (one thread per world)."""
+        """Fill link and body poses and velocities from joint coordinates (one thread per world;
+        links from the root outwards, parents first). The last stage of a step, and
+        :func:`simulator.articulation.eval_fk`.
+
+        The loop body is written out here rather than in a helper function: a generated adjoint
+        replays a helper's forward pass once more inside the helper's adjoint, per nesting level."""
         world = wp.tid()
-        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
-                     link_q_start, link_qd_start, joint_q, joint_qd, link_q, link_v, body_q, body_v, body_w)
+        for k in range(link_body.shape[0]):
+            parent = link_parent[k]
+            jtype = link_type[k]
+            axis = link_axis[k]
+            frame_parent = parent_pose(link_q, world, parent) * link_parent_xform[k]
+            frame_child = frame_parent * joint_local_transform(jtype, axis, joint_q, world, link_q_start[k])
+            pose = frame_child * wp.transform_inverse(link_child_xform[k])
+            v = parent_twist(link_v, world, parent) + joint_twist(jtype, axis, frame_parent, frame_child, joint_qd, world, link_qd_start[k])
+            link_q[world, k] = pose
+            link_v[world, k] = v
+            body = link_body[k]
+            if body >= 0:
+                body_q[world, body] = pose
+                body_v[world, body] = bottom(v) + wp.cross(top(v), wp.transform_get_translation(pose))
+                body_w[world, body] = top(v)
+
+    # One step is five kernels, each a stage whose results go to the step's work arrays
+    # (State.joint_work): a kernel's generated adjoint replays the forward pass of that kernel only,
+    # so a stage's adjoint never recomputes the stages before it.
 
     @wp.kernel
-    def articulation_step(
+    def articulation_bias(
         # Model, per world (differentiable):
         body_mass: wp.array2d(dtype=scalar),
         body_inertia: wp.array2d(dtype=mat33),
-        joint_armature: wp.array2d(dtype=scalar),
-        joint_damping: wp.array2d(dtype=scalar),
-        joint_stiffness: wp.array2d(dtype=scalar),
-        joint_limit_lower: wp.array2d(dtype=scalar),
-        joint_limit_upper: wp.array2d(dtype=scalar),
-        actuator_gear: wp.array2d(dtype=scalar),
-        actuator_kp: wp.array2d(dtype=scalar),
-        actuator_kd: wp.array2d(dtype=scalar),
         # Model, shared by the worlds:
         link_body: wp.array(dtype=int),
         link_parent: wp.array(dtype=int),
@@ -432,29 +387,10 @@ def articulation_kernels(scalar):
         link_axis: wp.array(dtype=vec3),
         link_parent_xform: wp.array(dtype=transform),
         link_child_xform: wp.array(dtype=transform),
-        link_q_start: wp.array(dtype=int),
         link_qd_start: wp.array(dtype=int),
         link_dof_count: wp.array(dtype=int),
-        dof_link: wp.array(dtype=int),
-        dof_coord: wp.array(dtype=int),
-        dof_spring_ref: wp.array(dtype=scalar),
-        dof_limit_ke: wp.array(dtype=scalar),
-        dof_limit_kd: wp.array(dtype=scalar),
-        dof_limit_softness: wp.array(dtype=scalar),
-        dof_pair_start: wp.array(dtype=int),
-        pair_col: wp.array(dtype=int),
-        dof_desc_start: wp.array(dtype=int),
-        dof_desc: wp.array(dtype=int),
-        dof_act_start: wp.array(dtype=int),
-        dof_act: wp.array(dtype=int),
-        act_kind: wp.array(dtype=int),
-        act_lower: wp.array(dtype=scalar),
-        act_upper: wp.array(dtype=scalar),
-        num_dofs: int,
         gravity: vec3,
-        dt: scalar,
         # State in:
-        joint_q_in: wp.array2d(dtype=scalar),
         joint_qd_in: wp.array2d(dtype=scalar),
         link_q_in: wp.array2d(dtype=transform),
         link_v_in: wp.array2d(dtype=vec6),
@@ -463,45 +399,22 @@ def articulation_kernels(scalar):
         # Control:
         control_force: wp.array2d(dtype=vec3),
         control_torque: wp.array2d(dtype=vec3),
-        control_act: wp.array2d(dtype=scalar),
-        # Work (written once per step):
+        # Work out:
         work_s: wp.array2d(dtype=vec6),
         work_acc: wp.array2d(dtype=vec6),
         work_force: wp.array2d(dtype=vec6),
         work_mass: wp.array2d(dtype=scalar),
         work_first_moment: wp.array2d(dtype=vec3),
         work_rot_inertia: wp.array2d(dtype=mat33),
-        work_h: wp.array2d(dtype=scalar),
-        work_l: wp.array2d(dtype=scalar),
-        work_rhs: wp.array2d(dtype=scalar),
-        work_diag: wp.array2d(dtype=scalar),
-        work_y: wp.array2d(dtype=scalar),
-        work_qdd: wp.array2d(dtype=scalar),
-        # State out:
-        joint_q_out: wp.array2d(dtype=scalar),
-        joint_qd_out: wp.array2d(dtype=scalar),
-        link_q_out: wp.array2d(dtype=transform),
-        link_v_out: wp.array2d(dtype=vec6),
-        body_q_out: wp.array2d(dtype=transform),
-        body_v_out: wp.array2d(dtype=vec3),
-        body_w_out: wp.array2d(dtype=vec3),
     ):
-        """One semi-implicit Euler step of every articulation of a world (one thread per world).
-
-        1. bias forces by recursive Newton-Euler with zero joint acceleration (gravity as a base
-           acceleration), minus contact and control wrenches;
-        2. joint-space mass matrix by the composite-rigid-body algorithm;
-        3. (H + diag(armature + dt*damping + dt^2*stiffness)) qdd = tau - bias, by a sparse
-           Cholesky (L^T L) factorisation;
-           joint damping and springs, PD gains and limit springs are thus integrated implicitly;
-        4. qd += dt*qdd, then q += dt*qd (quaternions renormalised); forward kinematics.
-        """
+        """Stage 1 of a step (one thread per world): motion subspaces, bias forces by recursive
+        Newton-Euler with zero joint acceleration (gravity as a base acceleration) minus contact
+        and control wrenches, then composite inertias and forces summed over each subtree."""
         world = wp.tid()
         num_links = link_body.shape[0]
-        n = num_dofs
         base_acc = twist(vec3(), -gravity)
 
-        # 1. outward pass at the start-of-step configuration
+        # outward pass at the start-of-step configuration
         for k in range(num_links):
             parent = link_parent[k]
             body = link_body[k]
@@ -524,7 +437,7 @@ def articulation_kernels(scalar):
             ext = external_wrench(body_contact_force, body_contact_torque, control_force, control_torque, world, body, pose)
             work_force[world, k] = inertia_times(m, h, J, acc) + cross_force(v, inertia_times(m, h, J, v)) - ext
 
-        # 2. inward pass: composite inertias and forces
+        # inward pass: composite inertias and forces
         for kk in range(num_links):
             k = num_links - 1 - kk
             parent = link_parent[k]
@@ -534,19 +447,70 @@ def articulation_kernels(scalar):
                 wp.atomic_add(work_first_moment, world, parent, work_first_moment[world, k])
                 wp.atomic_add(work_rot_inertia, world, parent, work_rot_inertia[world, k])
 
-        # 3. generalised forces and implicit diagonal
+    @wp.kernel
+    def articulation_joint_forces(
+        # Model, per world (differentiable):
+        joint_armature: wp.array2d(dtype=scalar),
+        joint_damping: wp.array2d(dtype=scalar),
+        joint_stiffness: wp.array2d(dtype=scalar),
+        joint_limit_lower: wp.array2d(dtype=scalar),
+        joint_limit_upper: wp.array2d(dtype=scalar),
+        actuator_gear: wp.array2d(dtype=scalar),
+        actuator_kp: wp.array2d(dtype=scalar),
+        actuator_kd: wp.array2d(dtype=scalar),
+        # Model, shared by the worlds:
+        dof_link: wp.array(dtype=int),
+        dof_coord: wp.array(dtype=int),
+        dof_spring_ref: wp.array(dtype=scalar),
+        dof_limit_ke: wp.array(dtype=scalar),
+        dof_limit_kd: wp.array(dtype=scalar),
+        dof_limit_softness: wp.array(dtype=scalar),
+        dof_pair_start: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        dof_act_start: wp.array(dtype=int),
+        dof_act: wp.array(dtype=int),
+        act_kind: wp.array(dtype=int),
+        act_lower: wp.array(dtype=scalar),
+        act_upper: wp.array(dtype=scalar),
+        num_dofs: int,
+        dt: scalar,
+        # State in:
+        joint_q_in: wp.array2d(dtype=scalar),
+        joint_qd_in: wp.array2d(dtype=scalar),
+        # Control:
+        control_act: wp.array2d(dtype=scalar),
+        # Work in:
+        work_s: wp.array2d(dtype=vec6),
+        work_force: wp.array2d(dtype=vec6),
+        work_mass: wp.array2d(dtype=scalar),
+        work_first_moment: wp.array2d(dtype=vec3),
+        work_rot_inertia: wp.array2d(dtype=mat33),
+        # Work out:
+        work_h: wp.array2d(dtype=scalar),
+        work_rhs: wp.array2d(dtype=scalar),
+        work_diag: wp.array2d(dtype=scalar),
+    ):
+        """Stage 2 of a step (one thread per world), for every dof ``d``: the generalised force and
+        the implicit diagonal of ``d``, and row ``d`` of the mass matrix's lower triangle by the
+        composite-rigid-body algorithm: ``H[d, j] = S_j . (Ic_k S_d)``, ``k`` the link of ``d``,
+        for ``d`` itself and the dofs above it in the dof tree, i.e. the dofs ``j < d`` of ``k``
+        and those of its ancestors (``pair_col[dof_pair_start[d]:dof_pair_start[d + 1]]``, the
+        diagonal first)."""
+        world = wp.tid()
+        n = num_dofs
         for d in range(n):
             k = dof_link[d]
             qd = joint_qd_in[world, d]
             q = coordinate(joint_q_in, world, dof_coord[d])
             tau_a, stiff_a, damp_a = actuator_terms(
-                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d, q,
-                qd,
+                dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d,
+                q, qd
             )
             tau_l, stiff_l, damp_l = limit_terms(
                 joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
             )
-            bias = wp.dot(work_s[world, d], work_force[world, k])
+            s_d = work_s[world, d]
+            bias = wp.dot(s_d, work_force[world, k])
             spring = joint_stiffness[world, d]
             damping = joint_damping[world, d]
             stiff = stiff_a + stiff_l + spring
@@ -554,19 +518,37 @@ def articulation_kernels(scalar):
             work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
             work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
 
-        # 4. mass matrix, lower triangle: H[i, j] = S_j . (Ic_k S_i), k the link of dof i, for the
-        #    dof i itself and the dofs above it in the dof tree, i.e. the dofs j < i of k and those of
-        #    its ancestors (pair_col[dof_pair_start[i]:dof_pair_start[i + 1]], the diagonal first)
-        for i in range(n):
-            k = dof_link[i]
-            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], work_s[world, i])
-            for p in range(dof_pair_start[i], dof_pair_start[i + 1]):
-                work_h[world, i * n + pair_col[p]] = wp.dot(work_s[world, pair_col[p]], ic_s)
+            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], s_d)
+            for p in range(dof_pair_start[d], dof_pair_start[d + 1]):
+                j = pair_col[p]
+                work_h[world, d * n + j] = wp.dot(work_s[world, j], ic_s)
 
-        # 5. H + diag = L^T L with L lower triangular and nonzero only at the ancestor pairs (parents
-        #    come first, so eliminating from the last dof up creates no fill-in; Featherstone's LTL),
-        #    computed column-free from the dofs below (dof_desc) and written once per entry; then
-        #    L^T y = rhs from the last dof up and L qdd = y from the root down
+    @wp.kernel(enable_backward=False)
+    def articulation_solve(
+        # Model, shared by the worlds:
+        dof_pair_start: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
+        num_dofs: int,
+        # Work in:
+        work_h: wp.array2d(dtype=scalar),
+        work_rhs: wp.array2d(dtype=scalar),
+        work_diag: wp.array2d(dtype=scalar),
+        # Work out:
+        work_l: wp.array2d(dtype=scalar),
+        work_y: wp.array2d(dtype=scalar),
+        work_qdd: wp.array2d(dtype=scalar),
+    ):
+        """Stage 3 of a step (one thread per world): ``(H + diag) qdd = rhs``. ``H + diag = L^T L``
+        with L lower triangular and nonzero only at the ancestor pairs (parents come first, so
+        eliminating from the last dof up creates no fill-in; Featherstone's LTL), computed
+        column-free from the dofs below (dof_desc) and written once per entry; then ``L^T y = rhs``
+        from the last dof up and ``L qdd = y`` from the root down. Its adjoint is
+        :func:`articulation_solve_adjoint` (the generated one would differentiate the
+        factorisation step by step)."""
+        world = wp.tid()
+        n = num_dofs
         for kk in range(n):
             k = n - 1 - kk
             lkk = wp.sqrt(work_h[world, k * n + k] + work_diag[world, k] - subtree_dot(work_l, dof_desc_start, dof_desc, world, n, k, k))
@@ -582,10 +564,90 @@ def articulation_kernels(scalar):
             above = ancestor_dot(work_l, work_qdd, dof_pair_start, pair_col, world, n, k)
             work_qdd[world, k] = (work_y[world, k] - above) / work_l[world, k * n + k]
 
-        # 6. velocities, then positions from the new velocities
-        for d in range(n):
+    @wp.kernel(enable_backward=False)
+    def articulation_solve_adjoint(
+        # Model, shared by the worlds:
+        dof_pair_start: wp.array(dtype=int),
+        pair_col: wp.array(dtype=int),
+        dof_desc_start: wp.array(dtype=int),
+        dof_desc: wp.array(dtype=int),
+        num_dofs: int,
+        # Work in (the forward results):
+        work_l: wp.array2d(dtype=scalar),
+        work_qdd: wp.array2d(dtype=scalar),
+        # Adjoints in and out:
+        adj_work_qdd: wp.array2d(dtype=scalar),
+        adj_work_y: wp.array2d(dtype=scalar),
+        adj_work_h: wp.array2d(dtype=scalar),
+        adj_work_rhs: wp.array2d(dtype=scalar),
+        adj_work_diag: wp.array2d(dtype=scalar),
+    ):
+        """Hand-written adjoint of :func:`articulation_solve` (one thread per world). With
+        ``A = H + diag`` (symmetric; ``h`` holds its lower triangle at the ancestor pairs) and
+        ``A qdd = rhs``: ``z = A^-1 adj_qdd`` by the two triangular solves with the stored factor
+        in reverse (``adj_y = L^-T adj_qdd`` into ``adj_work_y``, then ``z = L^-1 adj_y``), then
+        ``adj_rhs += z`` and ``adj_A = -z qdd^T`` on the stored pattern: ``adj_diag[k]`` and
+        ``adj_h[k, k]`` gain ``-z_k qdd_k``, ``adj_h[k, a]`` (``a`` above ``k``) gains
+        ``-(z_k qdd_a + z_a qdd_k)`` (the entry stands for ``A[k, a]`` and ``A[a, k]``).
+
+        Like the generated adjoint, it leaves the adjoint of each intermediate in its gradient
+        array: ``adj_work_qdd`` (W, D) ends as the total adjoint of ``qdd`` within the solve and
+        ``adj_work_y`` (zero on entry: nothing outside the solve reads ``y`` or ``L``) as that of
+        ``y``. The factor ``L`` gets no adjoint (it is an intermediate of this kernel only)."""
+        world = wp.tid()
+        n = num_dofs
+        # reverse of L qdd = y (rows in order from the root): row k, last first, passes its
+        # adjoint to y_k and to the qdd of the dofs above it
+        for kk in range(n):
+            k = n - 1 - kk
+            g = adj_work_qdd[world, k] / work_l[world, k * n + k]
+            adj_work_y[world, k] = adj_work_y[world, k] + g
+            for pa in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+                a = pair_col[pa]
+                adj_work_qdd[world, a] = adj_work_qdd[world, a] - work_l[world, k * n + a] * g
+        # reverse of L^T y = rhs (rows from the last dof up): row k, root first, passes its
+        # adjoint z_k to rhs_k and to the y of the dofs below it
+        for k in range(n):
+            z = adj_work_y[world, k] / work_l[world, k * n + k]
+            adj_work_rhs[world, k] = adj_work_rhs[world, k] + z
+            for p in range(dof_desc_start[k], dof_desc_start[k + 1]):
+                m = dof_desc[p]
+                adj_work_y[world, m] = adj_work_y[world, m] - work_l[world, m * n + k] * z
+        # adj_A = -z qdd^T on the stored pattern (z_k = adj_y_k / L_kk: adj_y_k was final once row k was done)
+        for k in range(n):
+            z_k = adj_work_y[world, k] / work_l[world, k * n + k]
+            x_k = work_qdd[world, k]
+            adj_work_diag[world, k] = adj_work_diag[world, k] - z_k * x_k
+            adj_work_h[world, k * n + k] = adj_work_h[world, k * n + k] - z_k * x_k
+            for pa in range(dof_pair_start[k] + 1, dof_pair_start[k + 1]):
+                a = pair_col[pa]
+                z_a = adj_work_y[world, a] / work_l[world, a * n + a]
+                adj_work_h[world, k * n + a] = adj_work_h[world, k * n + a] - (z_k * work_qdd[world, a] + z_a * x_k)
+
+    @wp.kernel
+    def articulation_integrate(
+        # Model, shared by the worlds:
+        link_type: wp.array(dtype=int),
+        link_q_start: wp.array(dtype=int),
+        link_qd_start: wp.array(dtype=int),
+        num_dofs: int,
+        dt: scalar,
+        # State in:
+        joint_q_in: wp.array2d(dtype=scalar),
+        joint_qd_in: wp.array2d(dtype=scalar),
+        # Work in:
+        work_qdd: wp.array2d(dtype=scalar),
+        # State out:
+        joint_q_out: wp.array2d(dtype=scalar),
+        joint_qd_out: wp.array2d(dtype=scalar),
+    ):
+        """Stage 4 of a step (one thread per world): semi-implicit Euler, ``qd += dt*qdd`` then
+        ``q += dt*qd`` with the new velocities (quaternions renormalised). Stage 5 is
+        :func:`forward_kinematics` at the new configuration."""
+        world = wp.tid()
+        for d in range(num_dofs):
             joint_qd_out[world, d] = joint_qd_in[world, d] + dt * work_qdd[world, d]
-        for k in range(num_links):
+        for k in range(link_type.shape[0]):
             jtype = link_type[k]
             qs = link_q_start[k]
             ds = link_qd_start[k]
@@ -603,14 +665,13 @@ def articulation_kernels(scalar):
                 for i in range(4):
                     joint_q_out[world, qs + 3 + i] = rot_free[i]
 
-        # 7. forward kinematics at the new configuration
-        write_frames(world, link_body, link_parent, link_type, link_axis, link_parent_xform, link_child_xform,
-                     link_q_start, link_qd_start, joint_q_out, joint_qd_out, link_q_out, link_v_out,
-                     body_q_out, body_v_out, body_w_out)
-
     return SimpleNamespace(
         forward_kinematics=forward_kinematics,
-        articulation_step=articulation_step,
+        articulation_bias=articulation_bias,
+        articulation_joint_forces=articulation_joint_forces,
+        articulation_solve=articulation_solve,
+        articulation_solve_adjoint=articulation_solve_adjoint,
+        articulation_integrate=articulation_integrate,
         vec6=vec6,
     )
 

@@ -166,6 +166,7 @@ def rigid_kernels(scalar):
         candidate_point: wp.array(dtype=vec3),
         candidate_point2: wp.array(dtype=vec3),
         candidate_radius: wp.array(dtype=scalar),
+        candidates_per_thread: int,
         # State in:
         body_q: wp.array2d(dtype=transform),
         body_v: wp.array2d(dtype=vec3),
@@ -174,69 +175,76 @@ def rigid_kernels(scalar):
         body_contact_force: wp.array2d(dtype=vec3),
         body_contact_torque: wp.array2d(dtype=vec3),
     ):
-        world, c = wp.tid()
+        """Contact wrenches of the candidates, accumulated on their bodies. Thread ``(world,
+        chunk)`` handles candidates ``chunk * candidates_per_thread`` onwards (a chunk): on the CPU
+        one chunk holds a world's candidates (Warp runs a CPU kernel on one thread, and each
+        thread, forward and adjoint, pays a setup: a thread per candidate made the adjoint 2x
+        slower), on a GPU one candidate per thread."""
+        world, chunk = wp.tid()
         zero = scalar(0.0)
-        source = candidate_source[c]
-        target = candidate_target[c]
-        body_a = shape_body[source]
-        body_b = shape_body[target]
-        pose_a = body_pose(body_q, world, body_a)
-        target_pose = body_pose(body_q, world, body_b) * shape_transform[target]
-        radius_a = candidate_radius[c]
-        point_a = wp.transform_point(pose_a, candidate_point[c])
+        first = chunk * candidates_per_thread
+        for c in range(first, wp.min(first + candidates_per_thread, candidate_source.shape[0])):
+            source = candidate_source[c]
+            target = candidate_target[c]
+            body_a = shape_body[source]
+            body_b = shape_body[target]
+            pose_a = body_pose(body_q, world, body_a)
+            target_pose = body_pose(body_q, world, body_b) * shape_transform[target]
+            radius_a = candidate_radius[c]
+            point_a = wp.transform_point(pose_a, candidate_point[c])
 
-        if candidate_kind[c] == CandidateKind.SEGMENT:
-            # capsule against capsule: closest points of the two core segments
-            half_b = vec3(zero, zero, shape_size[target][1])
-            b0 = wp.transform_point(target_pose, -half_b)
-            b1 = wp.transform_point(target_pose, half_b)
-            a1 = wp.transform_point(pose_a, candidate_point2[c])
-            pa, pb = segment_segment_closest(point_a, a1, b0, b1)
-            point_a = pa
-            gap = fn.safe_length(pa - pb)
-            phi = gap - shape_size[target][0]
-            normal = (pa - pb) / gap
-        else:
-            local = wp.transform_point(wp.transform_inverse(target_pose), point_a)
-            phi, normal_local = shape_signed_distance(shape_type[target], shape_size[target], local)
-            normal = wp.transform_vector(target_pose, normal_local)
+            if candidate_kind[c] == CandidateKind.SEGMENT:
+                # capsule against capsule: closest points of the two core segments
+                half_b = vec3(zero, zero, shape_size[target][1])
+                b0 = wp.transform_point(target_pose, -half_b)
+                b1 = wp.transform_point(target_pose, half_b)
+                a1 = wp.transform_point(pose_a, candidate_point2[c])
+                pa, pb = segment_segment_closest(point_a, a1, b0, b1)
+                point_a = pa
+                gap = fn.safe_length(pa - pb)
+                phi = gap - shape_size[target][0]
+                normal = (pa - pb) / gap
+            else:
+                local = wp.transform_point(wp.transform_inverse(target_pose), point_a)
+                phi, normal_local = shape_signed_distance(shape_type[target], shape_size[target], local)
+                normal = wp.transform_vector(target_pose, normal_local)
 
-        depth = radius_a - phi  # penetration [m], > 0 in contact
-        softness = contact_softness[world]
-        if softness <= zero and depth <= zero:
-            # the hard law (both modes when softness is 0) gives a separated candidate exactly zero
-            # force and torque, and zero adjoints: the rest would only add zeros
-            return
-        contact_point = point_a - normal * (radius_a - scalar(0.5) * depth)
+            depth = radius_a - phi  # penetration [m], > 0 in contact
+            softness = contact_softness[world]
+            if softness <= zero and depth <= zero:
+                # the hard law (both modes when softness is 0) gives a separated candidate exactly zero
+                # force and torque, and zero adjoints: the rest would only add zeros
+                continue
+            contact_point = point_a - normal * (radius_a - scalar(0.5) * depth)
 
-        v_rel = point_velocity(body_q, body_v, body_w, world, body_a, contact_point) - point_velocity(
-            body_q, body_v, body_w, world, body_b, contact_point
-        )
-        vn = wp.dot(v_rel, normal)
-        vt = v_rel - vn * normal
+            v_rel = point_velocity(body_q, body_v, body_w, world, body_a, contact_point) - point_velocity(
+                body_q, body_v, body_w, world, body_b, contact_point
+            )
+            vn = wp.dot(v_rel, normal)
+            vt = v_rel - vn * normal
 
-        ke = scalar(0.5) * (shape_ke[world, source] + shape_ke[world, target])
-        kd = scalar(0.5) * (shape_kd[world, source] + shape_kd[world, target])
-        mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
-        force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
-        hard_force = force
-        if contact_mode == ContactMode.SURROGATE:
-            hard_force = contact_force(depth, vn, vt, normal, ke, kd, mu, zero, friction_smoothing)
+            ke = scalar(0.5) * (shape_ke[world, source] + shape_ke[world, target])
+            kd = scalar(0.5) * (shape_kd[world, source] + shape_kd[world, target])
+            mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
+            force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
+            hard_force = force
+            if contact_mode == ContactMode.SURROGATE:
+                hard_force = contact_force(depth, vn, vt, normal, ke, kd, mu, zero, friction_smoothing)
 
-        # the surrogate is applied to the whole wrench (force and torque), so that its adjoint is
-        # exactly the softened law's
-        if body_a >= 0:
-            arm_a = contact_point - wp.transform_get_translation(pose_a)
-            f_a = fn.straight_through(hard_force, force)
-            t_a = fn.straight_through(wp.cross(arm_a, hard_force), wp.cross(arm_a, force))
-            wp.atomic_add(body_contact_force, world, body_a, f_a)
-            wp.atomic_add(body_contact_torque, world, body_a, t_a)
-        if body_b >= 0:
-            arm_b = contact_point - wp.transform_get_translation(body_q[world, body_b])
-            f_b = fn.straight_through(hard_force, force)
-            t_b = fn.straight_through(wp.cross(arm_b, hard_force), wp.cross(arm_b, force))
-            wp.atomic_sub(body_contact_force, world, body_b, f_b)
-            wp.atomic_sub(body_contact_torque, world, body_b, t_b)
+            # the surrogate is applied to the whole wrench (force and torque), so that its adjoint is
+            # exactly the softened law's
+            if body_a >= 0:
+                arm_a = contact_point - wp.transform_get_translation(pose_a)
+                f_a = fn.straight_through(hard_force, force)
+                t_a = fn.straight_through(wp.cross(arm_a, hard_force), wp.cross(arm_a, force))
+                wp.atomic_add(body_contact_force, world, body_a, f_a)
+                wp.atomic_add(body_contact_torque, world, body_a, t_a)
+            if body_b >= 0:
+                arm_b = contact_point - wp.transform_get_translation(body_q[world, body_b])
+                f_b = fn.straight_through(hard_force, force)
+                t_b = fn.straight_through(wp.cross(arm_b, hard_force), wp.cross(arm_b, force))
+                wp.atomic_sub(body_contact_force, world, body_b, f_b)
+                wp.atomic_sub(body_contact_torque, world, body_b, t_b)
 
     @wp.kernel
     def integrate_bodies(

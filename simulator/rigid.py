@@ -35,9 +35,10 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
     state_out.body_contact_force.zero_()
     state_out.body_contact_torque.zero_()
     if model.candidate_count > 0:
+        threads, per_thread = contact_thread_layout(model)
         wp.launch(
             kernels.contact_forces,
-            dim=(model.num_worlds, model.candidate_count),
+            dim=(model.num_worlds, threads),
             inputs=[
                 model.shape_body,
                 model.shape_type,
@@ -55,6 +56,7 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
                 model.candidate_point,
                 model.candidate_point2,
                 model.candidate_radius,
+                per_thread,
                 state_in.body_q,
                 state_in.body_v,
                 state_in.body_w,
@@ -87,6 +89,17 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
         )
     if model.articulation is not None:  # joints: reduced coordinates (simulator.articulation)
         step_articulations(model, state_in, state_out, control, dt)
+
+
+def contact_thread_layout(model: Model) -> tuple[int, int]:
+    """``(threads per world, candidates per thread)`` of the contact kernel: every candidate of a
+    world on one thread on the CPU (Warp runs a CPU kernel on one thread anyway, so the
+    per-thread setup then runs once per world, not once per candidate), one candidate per thread
+    on a GPU."""
+    count = model.candidate_count
+    if model.device.is_cpu:
+        return min(count, 1), max(count, 1)
+    return count, 1
 
 
 def _free_bodies(model: Model) -> wp.array:

@@ -15,9 +15,9 @@ coordinates with constraint forces because
 * the contact kernel and every objective keep working: forward kinematics fills the usual
   ``body_q``, ``body_v``, ``body_w``, and contact wrenches are mapped back by ``J^T``.
 
-Each step (``simulator.rigid.step`` calls :func:`step_articulations`) computes, per world in one
-thread: bias forces by recursive Newton-Euler with gravity as a base acceleration, the mass
-matrix by the composite-rigid-body algorithm, a Cholesky solve of
+Each step (``simulator.rigid.step`` calls :func:`step_articulations`) computes, in five kernels
+of one thread per world: bias forces by recursive Newton-Euler with gravity as a base
+acceleration, the mass matrix by the composite-rigid-body algorithm, a Cholesky solve of
 
     (H + diag(armature + dt*(damping + kd) + dt^2*k)) qdd = tau - C(q, qd) + J^T f_contact - dt*k*qd,
 

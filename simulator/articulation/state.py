@@ -22,7 +22,7 @@ class ArticulationWork:
     first_moment: wp.array  # (W, L) composite m*c [kg m]
     rot_inertia: wp.array  # (W, L) composite inertia about the origin [kg m^2]
     h: wp.array  # (W, D*D) mass matrix, lower triangle at the ancestor pairs (other entries unused)
-    l: wp.array  # (W, D*D) sparse Cholesky factor L of H + diag = L^T L (same pattern as h)
+    l: wp.array  # (W, D*D) sparse Cholesky factor L of H + diag = L^T L (same pattern as h; no gradient)
     rhs: wp.array  # (W, D) generalised force
     diag: wp.array  # (W, D) implicit diagonal terms
     y: wp.array  # (W, D) solution of L^T y = rhs
@@ -36,8 +36,8 @@ def allocate_joint_state(art, model, state, requires_grad: bool, *, initialize: 
     p, dev, W = model.precision, model.device, model.num_worlds
     alloc = wp.zeros if initialize else wp.empty
 
-    def zeros(shape, dtype):
-        return alloc(shape, dtype=dtype, device=dev, requires_grad=requires_grad)
+    def zeros(shape, dtype, grad=requires_grad):
+        return alloc(shape, dtype=dtype, device=dev, requires_grad=grad)
 
     L, D = max(art.num_links, 1), max(art.num_dofs, 1)
     if initialize:
@@ -57,7 +57,7 @@ def allocate_joint_state(art, model, state, requires_grad: bool, *, initialize: 
         first_moment=zeros((W, L), p.vec3),
         rot_inertia=zeros((W, L), p.mat33),
         h=zeros((W, D * D), p.scalar),
-        l=zeros((W, D * D), p.scalar),
+        l=zeros((W, D * D), p.scalar, grad=False),  # the solve's adjoint needs no gradient of L
         rhs=zeros((W, D), p.scalar),
         diag=zeros((W, D), p.scalar),
         y=zeros((W, D), p.scalar),

@@ -43,24 +43,28 @@ def _pile(*, device):
     return b.finalize(device=device, precision="float64", requires_grad=True, contact=sim.ContactSettings(softness=5e-3))
 
 
+@pytest.mark.parametrize("per_thread", ["one", "all"])
 @pytest.mark.parametrize("mode", [CONTACT_SOFT, CONTACT_SURROGATE])
-def test_contact_forces_kernel_gradcheck(mode, device):
+def test_contact_forces_kernel_gradcheck(mode, per_thread, device):
+    """Both thread layouts: a thread per candidate (GPU) and a world's candidates on one thread (CPU)."""
     model = _pile(device=device)
     state = _perturbed_state(model, np.random.default_rng(0))
     force = wp.zeros_like(state.body_contact_force)
     torque = wp.zeros_like(state.body_contact_torque)
+    chunk = 1 if per_thread == "one" else model.candidate_count
+    dim = (1, model.candidate_count // chunk)
     inputs = [
         model.shape_body, model.shape_type, model.shape_transform, model.shape_size,
         model.shape_stiffness, model.shape_damping, model.shape_friction, model.contact_softness,
         mode, wp.float64(model.friction_smoothing),
         model.candidate_source, model.candidate_target, model.candidate_kind,
-        model.candidate_point, model.candidate_point2, model.candidate_radius,
+        model.candidate_point, model.candidate_point2, model.candidate_radius, chunk,
         state.body_q, state.body_v, state.body_w,
     ]
-    wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=inputs, outputs=[force, torque], device=device)
+    wp.launch(K.contact_forces, dim=dim, inputs=inputs, outputs=[force, torque], device=device)
     assert np.count_nonzero(np.linalg.norm(force.numpy()[0], axis=1)) == model.body_count  # every body touches
     if mode == CONTACT_SOFT:
-        assert gradcheck(K.contact_forces, dim=(1, model.candidate_count), inputs=inputs, outputs=[force, torque],
+        assert gradcheck(K.contact_forces, dim=dim, inputs=inputs, outputs=[force, torque],
                          eps=1e-7, atol=1e-5, rtol=1e-5, device=device, show_summary=False)
     else:
         # surrogate: the adjoint is the softened law's, so it differs from finite differences of the
@@ -72,7 +76,7 @@ def test_contact_forces_kernel_gradcheck(mode, device):
             f, t = wp.zeros_like(force), wp.zeros_like(torque)
             tape = wp.Tape()
             with tape:
-                wp.launch(K.contact_forces, dim=(1, model.candidate_count), inputs=args, outputs=[f, t], device=device)
+                wp.launch(K.contact_forces, dim=dim, inputs=args, outputs=[f, t], device=device)
             tape.backward(grads={f: wp.ones_like(f), t: wp.ones_like(t)})
             grads.append(state.body_q.grad.numpy().copy())
             tape.zero()

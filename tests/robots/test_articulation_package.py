@@ -23,16 +23,23 @@ def test_public_imports():
 
 
 def test_kernel_parameters_are_named_like_the_fields_they_receive():
-    """MuJoCo Warp's lint, for our two launches: the leading kernel parameters are exactly the
-    names the wrappers read from Model and ArticulationModel, and each name is such a field."""
+    """MuJoCo Warp's lint, for our launches: the leading kernel parameters are exactly the names
+    the wrappers read from Model and ArticulationModel, and each name is such a field."""
     kernels = articulation_kernels(wp.float32)
-    step_names = launch.STEP_PER_WORLD + launch.STEP_TABLES
-    assert kernel_parameters(kernels.articulation_step)[: len(step_names)] == list(step_names)
-    assert kernel_parameters(kernels.forward_kinematics)[: len(launch.FK_TABLES)] == list(launch.FK_TABLES)
+    launches = {  # kernel: (per-world Model fields, shared ArticulationModel tables)
+        kernels.forward_kinematics: ((), launch.FK_TABLES),
+        kernels.articulation_bias: (launch.BIAS_PER_WORLD, launch.BIAS_TABLES),
+        kernels.articulation_joint_forces: (launch.JOINT_FORCES_PER_WORLD, launch.JOINT_FORCES_TABLES),
+        kernels.articulation_solve: ((), launch.SOLVE_TABLES),
+        kernels.articulation_integrate: ((), launch.INTEGRATE_TABLES),
+    }
     model_fields = {f.name for f in dataclasses.fields(sim.Model)}
     table_fields = {f.name for f in dataclasses.fields(sim.ArticulationModel)}
-    assert set(launch.STEP_PER_WORLD) <= model_fields
-    assert set(launch.STEP_TABLES) <= table_fields
+    for kernel, (per_world, tables) in launches.items():
+        names = tuple(per_world) + tuple(tables)
+        assert kernel_parameters(kernel)[: len(names)] == list(names), kernel.key
+        assert set(per_world) <= model_fields
+        assert set(tables) <= table_fields
 
 
 def test_tables_are_typed_arrays():
