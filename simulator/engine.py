@@ -5,9 +5,13 @@ views), so repeated calls of the same shape cost only the replay. Two kinds of w
 
 * :meth:`Engine.rollout`: ``num_steps`` steps of ``dt`` (each split into ``substeps``) driven by
   a fixed control or a :class:`~simulator.model.ControlSequence`; recorded for a surrounding
-  ``wp.Tape`` (``record=True``: every substep writes a fresh state), or unrecorded, replaying one
-  captured graph per control step (``execution="graph"``; no Python per launch) with the worlds
-  split into contiguous ranges on ``threads`` threads.
+  ``wp.Tape`` (``record=True``: every substep writes a fresh state), or unrecorded, replaying
+  captured graphs of ``solver.replay_segment`` control steps (``execution="graph"``; no Python per
+  launch) with the worlds split into contiguous ranges on ``threads`` threads, or checkpointed
+  (``checkpoint_every=k``: one backward entry on the tape re-simulates each segment, from Python
+  or as a captured window graph). A solver's *bookkeeping* (an MD neighbor list) is switched to
+  device-side updates inside captured graphs and checked once per segment; a segment that needed
+  the host is restored and redone from Python, so every path gives the same bits.
 * :meth:`Engine.evaluate` and :meth:`Engine.gradient`: a *program* (a controller that writes the
   control of each step from the state and parameters ``theta``, and loss terms added after each
   step) over batched worlds, one parameter row per world. The whole rollout, its losses and (for
