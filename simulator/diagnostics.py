@@ -27,6 +27,7 @@ import numpy as np
 import warp as wp
 
 from .gradients import GradientNotFiniteError, grad, reverse_sweep
+from .engine import advance_objective
 from .engine import clone_state as _clone_state
 from .errors import ParameterError, SimulationDivergedError
 from .gradients.objective import RolloutObjective, check_theta, evaluate
@@ -101,27 +102,29 @@ def lyapunov_exponent(objective: RolloutObjective, theta, *, num_worlds: int = 4
     log_growth = np.zeros((T, num_worlds))
     total = np.zeros(num_worlds)
     counted_steps = 0
-    for t in range(T):
-        reference = objective.advance(t, reference, rows)
-        perturbed = objective.advance(t, perturbed, rows)
-        if (t + 1) % renormalize_every == 0 or t == T - 1:
-            x = _flat(_dynamic(objective, reference), num_worlds)
-            y = _flat(_dynamic(objective, perturbed), num_worlds)
-            separation = np.linalg.norm(y - x, axis=1)
-            diverged = np.flatnonzero(~np.isfinite(separation))
-            if diverged.size:
-                world = int(diverged[0])
-                raise SimulationDivergedError(f"tangent propagation failed: the separation is not finite at step {t} in world {world} "
-                                              f"(separation {separation}): the reference or the perturbed rollout diverged",
-                                              step=t, world=world)
-            if np.any(separation == 0.0):
-                raise ParameterError(f"perturbation={perturbation!r} collapsed: the separation is 0 at step {t} in world "
-                                     f"{int(np.flatnonzero(separation == 0.0)[0])}; use float64 or a larger perturbation")
-            if t >= transient:
-                total += np.log(separation / perturbation)
-                counted_steps = t + 1 - transient
-            _assign_flat(_dynamic(objective, perturbed), x + (y - x) * (perturbation / separation)[:, None], num_worlds)
-            _refresh(objective, perturbed)
+    for start in range(0, T, renormalize_every):
+        steps = min(renormalize_every, T - start)
+        reference = advance_objective(objective, reference, rows, start, steps)
+        perturbed = advance_objective(objective, perturbed, rows, start, steps)
+        t = start + steps - 1  # renormalise after the segment's last step
+        log_growth[start:t] = total
+        x = _flat(_dynamic(objective, reference), num_worlds)
+        y = _flat(_dynamic(objective, perturbed), num_worlds)
+        separation = np.linalg.norm(y - x, axis=1)
+        diverged = np.flatnonzero(~np.isfinite(separation))
+        if diverged.size:
+            world = int(diverged[0])
+            raise SimulationDivergedError(f"tangent propagation failed: the separation is not finite at step {t} in world {world} "
+                                          f"(separation {separation}): the reference or the perturbed rollout diverged",
+                                          step=t, world=world)
+        if np.any(separation == 0.0):
+            raise ParameterError(f"perturbation={perturbation!r} collapsed: the separation is 0 at step {t} in world "
+                                 f"{int(np.flatnonzero(separation == 0.0)[0])}; use float64 or a larger perturbation")
+        if t >= transient:
+            total += np.log(separation / perturbation)
+            counted_steps = t + 1 - transient
+        _assign_flat(_dynamic(objective, perturbed), x + (y - x) * (perturbation / separation)[:, None], num_worlds)
+        _refresh(objective, perturbed)
         log_growth[t] = total
     per_world = total / (max(counted_steps, 1) * _step_length(objective))
     return LyapunovResult(exponent=float(per_world.mean()), per_world=per_world, log_growth=log_growth)

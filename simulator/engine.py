@@ -1010,6 +1010,14 @@ class SweepResult:
     extra: dict = field(default_factory=dict)
 
 
+def advance_objective(objective, state, theta: wp.array, first_step: int, num_steps: int):
+    """``num_steps`` steps of a rollout objective from its step ``first_step``: the state after them
+    (recorded when a tape is active; analyses that work on the host between segments call this)."""
+    for t in range(first_step, first_step + num_steps):
+        state = objective.advance(t, state, theta)
+    return state
+
+
 def clone_state(state, requires_grad: bool):
     """A copy of ``state`` in fresh arrays, made outside any tape (so gradients stop there)."""
     clone = type(state).__new__(type(state))
