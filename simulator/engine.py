@@ -236,6 +236,9 @@ class Engine:
         solver = self.solver
         num_steps, h = self.check_rollout(controls, num_steps=num_steps, dt=dt, substeps=substeps, record=record,
                                           checkpoint_every=checkpoint_every, execution=execution, out=out, first_step=first_step)
+        solver.check_state(initial_state, "initial_state", finite=True)
+        if out is not None:
+            solver.check_state(out, "out")
         threads = _check_threads(threads) or self.threads
         replayable = self._can_replay(controls)
         first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
@@ -256,13 +259,18 @@ class Engine:
     def check_rollout(self, controls=None, *, num_steps, dt, substeps=1, record=True, checkpoint_every=None, execution="auto",
                       out=None, first_step=0) -> tuple[int, float]:
         """Validate the arguments of :meth:`rollout` (before a caller does work that it would
-        waste); returns ``(num_steps, substep length)``."""
+        waste) and the model's parameters as they are now (:meth:`Solver.check_model`, e.g.
+        :meth:`simulator.Model.validate`); returns ``(num_steps, substep length)``."""
         num_steps = check_num_steps(num_steps)
+        self.solver.check_model()  # parameters written since the last rollout (finalize checked the first ones)
         h = self.solver.check_dt(dt, substeps)
         if execution not in EXECUTIONS:
             raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         if controls is not None and not isinstance(controls, (Control, ControlSequence)):
             raise TypeError(f"controls must be None, a Control or a ControlSequence, got {type(controls).__name__}")
+        if controls is not None:
+            step_control = controls if isinstance(controls, Control) else controls.at(min(first_step, controls.num_steps - 1))
+            self.solver.check_control(step_control, "controls")
         if isinstance(controls, ControlSequence) and controls.num_steps < first_step + num_steps:
             raise ParameterError(f"controls has {controls.num_steps} steps but the rollout needs {first_step + num_steps} "
                                  f"(num_steps={num_steps} from first_step={first_step})")

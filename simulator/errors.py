@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import warp as wp
+from warp.types import type_repr
 
 
 class SimulatorError(Exception):
@@ -123,6 +125,60 @@ def check_vector(name: str, value, length: int = 3) -> np.ndarray:
     if arr.shape != (length,):
         raise ParameterError(f"{name} must have {length} entries, got {describe(value)}")
     return arr
+
+
+def check_range(name: str, value, *, low: float | None = None, high: float | None = None, low_open: bool = True,
+                high_open: bool = True) -> float:
+    """Raise ``ParameterError`` unless ``value`` is a finite number in the interval from ``low`` to
+    ``high`` (each bound open unless ``low_open``/``high_open`` is False; None: unbounded); return
+    it as a float."""
+    number = check_finite(name, value)
+    if number.shape != ():
+        raise ParameterError(f"{name} must be a number, got {describe(value)}")
+    x = float(number)
+    below = low is not None and (x <= low if low_open else x < low)
+    above = high is not None and (x >= high if high_open else x > high)
+    if below or above:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = ("(" if low is None or low_open else "[") + f"{left}, {right}" + (")" if high is None or high_open else "]")
+        raise ParameterError(f"{name} must be in {interval}, got {describe(value)}")
+    return x
+
+
+def check_integer(name: str, value, *, minimum: int | None = None) -> int:
+    """Raise ``ParameterError`` unless ``value`` is an integer (not a bool, not a float such as
+    1.7 or 2.0) that is at least ``minimum``; return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{name} must be an integer, got {describe(value)}")
+    if minimum is not None and value < minimum:
+        raise ParameterError(f"{name} must be an integer >= {minimum}, got {describe(value)}")
+    return int(value)
+
+
+def check_array(name: str, array, *, shape: tuple, dtype, device) -> None:
+    """Raise ``ParameterError`` unless ``array`` is a ``wp.array`` of ``shape``, ``dtype`` and on
+    ``device`` (what a kernel launch would otherwise reject with a Warp-level error, or, for a
+    shape, silently read out of range)."""
+    if not isinstance(array, wp.array):
+        raise ParameterError(f"{name} must be a wp.array, got {type(array).__name__}")
+    if tuple(array.shape) != tuple(shape):
+        raise ParameterError(f"{name} must have shape {tuple(shape)} (the model's), got {tuple(array.shape)}")
+    if array.dtype is not dtype and not wp.types.types_equal(array.dtype, dtype):
+        raise ParameterError(f"{name} must have dtype {type_repr(dtype)} (the model's precision), got "
+                             f"{type_repr(array.dtype)}")
+    if array.device != device:
+        raise ParameterError(f"{name} must be on the model's device {device}, got {array.device}")
+
+
+def check_array_finite(name: str, array) -> None:
+    """Raise ``ParameterError`` naming the first non-finite entry of ``array`` (a ``wp.array``
+    or ndarray, leading index the world); reads it on the host."""
+    values = array if isinstance(array, np.ndarray) else array.numpy()
+    finite = np.isfinite(values)
+    if not finite.all():
+        index = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ParameterError(f"{name} must be finite, got {describe(values[index])} at index {list(index)}")
 
 
 def check_num_steps(num_steps) -> int:

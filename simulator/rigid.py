@@ -12,8 +12,8 @@ import math
 import numpy as np
 import warp as wp
 
-from .errors import ParameterError, check_timestep, stable_timestep
-from .kernels.constants import CandidateKind, ContactMode, ShapeType
+from .errors import ParameterError, SimulationDivergedError, check_timestep, stable_timestep
+from .kernels.constants import NO_DIVERGENCE, CandidateKind, ContactMode, ShapeType
 from .kernels.rigid import rigid_kernels
 from .articulation import step_articulations
 from .model import Control, Model, State
@@ -24,10 +24,108 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
     """Advance every world by one step of ``dt`` seconds from ``state_in`` into ``state_out``.
 
     ``control`` may be None (no external forces). ``state_in`` and ``state_out`` must be
-    different objects.
+    different objects. ``state_out.step_index`` becomes ``state_in.step_index + 1``.
+
+    The public entry point of the rigid step, with the checks of :func:`simulator.rollout`
+    (the rollout engine calls the unchecked launches directly):
+
+    * ``dt`` finite, > 0 and below the contact's stable bound (:func:`check_stable_timestep`,
+      cached per model and dt: parameters written in place later are re-checked by the next
+      rollout, or by ``model.validate()``);
+    * the states and the control hold arrays of the model's shape, dtype and device
+      (checked once per set of arrays), and ``state_in`` is finite when it starts a loop
+      (``step_index == 0``: a state from ``model.state()`` or one you filled);
+    * divergence: a non-finite ``state_out`` raises :class:`SimulationDivergedError` naming the
+      step (``state_in.step_index``) and the world. On the CPU the output poses are read on the
+      host every step (about 2% of a step); on a GPU a device flag is written every step and
+      read every ``DIVERGENCE_READ_EVERY`` steps (the error still names the first bad step).
+      Not checked while a graph is being captured.
+
+    Raises:
+        ParameterError: (a ``ValueError``) a bad ``dt``, state or control.
+        SimulationDivergedError: the step produced a non-finite state.
     """
+    capturing = model.device.is_capturing
+    check_step(model, state_in, state_out, control, dt, finite=not capturing)
+    launch_step(model, state_in, state_out, control, dt)
+    if not capturing:
+        _watch_divergence(model, state_in, state_out, dt)
+
+
+DIVERGENCE_READ_EVERY = 16  # on a GPU, steps between two host reads of the divergence flag of simulator.step
+
+
+def check_step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float, *, finite: bool = True) -> None:
+    """The checks of :func:`step` before it launches anything (see there); ``finite``: read a
+    fresh input state (``step_index == 0``) on the host to check it is finite."""
     if state_in is state_out:
         raise ParameterError("state_in and state_out must be different States (in-place steps corrupt gradients), got the same State twice")
+    cache = model.__dict__.setdefault("_step_checks", {})
+    if ("dt", dt) not in cache:
+        check_stable_timestep(model, dt)
+        cache["dt", dt] = True
+    for name, state, reads_only in (("state_in", state_in, True), ("state_out", state_out, False)):
+        key = (name, id(state)) + ((id(state.body_q), id(state.body_v), id(state.body_w), id(state.joint_q), id(state.joint_work))
+                                   if isinstance(state, State) else ())
+        if key not in cache:
+            model.check_state(state, name, reads_only=reads_only)
+            cache[key] = True
+    if control is not None:
+        key = ("control", id(control)) + ((id(control.body_force), id(control.body_torque), id(control.joint_act))
+                                          if isinstance(control, Control) else ())
+        if key not in cache:
+            model.check_control(control)
+            cache[key] = True
+    if len(cache) > 256:  # a loop over fresh states: keep the cache small
+        cache.clear()
+    if finite and state_in.step_index == 0:
+        model.check_state(state_in, "state_in", reads_only=True, finite=True)
+
+
+def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float) -> None:
+    """Count the step on ``state_out`` and raise :class:`SimulationDivergedError` if it is
+    non-finite (see :func:`step`)."""
+    step_index = state_in.step_index
+    state_out.step_index = step_index + 1
+    if model.device.is_cpu:
+        # a view of the same memory (no copy), kept on the array: the poses follow from the new
+        # velocities in the same step, so a non-finite velocity shows in them too
+        body_q = state_out.body_q
+        poses = getattr(body_q, "_host_view", None)
+        if poses is None:
+            poses = body_q._host_view = body_q.numpy()
+        if math.isfinite(poses.sum(dtype=np.float64)) or np.isfinite(poses).all():
+            return
+        world = int(np.argwhere(~np.isfinite(poses))[0][0])
+    else:
+        watch = model.__dict__.get("_step_watch")
+        if watch is None:
+            from .solver import no_divergence
+
+            watch = model.__dict__["_step_watch"] = [no_divergence(model.num_worlds, model.device), 0]
+        record_divergence(model, state_out, step_index, watch[0])
+        watch[1] += 1
+        if watch[1] % DIVERGENCE_READ_EVERY:
+            return
+        first_bad = watch[0].numpy()
+        bad = np.flatnonzero(first_bad != NO_DIVERGENCE)
+        if bad.size == 0:
+            return
+        watch[0].fill_(NO_DIVERGENCE)
+        world = int(bad[np.argmin(first_bad[bad])])
+        step_index = int(first_bad[world])
+    raise SimulationDivergedError(
+        f"simulator.step: the state became non-finite at step {step_index} in world {world} (dt={dt}, within the contact's "
+        f"stable bound); look for a tiny mass or inertia, a huge control force, or a parameter written after finalize "
+        f"(model.validate() checks them)",
+        step=step_index,
+        world=world,
+    )
+
+
+def launch_step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
+    """The launches of one step, unchecked (what :class:`simulator.RigidSolver` calls in the
+    engine's hot loop and captured graphs; :func:`step` checks its arguments first)."""
     kernels = rigid_kernels(model.precision.scalar)
     scalar, vec3 = model.precision.scalar, model.precision.vec3
     free_bodies = _free_bodies(model)
@@ -152,6 +250,17 @@ def contact_time_scales(model: Model) -> dict[str, float]:
     """
     if model.candidate_count == 0:
         return {"stiffness": math.inf, "damping": math.inf, "friction": math.inf, "impact friction": math.inf}
+    # kept per parameter values (the impact limit loops over the candidates in Python)
+    key = (model.parameter_snapshot(), model.friction_smoothing, model.contact_impact_speed, tuple(model.gravity))
+    kept = model.__dict__.get("_time_scales")
+    if kept is not None and kept[0] == key:
+        return dict(kept[1])
+    scales = _contact_time_scales(model)
+    model.__dict__["_time_scales"] = (key, scales)
+    return dict(scales)
+
+
+def _contact_time_scales(model: Model) -> dict[str, float]:
     mass = float(np.min(model.body_mass.numpy()))
     stiffness = float(np.max(model.shape_stiffness.numpy()))
     damping = float(np.max(model.shape_damping.numpy()))
