@@ -103,7 +103,7 @@ def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float
             from .solver import no_divergence
 
             watch = model.__dict__["_step_watch"] = [no_divergence(model.num_worlds, model.device), 0]
-        record_divergence(model, state_out, step_index, watch[0])
+        record_divergence(model, state_out, step_index, watch[0], record_tape=False)  # not on the caller's tape
         watch[1] += 1
         if watch[1] % DIVERGENCE_READ_EVERY:
             return
@@ -206,7 +206,8 @@ def _zero_control(model: Model) -> Control:
     return cached
 
 
-def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array, *, step_base: wp.array | None = None) -> None:
+def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array, *, step_base: wp.array | None = None,
+                      record_tape: bool = True) -> None:
     """Lower ``first_bad_step[w]`` to the step index for every world ``w`` whose state is non-finite.
 
     The index is ``step_index``, plus ``step_base[0]`` when a (1,) int32 device counter is given
@@ -221,6 +222,7 @@ def record_divergence(model: Model, state: State, step_index: int, first_bad_ste
         inputs=[state.body_q, state.body_v, state.body_w, step_base, int(step_index)],
         outputs=[first_bad_step],
         device=model.device,
+        record_tape=record_tape,
     )
 
 
