@@ -9,13 +9,14 @@ reach the given state). ``control`` is accepted for the common signature and mus
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, check_nonnegative, check_positive, check_timestep
+from ..errors import ParameterError, check_array, check_integer, check_nonnegative, check_positive, check_range, check_timestep
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, compute_forces
@@ -107,16 +108,32 @@ class _Integrator:
         check_forces(model, out, self.neighbors)
         return out
 
-    def _check(self, state_in, state_out, control):
+    def _check(self, model, state_in, state_out, control, dt=None):
+        """The checks of every ``step``: distinct states of ``model`` holding this integrator's
+        arrays (checked once per set of arrays), no control, and ``dt`` when the step uses it."""
         if state_in is state_out:
             raise ParameterError("state_in and state_out must be different states (in-place steps corrupt gradients)")
         if control is not None:
             raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
         needed = self.ARRAYS
         for name, state in (("state_in", state_in), ("state_out", state_out)):
-            if not isinstance(state.integrator, needed):
+            if not isinstance(getattr(state, "integrator", None), needed):
                 raise ParameterError(f"{name} must come from this integrator's state() or prepare() (it holds "
-                                     f"{type(state.integrator).__name__}, {type(self).__name__} needs {needed.__name__})")
+                                     f"{type(getattr(state, 'integrator', None)).__name__}, {type(self).__name__} needs {needed.__name__})")
+            key = (id(model), name, id(state), id(state.positions), id(state.velocities), id(state.forces), id(state.integrator))
+            checked = self.__dict__.setdefault("_checked", {})
+            if key not in checked:
+                model.check_state(state, name)
+                template = self._arrays(model, False) if checked.get("model") is not model else checked["template"]
+                for f in dataclasses.fields(template):
+                    expected = getattr(template, f.name)
+                    check_array(f"{name}.integrator.{f.name}", getattr(state.integrator, f.name), shape=expected.shape,
+                                dtype=expected.dtype, device=model.device)
+                if len(checked) > 256:
+                    checked.clear()
+                checked.update({key: True, "model": model, "template": template})
+        if dt is not None:
+            check_timestep(dt)
 
 
 class VelocityVerlet(_Integrator):
@@ -128,7 +145,7 @@ class VelocityVerlet(_Integrator):
 
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
         """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(state_in, state_out, control)
+        self._check(model, state_in, state_out, control, dt)
         k = md_kernels(model.precision.scalar)
         h = model.precision.scalar(dt)
         n = model.particle_count
@@ -162,8 +179,7 @@ class LangevinBAOAB(_Integrator):
 
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
         """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(state_in, state_out, control)
-        dt = check_timestep(dt)
+        self._check(model, state_in, state_out, control, dt)
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
         n = model.particle_count
@@ -215,12 +231,15 @@ class FIRE(_Integrator):
         neighbors=None,
     ):
         super().__init__(neighbors)
-        for name, value in (("dt_start", dt_start), ("dt_max", dt_max), ("f_inc", f_inc), ("f_dec", f_dec),
-                            ("alpha_start", alpha_start), ("f_alpha", f_alpha)):
-            check_positive(name, value)
-        self.dt_start, self.dt_max, self.n_min = float(dt_start), float(dt_max), int(n_min)
-        self.f_inc, self.f_dec = float(f_inc), float(f_dec)
-        self.alpha_start, self.f_alpha = float(alpha_start), float(f_alpha)
+        # the ranges the method needs (Bitzek et al. 2006): the step grows by f_inc > 1 and shrinks
+        # by 0 < f_dec < 1, the mixing factor starts in (0, 1) and decays by 0 < f_alpha < 1
+        self.dt_start = check_range("dt_start", dt_start, low=0.0)
+        self.dt_max = check_range("dt_max", dt_max, low=self.dt_start, low_open=False)
+        self.n_min = check_integer("n_min", n_min, minimum=0)
+        self.f_inc = check_range("f_inc", f_inc, low=1.0)
+        self.f_dec = check_range("f_dec", f_dec, low=0.0, high=1.0)
+        self.alpha_start = check_range("alpha_start", alpha_start, low=0.0, high=1.0)
+        self.f_alpha = check_range("f_alpha", f_alpha, low=0.0, high=1.0)
         self.force_norm_eps = float(check_nonnegative("force_norm_eps", force_norm_eps))
 
     def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
@@ -250,7 +269,7 @@ class FIRE(_Integrator):
 
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float = 0.0) -> None:
         """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored)."""
-        self._check(state_in, state_out, control)
+        self._check(model, state_in, state_out, control)
         fin, fout = state_in.integrator, state_out.integrator
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
