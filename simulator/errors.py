@@ -9,6 +9,7 @@ catches those keeps working.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import warp as wp
@@ -179,6 +180,18 @@ def check_array_finite(name: str, array) -> None:
     if not finite.all():
         index = tuple(int(i) for i in np.argwhere(~finite)[0])
         raise ParameterError(f"{name} must be finite, got {describe(values[index])} at index {list(index)}")
+
+
+def output_folder(name: str, path) -> Path:
+    """Make the folder ``path`` (and its parents) if it does not exist and return it; raise
+    ``ParameterError`` naming ``name`` when ``path`` or a parent is an existing file."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ParameterError(f"{name} must name a folder (made if missing), got {str(path)!r}, which is a file "
+                             f"or lies under one") from exc
+    return folder
 
 
 def check_num_steps(num_steps) -> int:
