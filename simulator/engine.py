@@ -365,6 +365,7 @@ class Engine:
         Python rollouts on the CPU, so one-off calls do not pay it). The results are bitwise the same.
 
         Raises :class:`SimulationDivergedError` naming the first non-finite step and world."""
+        self._check_inputs(initial_state)
         runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
         if runner is None:
             return self._evaluate_in_python(program, theta_rows, initial_state)
@@ -380,6 +381,7 @@ class Engine:
         ``CAPTURE_AFTER`` calls of a shape) the recorded forward pass and its reverse pass are each
         captured once as a graph over a pool of states and replayed: bitwise the gradient of
         stepping on a ``wp.Tape`` from Python, without Python per launch."""
+        self._check_inputs(initial_state)
         runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
         if runner is None:
             return self._gradient_in_python(program, theta_rows, initial_state)
@@ -403,6 +405,12 @@ class Engine:
         runner.load(theta_rows, initial_state)
         return (lambda: _run_ranges(lambda part: part.forward(), runner.parts),
                 lambda: _run_ranges(lambda part: part.reverse(), runner.parts))
+
+    def _check_inputs(self, initial_state) -> None:
+        """What every rollout of a program checks first (as :meth:`rollout` does): the model's
+        parameters as they are now, and the initial state against the model, finite."""
+        self.solver.check_model()
+        self.solver.check_state(initial_state, "initial_state", finite=True)
 
     CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
 

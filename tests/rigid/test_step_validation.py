@@ -134,3 +134,19 @@ def test_a_nan_mesh_vertex_is_refused_at_finalize(device):
     builder.add_mesh(body, mesh=trimesh.Trimesh(vertices=vertices, faces=box.faces, process=False))
     with pytest.raises(ParameterError, match=r"body_mass must be finite, got nan"):
         builder.finalize(device=device)
+
+
+def test_estimators_check_parameters_written_after_finalize(device):
+    """The estimators' fast path (Engine.evaluate / Engine.gradient) checks the model like a rollout."""
+    objective = sim.SceneTaskObjective("pendulum", num_steps=5, device=device)
+    theta = np.zeros(objective.num_parameters)
+    options = {"analytic": {}, "es": {"population": 4}}
+    for estimator in options:
+        sim.grad(objective, theta, estimator=estimator, **options[estimator])
+    worlds = [w for w in (1, 2, 4, 8) if w in objective._models]  # the models the two estimators built
+    assert worlds
+    for w in worlds:
+        _set(objective.model(w).joint_damping, (0, 0), -1.0)
+    for estimator in options:
+        with pytest.raises(ParameterError, match=r"joint_damping must be >= 0, got -1\.0"):
+            sim.grad(objective, theta, estimator=estimator, **options[estimator])
