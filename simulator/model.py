@@ -242,7 +242,8 @@ class Model:
         the sign in :attr:`PARAMETER_SIGNS`, inertia tensors symmetric and positive-definite,
         joint limits ordered. Raises ``ParameterError`` naming the array, the world and the
         entry. Reads the arrays on the host (views without a copy on the CPU); the engine calls
-        it before every rollout (measured in ``docs/errors.md``)."""
+        it before every rollout when they changed (:meth:`validate_if_changed`; costs in
+        ``docs/performance.md``)."""
         values = self._parameter_values()
         for name, array in values.items():
             if array.size == 0:
