@@ -182,6 +182,24 @@ def check_array_finite(name: str, array) -> None:
         raise ParameterError(f"{name} must be finite, got {describe(values[index])} at index {list(index)}")
 
 
+def check_parameter_values(name: str, values: np.ndarray, sign: str) -> None:
+    """Raise ``ParameterError`` naming the first entry of the host array ``values`` (world or
+    particle index first) that is not finite or not of ``sign``: ``"positive"`` (> 0),
+    ``"nonnegative"`` (>= 0) or ``"finite"``. The common case (all good) costs two reductions."""
+    if values.size == 0:
+        return
+    lowest = values.min()
+    if math.isfinite(values.max()) and math.isfinite(lowest) and (
+            sign == "finite" or lowest > 0.0 or (sign == "nonnegative" and lowest == 0.0)):
+        return
+    check_array_finite(name, values)
+    bad = values <= 0.0 if sign == "positive" else values < 0.0 if sign == "nonnegative" else np.zeros(values.shape, bool)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        relation = "> 0" if sign == "positive" else ">= 0"
+        raise ParameterError(f"{name} must be {relation}, got {describe(values[index])} at index {list(index)}")
+
+
 def output_folder(name: str, path) -> Path:
     """Make the folder ``path`` (and its parents) if it does not exist and return it; raise
     ``ParameterError`` naming ``name`` when ``path`` or a parent is an existing file."""

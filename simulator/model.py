@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 import warp as wp
 
-from .errors import ParameterError, check_array, check_array_finite, describe
+from .errors import ParameterError, check_array, check_array_finite, check_parameter_values, describe
 from .precision import Precision
 
 # The per-world joint and actuator parameters of a Model (fields of the same names), in the order
@@ -246,18 +246,7 @@ class Model:
         ``docs/performance.md``)."""
         values = self._parameter_values()
         for name, array in values.items():
-            if array.size == 0:
-                continue
-            sign = self.PARAMETER_SIGNS[name]
-            lowest = array.min()
-            if math.isfinite(array.max()) and math.isfinite(lowest) and (sign == "finite" or lowest > 0.0 or (sign == "nonnegative" and lowest == 0.0)):
-                continue  # the fast path; below, find and name the bad entry
-            check_array_finite(name, array)
-            bad = array <= 0.0 if sign == "positive" else array < 0.0 if sign == "nonnegative" else np.zeros(array.shape, bool)
-            if bad.any():
-                index = tuple(int(i) for i in np.argwhere(bad)[0])
-                relation = "> 0" if sign == "positive" else ">= 0"
-                raise ParameterError(f"{name} must be {relation}, got {describe(array[index])} at [world, index] {list(index)}")
+            check_parameter_values(name, array, self.PARAMETER_SIGNS[name])
         inertia = values["body_inertia"]
         (a, b, c), (d, e, f), (g, h, i) = (tuple(inertia[..., r, k].astype(np.float64) for k in range(3)) for r in range(3))
         scale = np.maximum(np.maximum(np.abs(a), np.abs(e)), np.abs(i))

@@ -95,11 +95,11 @@ def _set(array, index, value):
 
 
 @pytest.mark.parametrize("name,index,value,match", [
-    ("shape_friction", (0, 0), -1.0, r"shape_friction must be >= 0, got -1\.0 at \[world, index\] \[0, 0\]"),
-    ("shape_stiffness", (0, 1), -1e4, r"shape_stiffness must be >= 0, got -10000\.0 at \[world, index\] \[0, 1\]"),
-    ("shape_damping", (1, 0), -5.0, r"shape_damping must be >= 0, got -5\.0 at \[world, index\] \[1, 0\]"),
+    ("shape_friction", (0, 0), -1.0, r"shape_friction must be >= 0, got -1\.0 at index \[0, 0\]"),
+    ("shape_stiffness", (0, 1), -1e4, r"shape_stiffness must be >= 0, got -10000\.0 at index \[0, 1\]"),
+    ("shape_damping", (1, 0), -5.0, r"shape_damping must be >= 0, got -5\.0 at index \[1, 0\]"),
     ("contact_softness", (1,), np.nan, r"contact_softness must be finite, got nan at index \[1\]"),
-    ("body_mass", (1, 0), 0.0, r"body_mass must be > 0, got 0\.0 at \[world, index\] \[1, 0\]"),
+    ("body_mass", (1, 0), 0.0, r"body_mass must be > 0, got 0\.0 at index \[1, 0\]"),
     ("body_inertia", (0, 0, 0, 1), 1e-3, r"body_inertia must be symmetric, got .* for body 0 \('ball'\) in world 0"),
     ("body_inertia", (1, 0, 2, 2), -1.0, r"body_inertia must be positive-definite, got principal moments .* in world 1"),
 ])
