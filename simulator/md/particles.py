@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, check_array, check_array_finite, check_finite, check_positive, describe
+from ..errors import ParameterError, check_array, check_array_finite, check_finite, check_parameter_values, check_positive, describe
 from ..precision import Precision, get_precision, resolve_device
-from .potentials import PairPotential
+from .potentials import PairPotential, PotentialKind
 
 logger = logging.getLogger("simulator.md")
 
@@ -126,6 +126,27 @@ class ParticleModel:
         if self.device.is_cpu:
             return min(n, 1), max(n, 1)
         return n, 1
+
+    # the sign each parameter array must have (see simulator.errors.check_parameter_values)
+    PARAMETER_SIGNS = {"particle_mass": "positive", "particle_diameter": "positive", "pair_epsilon": "positive",
+                       "pair_sigma": "positive", "pair_alpha": "positive", "box": "positive"}
+
+    def validate(self) -> None:
+        """Check every parameter (:meth:`parameters`) as it is now, also after it was written
+        following ``finalize``: finite and positive, the soft-sphere exponent > 1, the pair
+        matrices symmetric, and the cutoff within half a periodic box. Raises ``ParameterError``
+        naming the array and entry (a host read of a few small arrays; the engine calls it before
+        every MD rollout)."""
+        values = {name: array.numpy() for name, array in self.parameters().items()}
+        values["box"] = values["box"][:, : self.dim]
+        for name, array in values.items():
+            check_parameter_values(name, array, self.PARAMETER_SIGNS[name])
+        for name in ("pair_epsilon", "pair_sigma", "pair_alpha"):
+            if not np.allclose(values[name], values[name].T):
+                raise ParameterError(f"{name} must be symmetric (one value per unordered type pair), got {describe(values[name])}")
+        if self.potential.kind == PotentialKind.SOFT_SPHERE and np.any(values["pair_alpha"] <= 1.0):
+            raise ParameterError(f"pair_alpha must be > 1 for the soft sphere (its force vanishes at contact), got {describe(values['pair_alpha'])}")
+        self.check_box()
 
     def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
         """Raise ``ParameterError`` unless ``state`` is a :class:`ParticleState` whose positions,
@@ -325,5 +346,5 @@ class ParticleBuilder:
             initial_positions=pos,
             initial_velocities=vel,
         )
-        model.check_box()
+        model.validate()
         return model

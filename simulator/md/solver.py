@@ -60,6 +60,9 @@ class MDSolver(Solver):
                 f"the particle simulation became non-finite at step {step} (dt={dt}; particle {exc.particle}); reduce dt "
                 f"or check for overlapping particles", step=step, world=0) from exc
 
+    def check_model(self) -> None:
+        self.model.validate()
+
     def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
         self.model.check_state(state, name, finite=finite)
 

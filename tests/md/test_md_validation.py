@@ -78,3 +78,23 @@ def test_a_non_finite_initial_state_is_named(fluid):
     state.positions.assign(positions)
     with pytest.raises(ParameterError, match=r"initial_state\.positions must be finite, got nan at index \[3, 1\]"):
         md.rollout(fluid, state, md.VelocityVerlet(), num_steps=2, dt=1e-3)
+
+
+@pytest.mark.parametrize("name,index,value,match", [
+    ("particle_mass", (4,), -1.0, r"particle_mass must be > 0, got -1\.0 at index \[4\]"),
+    ("particle_diameter", (0,), np.nan, r"particle_diameter must be finite, got nan at index \[0\]"),
+    ("pair_epsilon", (0, 0), 0.0, r"pair_epsilon must be > 0, got 0\.0 at index \[0, 0\]"),
+    ("pair_sigma", (0, 0), np.inf, r"pair_sigma must be finite, got inf at index \[0, 0\]"),
+    ("box", (0, 1), -3.0, r"box must be > 0, got -3\.0 at index \[0, 1\]"),
+    ("box", (0, 0), 1.0, r"cutoff=2\.5 is larger than half the periodic box"),
+])
+def test_parameters_written_after_finalize_are_checked_before_each_md_rollout(name, index, value, match, device):
+    model, state = lj_fluid(125, device=device)
+    array = getattr(model, name)
+    values = array.numpy()
+    values[index] = value
+    array.assign(values)
+    with pytest.raises(ParameterError, match=match):
+        model.validate()
+    with pytest.raises(ParameterError, match=match):
+        md.rollout(model, state, md.VelocityVerlet(), num_steps=2, dt=1e-3)
