@@ -82,12 +82,13 @@ def check_step(model: Model, state_in: State, state_out: State, control: Control
         model.check_state(state_in, "state_in", reads_only=True, finite=True)
 
 
-def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float) -> None:
+def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float, *, device_flag: bool | None = None) -> None:
     """Count the step on ``state_out`` and raise :class:`SimulationDivergedError` if it is
-    non-finite (see :func:`step`)."""
+    non-finite (see :func:`step`). ``device_flag``: watch through the device flag read every
+    ``DIVERGENCE_READ_EVERY`` steps (default: on a GPU) instead of the host view (on the CPU)."""
     step_index = state_in.step_index
     state_out.step_index = step_index + 1
-    if model.device.is_cpu:
+    if not (model.device.is_cuda if device_flag is None else device_flag):
         # a view of the same memory (no copy), kept on the array: the poses follow from the new
         # velocities in the same step, so a non-finite velocity shows in them too
         body_q = state_out.body_q
@@ -107,7 +108,7 @@ def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float
         watch[1] += 1
         if watch[1] % DIVERGENCE_READ_EVERY:
             return
-        first_bad = watch[0].numpy()
+        first_bad = watch[0].numpy().copy()  # (a view on the CPU, refilled below)
         bad = np.flatnonzero(first_bad != NO_DIVERGENCE)
         if bad.size == 0:
             return

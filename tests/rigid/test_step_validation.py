@@ -159,3 +159,24 @@ def test_a_stiff_contact_step_loop_is_refused_before_it_gains_energy(device):
     with pytest.raises(ParameterError, match=r"dt=0\.005 with substeps=1 .* too large for the contact stiffness"):
         sim.step(model, model.state(), model.output_state(), None, 5e-3)
 
+
+
+def test_step_divergence_through_the_device_flag_names_the_first_bad_step(device):
+    """The GPU watch of simulator.step (a device flag written every step, read every
+    DIVERGENCE_READ_EVERY steps) raises at the next read, naming the first non-finite step and
+    world; run here on the suite's device through the same code path."""
+    from simulator import rigid
+
+    model = make("bouncing_ball", num_worlds=3, device=device).model
+    states = [model.state(), model.output_state()]
+    control = model.control()
+    forces = np.zeros((3, 1, 3), dtype=np.float32)
+    with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 5 in world 1") as info:
+        for i in range(3 * rigid.DIVERGENCE_READ_EVERY):
+            if i == 5:
+                forces[1, 0, 2] = np.inf
+                control.body_force.assign(forces)
+            rigid.launch_step(model, states[i % 2], states[(i + 1) % 2], control, 1e-3)
+            rigid._watch_divergence(model, states[i % 2], states[(i + 1) % 2], 1e-3, device_flag=True)
+    assert (info.value.step, info.value.world) == (5, 1)
+    assert i == rigid.DIVERGENCE_READ_EVERY - 1  # raised at the first read of the flag
