@@ -221,6 +221,8 @@ def check_num_steps(num_steps) -> int:
 
 def check_timestep(dt, substeps: int = 1) -> float:
     """Validate a time step [s] and a substep count; return dt as a float."""
+    if type(dt) is float and 0.0 < dt < math.inf and type(substeps) is int and substeps >= 1:
+        return dt  # the common case, without numpy (a step loop calls this every step)
     if not isinstance(substeps, (int, np.integer)) or substeps < 1:
         raise ParameterError(f"substeps must be a positive integer, got {describe(substeps)}")
     dt_value = float(check_finite("dt", dt))
