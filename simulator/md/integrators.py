@@ -16,10 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, check_array, check_integer, check_nonnegative, check_positive, check_range, check_timestep
+from ..errors import ParameterError, SimulationDivergedError, check_array, check_integer, check_nonnegative, check_positive, check_range, check_timestep
+from ..kernels.constants import NO_DIVERGENCE
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, compute_forces
+
+DIVERGENCE_READ_EVERY = 16  # on a GPU, steps between two host reads of the divergence flag of a hand-written step loop
 
 
 def _seed(seed: int, step_index: int) -> int:
@@ -108,6 +111,61 @@ class _Integrator:
         check_forces(model, out, self.neighbors)
         return out
 
+    USES_DT = True  # whether step reads its dt argument (FIRE's is adaptive)
+
+    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
+        """Advance by ``dt`` [time] from ``state_in`` into ``state_out`` (``state_out.step_index``
+        becomes ``state_in.step_index + 1``).
+
+        The public, checked step (the rollout engine runs :meth:`advance`, the unchecked
+        launches, after checking a rollout's arguments once): distinct states of ``model``
+        holding this integrator's arrays, no control, a finite ``dt`` > 0, a finite ``state_in``
+        when it starts a loop (``step_index == 0``); a non-finite ``state_out`` raises :class:`~simulator.SimulationDivergedError` naming the step (on the
+        CPU through a host view of the output every step, about a microsecond; on a GPU through a
+        device flag read every ``DIVERGENCE_READ_EVERY`` steps)."""
+        self._check(model, state_in, state_out, control, dt if self.USES_DT else None)
+        capturing = model.device.is_capturing
+        if state_in.step_index == 0 and not capturing:  # a fresh state (from prepare, or one you filled): finite?
+            model.check_state(state_in, "state_in", finite=True)
+        self.advance(model, state_in, state_out, dt)
+        if not capturing:
+            self._watch_divergence(model, state_in, state_out, dt)
+
+    def _watch_divergence(self, model, state_in, state_out, dt, *, device_flag: bool | None = None) -> None:
+        """Raise :class:`SimulationDivergedError` if ``state_out`` is non-finite (``device_flag``:
+        through the flag read every ``DIVERGENCE_READ_EVERY`` steps; default on a GPU)."""
+        step_index = state_in.step_index
+        if not (model.device.is_cuda if device_flag is None else device_flag):
+            positions, velocities = state_out.positions, state_out.velocities
+            views = (getattr(positions, "_host_view", None), getattr(velocities, "_host_view", None))
+            if views[0] is None or views[1] is None:
+                positions._host_view, velocities._host_view = views = (positions.numpy(), velocities.numpy())  # no copies
+            if math.isfinite(views[0].sum(dtype=np.float64) + views[1].sum(dtype=np.float64)):
+                return
+            if all(np.isfinite(v).all() for v in views):
+                return
+            particle = min(int(np.argwhere(~np.isfinite(v))[0][0]) for v in views if not np.isfinite(v).all())
+        else:
+            watch = self.__dict__.get("_step_watch")
+            if watch is None or watch[2] is not model:
+                watch = self._step_watch = [wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device), 0, model,
+                                            wp.zeros(1, dtype=wp.int32, device=model.device)]
+            wp.launch(md_kernels(model.precision.scalar).record_first_nonfinite, dim=model.particle_count,
+                      inputs=[state_out.positions, state_out.velocities, watch[3], int(step_index)], outputs=[watch[0]],
+                      device=model.device, record_tape=False)
+            watch[1] += 1
+            if watch[1] % DIVERGENCE_READ_EVERY:
+                return
+            first_bad = int(watch[0].numpy()[0])
+            if first_bad == NO_DIVERGENCE:
+                return
+            watch[0].fill_(NO_DIVERGENCE)
+            step_index, particle = first_bad, None
+        where = "" if particle is None else f", particle {particle}"
+        raise SimulationDivergedError(
+            f"{type(self).__name__}.step: the particle state became non-finite at step {step_index} (dt={dt}{where}); "
+            f"reduce dt or check for overlapping particles", step=step_index, world=0)
+
     def _check(self, model, state_in, state_out, control, dt=None):
         """The checks of every ``step``: distinct states of ``model`` holding this integrator's
         arrays (checked once per set of arrays), no control, and ``dt`` when the step uses it."""
@@ -116,22 +174,27 @@ class _Integrator:
         if control is not None:
             raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
         needed = self.ARRAYS
+        checked = self.__dict__.setdefault("_checked", {})
+        if checked.get("model") is not model:
+            checked.clear()
+            checked.update(model=model, template=self._arrays(model, False))
         for name, state in (("state_in", state_in), ("state_out", state_out)):
+            key = (name, id(state), id(getattr(state, "positions", None)), id(getattr(state, "integrator", None)))
+            if key in checked:
+                continue
             if not isinstance(getattr(state, "integrator", None), needed):
                 raise ParameterError(f"{name} must come from this integrator's state() or prepare() (it holds "
                                      f"{type(getattr(state, 'integrator', None)).__name__}, {type(self).__name__} needs {needed.__name__})")
-            key = (id(model), name, id(state), id(state.positions), id(state.velocities), id(state.forces), id(state.integrator))
-            checked = self.__dict__.setdefault("_checked", {})
-            if key not in checked:
-                model.check_state(state, name)
-                template = self._arrays(model, False) if checked.get("model") is not model else checked["template"]
-                for f in dataclasses.fields(template):
-                    expected = getattr(template, f.name)
-                    check_array(f"{name}.integrator.{f.name}", getattr(state.integrator, f.name), shape=expected.shape,
-                                dtype=expected.dtype, device=model.device)
-                if len(checked) > 256:
-                    checked.clear()
-                checked.update({key: True, "model": model, "template": template})
+            model.check_state(state, name)
+            template = checked["template"]
+            for f in dataclasses.fields(template):
+                expected = getattr(template, f.name)
+                check_array(f"{name}.integrator.{f.name}", getattr(state.integrator, f.name), shape=expected.shape,
+                            dtype=expected.dtype, device=model.device)
+            if len(checked) > 256:  # a loop over fresh states: keep the cache small
+                checked.clear()
+                checked.update(model=model, template=template)
+            checked[key] = True
         if dt is not None:
             check_timestep(dt)
 
@@ -143,9 +206,8 @@ class VelocityVerlet(_Integrator):
         neighbors: a :class:`simulator.md.NeighborList`, or None for the all-pairs sum.
     """
 
-    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
-        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(model, state_in, state_out, control, dt)
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float) -> None:
+        """The launches of one step of ``dt`` [time], unchecked (see :meth:`step`)."""
         k = md_kernels(model.precision.scalar)
         h = model.precision.scalar(dt)
         n = model.particle_count
@@ -177,9 +239,8 @@ class LangevinBAOAB(_Integrator):
         self.friction = float(check_nonnegative("friction", friction))
         self.seed = int(seed)
 
-    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
-        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(model, state_in, state_out, control, dt)
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float) -> None:
+        """The launches of one step of ``dt`` [time], unchecked (see :meth:`step`)."""
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
         n = model.particle_count
@@ -267,9 +328,15 @@ class FIRE(_Integrator):
             fire_sums=wp.zeros(3, dtype=p.scalar, device=device, requires_grad=grad),
         )
 
+    USES_DT = False  # the step length is adaptive (fire_dt)
+
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float = 0.0) -> None:
-        """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored)."""
-        self._check(model, state_in, state_out, control)
+        """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored); checked as
+        :meth:`_Integrator.step` says."""
+        super().step(model, state_in, state_out, control, dt)
+
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float = 0.0) -> None:
+        """The launches of one FIRE step, unchecked (``dt`` is ignored)."""
         fin, fout = state_in.integrator, state_out.integrator
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar

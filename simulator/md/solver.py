@@ -53,7 +53,7 @@ class MDSolver(Solver):
 
     def step(self, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
         try:
-            self.integrator.step(self.model, state_in, state_out, control, dt)
+            self.integrator.advance(self.model, state_in, state_out, dt)  # the engine checked the rollout's arguments
         except NonFinitePositionsError as exc:
             step = state_in.step_index
             raise SimulationDivergedError(

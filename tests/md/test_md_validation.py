@@ -98,3 +98,43 @@ def test_parameters_written_after_finalize_are_checked_before_each_md_rollout(na
         model.validate()
     with pytest.raises(ParameterError, match=match):
         md.rollout(model, state, md.VelocityVerlet(), num_steps=2, dt=1e-3)
+
+
+@pytest.mark.parametrize("device_flag", [False, True], ids=["host-view", "device-flag"])
+def test_a_hand_written_step_loop_raises_on_divergence(device_flag, fluid):
+    """The public integrator step watches its output (issue 15 item 2): a NaN velocity injected at
+    step 3 raises SimulationDivergedError naming step 3 (through the device flag: at its next
+    read). The engine's path (MDSolver) runs the unchecked ``advance``."""
+    from simulator.errors import SimulationDivergedError
+    from simulator.md import integrators
+
+    integrator = md.VelocityVerlet()
+    states = [integrator.prepare(fluid, integrator.state(fluid)), integrator.state(fluid)]
+    with pytest.raises(SimulationDivergedError, match=r"VelocityVerlet\.step: the particle state became non-finite at step 3") as info:
+        for i in range(3 * integrators.DIVERGENCE_READ_EVERY):
+            if i == 3:
+                velocities = states[i % 2].velocities.numpy()
+                velocities[7, 0] = np.nan
+                states[i % 2].velocities.assign(velocities)
+            integrator.advance(fluid, states[i % 2], states[(i + 1) % 2], 1e-3)
+            integrator._watch_divergence(fluid, states[i % 2], states[(i + 1) % 2], 1e-3, device_flag=device_flag)
+            states[(i + 1) % 2].step_index = states[i % 2].step_index + 1
+    assert info.value.step == 3 and info.value.world == 0
+    assert i == (integrators.DIVERGENCE_READ_EVERY - 1 if device_flag else 3)
+
+
+def test_public_step_checks_a_fresh_state_and_raises_on_divergence(fluid):
+    from simulator.errors import SimulationDivergedError
+
+    integrator = md.VelocityVerlet()
+    start, out = integrator.prepare(fluid, integrator.state(fluid)), integrator.state(fluid)
+    velocities = start.velocities.numpy()
+    velocities[2, 1] = np.inf
+    start.velocities.assign(velocities)
+    with pytest.raises(ParameterError, match=r"state_in\.velocities must be finite, got inf at index \[2, 1\]"):
+        integrator.step(fluid, start, out, None, 1e-3)
+    start = integrator.prepare(fluid, integrator.state(fluid))
+    integrator.step(fluid, start, out, None, 1e-3)
+    out.velocities.assign(velocities)  # a blow-up inside the loop
+    with pytest.raises(SimulationDivergedError, match=r"VelocityVerlet\.step: the particle state became non-finite at step 1 \(dt=0\.001"):
+        integrator.step(fluid, out, start, None, 1e-3)
