@@ -9,6 +9,7 @@ catches those keeps working.
 from __future__ import annotations
 
 import math
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -172,10 +173,43 @@ def check_array(name: str, array, *, shape: tuple, dtype, device) -> None:
         raise ParameterError(f"{name} must be on the model's device {device}, got {array.device}")
 
 
+def host_values(array) -> np.ndarray:
+    """The values of a ``wp.array`` on the host: on the CPU a view of its memory, kept on the
+    array (no copy, no new view per call: a step loop reads its output through it every step);
+    on a GPU a fresh copy."""
+    if not array.device.is_cpu:
+        return array.numpy()
+    view = getattr(array, "_host_view", None)
+    if view is None:
+        view = array._host_view = array.numpy()
+    return view
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """Whether every entry of ``values`` is finite (one reduction in the common case)."""
+    return math.isfinite(values.sum(dtype=np.float64)) or bool(np.isfinite(values).all())
+
+
+def checked_before(obj, owner, parts: tuple, level: int = 0, *, mark: str = "_checked_mark") -> bool:
+    """Whether ``obj`` (a state or a control) carries the mark :func:`mark_checked` left when it
+    was checked against ``owner`` (a model) at ``level`` or above, holding the same ``parts``
+    (its arrays, by identity) as then: a step loop checks its arguments once, then pays a few
+    identity comparisons per step. ``mark``: the attribute holding the mark (one per checker)."""
+    kept = getattr(obj, mark, None)
+    return kept is not None and kept[0]() is owner and kept[1] >= level and kept[2] == parts
+
+
+def mark_checked(obj, owner, parts: tuple, level: int = 0, *, mark: str = "_checked_mark") -> None:
+    """Mark ``obj`` as checked against ``owner`` (held weakly) at ``level`` with ``parts``."""
+    setattr(obj, mark, (weakref.ref(owner), level, parts))
+
+
 def check_array_finite(name: str, array) -> None:
     """Raise ``ParameterError`` naming the first non-finite entry of ``array`` (a ``wp.array``
     or ndarray, leading index the world); reads it on the host."""
-    values = array if isinstance(array, np.ndarray) else array.numpy()
+    values = array if isinstance(array, np.ndarray) else host_values(array)
+    if all_finite(values):
+        return
     finite = np.isfinite(values)
     if not finite.all():
         index = tuple(int(i) for i in np.argwhere(~finite)[0])

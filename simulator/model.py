@@ -14,7 +14,15 @@ from typing import ClassVar
 import numpy as np
 import warp as wp
 
-from .errors import ParameterError, check_array, check_array_finite, check_parameter_values, describe
+from .errors import (
+    ParameterError,
+    check_array,
+    check_array_finite,
+    check_parameter_values,
+    checked_before,
+    describe,
+    mark_checked,
+)
 from .precision import Precision
 
 # The per-world joint and actuator parameters of a Model (fields of the same names), in the order
@@ -310,24 +318,27 @@ class Model:
     def check_state(self, state, name: str = "state", *, reads_only: bool = False, finite: bool = False) -> None:
         """Raise ``ParameterError`` unless ``state`` holds every array a step of this model reads
         (``reads_only``: poses, velocities and joint coordinates) or writes, of the model's
-        shape, dtype and device; with ``finite``, also unless the arrays a step reads are finite
-        (a host read)."""
+        shape, dtype and device (checked once per set of arrays); with ``finite``, also unless
+        the arrays a step reads are finite (a host read, every call)."""
         if not isinstance(state, State):
             raise ParameterError(f"{name} must be a simulator.State, got {type(state).__name__}")
-        template = self._template("state")
         read = ("body_q", "body_v", "body_w") + (("joint_q", "joint_qd", "link_q", "link_v") if self.articulation is not None else ())
-        for field_name, expected in template.arrays().items():
-            if reads_only and field_name not in read:
-                continue
-            check_array(f"{name}.{field_name}", getattr(state, field_name), shape=expected.shape, dtype=expected.dtype,
-                        device=self.device)
-        if not reads_only and self.articulation is not None:
-            if state.joint_work is None:
-                raise ParameterError(f"{name} must come from this model's state() or output_state(), got one without joint_work")
-            for f in template.joint_work.__dataclass_fields__:
-                expected = getattr(template.joint_work, f)
-                check_array(f"{name}.joint_work.{f}", getattr(state.joint_work, f), shape=expected.shape, dtype=expected.dtype,
+        parts, level = (state.joint_work, *state.arrays().values()), 0 if reads_only else 1
+        if not checked_before(state, self, parts, level):
+            template = self._template("state")
+            for field_name, expected in template.arrays().items():
+                if reads_only and field_name not in read:
+                    continue
+                check_array(f"{name}.{field_name}", getattr(state, field_name), shape=expected.shape, dtype=expected.dtype,
                             device=self.device)
+            if not reads_only and self.articulation is not None:
+                if state.joint_work is None:
+                    raise ParameterError(f"{name} must come from this model's state() or output_state(), got one without joint_work")
+                for f in template.joint_work.__dataclass_fields__:
+                    expected = getattr(template.joint_work, f)
+                    check_array(f"{name}.joint_work.{f}", getattr(state.joint_work, f), shape=expected.shape, dtype=expected.dtype,
+                                device=self.device)
+            mark_checked(state, self, parts, level)
         if finite:
             for field_name in read[:3] + read[3:5]:
                 check_array_finite(f"{name}.{field_name}", getattr(state, field_name))

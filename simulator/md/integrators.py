@@ -16,7 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, SimulationDivergedError, check_array, check_integer, check_nonnegative, check_positive, check_range, check_timestep
+from ..errors import (
+    ParameterError,
+    SimulationDivergedError,
+    all_finite,
+    check_array,
+    check_integer,
+    check_nonnegative,
+    check_positive,
+    check_range,
+    check_timestep,
+    checked_before,
+    host_values,
+    mark_checked,
+)
 from ..kernels.constants import NO_DIVERGENCE
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
@@ -136,13 +149,8 @@ class _Integrator:
         through the flag read every ``DIVERGENCE_READ_EVERY`` steps; default on a GPU)."""
         step_index = state_in.step_index
         if not (model.device.is_cuda if device_flag is None else device_flag):
-            positions, velocities = state_out.positions, state_out.velocities
-            views = (getattr(positions, "_host_view", None), getattr(velocities, "_host_view", None))
-            if views[0] is None or views[1] is None:
-                positions._host_view, velocities._host_view = views = (positions.numpy(), velocities.numpy())  # no copies
-            if math.isfinite(views[0].sum(dtype=np.float64) + views[1].sum(dtype=np.float64)):
-                return
-            if all(np.isfinite(v).all() for v in views):
+            views = (host_values(state_out.positions), host_values(state_out.velocities))
+            if all_finite(views[0]) and all_finite(views[1]):
                 return
             particle = min(int(np.argwhere(~np.isfinite(v))[0][0]) for v in views if not np.isfinite(v).all())
         else:
@@ -174,27 +182,23 @@ class _Integrator:
         if control is not None:
             raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
         needed = self.ARRAYS
-        checked = self.__dict__.setdefault("_checked", {})
-        if checked.get("model") is not model:
-            checked.clear()
-            checked.update(model=model, template=self._arrays(model, False))
+        template = self.__dict__.get("_template")
+        if template is None or template[0] is not model:
+            template = self._template = (model, self._arrays(model, False))
         for name, state in (("state_in", state_in), ("state_out", state_out)):
-            key = (name, id(state), id(getattr(state, "positions", None)), id(getattr(state, "integrator", None)))
-            if key in checked:
+            parts = (getattr(state, "positions", None), getattr(state, "velocities", None), getattr(state, "integrator", None))
+            if checked_before(state, self, parts, mark="_step_mark") and state._step_model is model:
                 continue
             if not isinstance(getattr(state, "integrator", None), needed):
                 raise ParameterError(f"{name} must come from this integrator's state() or prepare() (it holds "
                                      f"{type(getattr(state, 'integrator', None)).__name__}, {type(self).__name__} needs {needed.__name__})")
             model.check_state(state, name)
-            template = checked["template"]
-            for f in dataclasses.fields(template):
-                expected = getattr(template, f.name)
+            for f in dataclasses.fields(template[1]):
+                expected = getattr(template[1], f.name)
                 check_array(f"{name}.integrator.{f.name}", getattr(state.integrator, f.name), shape=expected.shape,
                             dtype=expected.dtype, device=model.device)
-            if len(checked) > 256:  # a loop over fresh states: keep the cache small
-                checked.clear()
-                checked.update(model=model, template=template)
-            checked[key] = True
+            mark_checked(state, self, parts, mark="_step_mark")
+            state._step_model = model
         if dt is not None:
             check_timestep(dt)
 
