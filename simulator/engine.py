@@ -236,9 +236,16 @@ class Engine:
         solver = self.solver
         num_steps, h = self.check_rollout(controls, num_steps=num_steps, dt=dt, substeps=substeps, record=record,
                                           checkpoint_every=checkpoint_every, execution=execution, out=out, first_step=first_step)
-        solver.check_state(initial_state, "initial_state", finite=True)
+        solver.check_state(initial_state, "initial_state")
         if out is not None:
             solver.check_state(out, "out")
+        with self._blaming_the_initial_state(initial_state, first_step):
+            return self._rollout(initial_state, controls, num_steps, dt, substeps, h, record, checkpoint_every, check_divergence,
+                                 execution, threads, requires_grad, out, first_step)
+
+    def _rollout(self, initial_state, controls, num_steps, dt, substeps, h, record, checkpoint_every, check_divergence, execution,
+                 threads, requires_grad, out, first_step) -> Trajectory:
+        solver = self.solver
         threads = _check_threads(threads) or self.threads
         replayable = self._can_replay(controls)
         first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
@@ -366,13 +373,14 @@ class Engine:
 
         Raises :class:`SimulationDivergedError` naming the first non-finite step and world."""
         self._check_inputs(initial_state)
-        runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
-        if runner is None:
-            return self._evaluate_in_python(program, theta_rows, initial_state)
-        runner.load(theta_rows, initial_state)
-        _run_ranges(lambda part: part.forward(), runner.parts)
-        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
-        return runner.loss.numpy().astype(np.float64)
+        with self._blaming_the_initial_state(initial_state):
+            runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
+            if runner is None:
+                return self._evaluate_in_python(program, theta_rows, initial_state)
+            runner.load(theta_rows, initial_state)
+            _run_ranges(lambda part: part.forward(), runner.parts)
+            _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
+            return runner.loss.numpy().astype(np.float64)
 
     def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
                  threads: int | None = None):
@@ -382,18 +390,19 @@ class Engine:
         captured once as a graph over a pool of states and replayed: bitwise the gradient of
         stepping on a ``wp.Tape`` from Python, without Python per launch."""
         self._check_inputs(initial_state)
-        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
-        if runner is None:
-            return self._gradient_in_python(program, theta_rows, initial_state)
-        runner.load(theta_rows, initial_state)
+        with self._blaming_the_initial_state(initial_state):
+            runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
+            if runner is None:
+                return self._gradient_in_python(program, theta_rows, initial_state)
+            runner.load(theta_rows, initial_state)
 
-        def both(part):
-            part.forward()
-            part.reverse()
+            def both(part):
+                part.forward()
+                part.reverse()
 
-        _run_ranges(both, runner.parts)
-        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
-        return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
+            _run_ranges(both, runner.parts)
+            _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
+            return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
 
     def replays(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None):
         """The captured recorded forward pass and reverse pass of ``program`` as two callables that
@@ -408,9 +417,23 @@ class Engine:
 
     def _check_inputs(self, initial_state) -> None:
         """What every rollout of a program checks first (as :meth:`rollout` does): the model's
-        parameters as they are now, and the initial state against the model, finite."""
+        parameters as they are now, and the initial state against the model."""
         self.solver.check_model()
-        self.solver.check_state(initial_state, "initial_state", finite=True)
+        self.solver.check_state(initial_state, "initial_state")
+
+    @contextlib.contextmanager
+    def _blaming_the_initial_state(self, initial_state, first_step: int = 0):
+        """A divergence at the first step whose cause is a non-finite initial state becomes a
+        ``ParameterError`` naming it (read only then: the finite case pays nothing)."""
+        try:
+            yield
+        except SimulationDivergedError as exc:
+            if exc.step == first_step:
+                try:
+                    self.solver.check_state(initial_state, "initial_state", finite=True)
+                except ParameterError as bad:
+                    raise bad from exc
+            raise
 
     CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
 
