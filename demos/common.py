@@ -6,6 +6,8 @@ import argparse
 import csv
 from pathlib import Path
 
+from simulator.errors import output_folder
+
 
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     with Path(path).open("w", newline="") as handle:
@@ -37,9 +39,7 @@ def save_figure(fig, out: Path, name: str) -> Path:
 
 
 def output_dir(out) -> Path:
-    path = Path(out)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return output_folder("out_dir", out)
 
 
 def main_for(run, doc: str, argv=None):

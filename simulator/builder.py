@@ -377,4 +377,5 @@ class SceneBuilder(ArticulationBuilderMixin):
         )
         # joints and actuators (simulator.articulation): reduced coordinates
         model.articulation = self._finalize_articulation(model, coms, requires_grad)
+        model.validate()  # e.g. a mesh with a NaN vertex gives a NaN mass
         return model

@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import ParameterError
+from .errors import ParameterError, output_folder
 
 BENCHMARKS = ("rigid", "md")
 
@@ -30,6 +30,7 @@ def _demo(args) -> int:
 
     if args.name not in DEMOS:
         raise ParameterError(f"unknown demo {args.name!r}; available: {', '.join(DEMOS)}")
+    output_folder("--out", args.out)
     module = importlib.import_module(f"simulator.demos.{args.name}")
     result = module.run(args.out, quick=args.quick, device=args.device)
     print(f"wrote {result['png']} and {result['csv']}")
@@ -56,6 +57,7 @@ def _optimize(args) -> int:
     if args.scene not in robots:
         raise ParameterError(f"scene must be a robot scene with a task: one of {', '.join(robots)}, got {args.scene!r} "
                              f"(scenes: {', '.join(list_scenes())})")
+    output_folder("--out", args.out)
     options = {"precision": args.precision, "device": args.device}
     controller = None
     if args.controller == "linear":

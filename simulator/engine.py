@@ -240,6 +240,16 @@ class Engine:
         solver = self.solver
         num_steps, h = self.check_rollout(controls, num_steps=num_steps, dt=dt, substeps=substeps, record=record,
                                           checkpoint_every=checkpoint_every, execution=execution, out=out, first_step=first_step)
+        solver.check_state(initial_state, "initial_state")
+        if out is not None:
+            solver.check_state(out, "out")
+        with self._blaming_the_initial_state(initial_state, first_step):
+            return self._rollout(initial_state, controls, num_steps, dt, substeps, h, record, checkpoint_every, check_divergence,
+                                 execution, threads, requires_grad, out, first_step)
+
+    def _rollout(self, initial_state, controls, num_steps, dt, substeps, h, record, checkpoint_every, check_divergence, execution,
+                 threads, requires_grad, out, first_step) -> Trajectory:
+        solver = self.solver
         threads = _check_threads(threads) or self.threads
         replayable = self._can_replay(controls)
         first_bad = no_divergence(solver.num_worlds, solver.device) if check_divergence else None
@@ -260,13 +270,18 @@ class Engine:
     def check_rollout(self, controls=None, *, num_steps, dt, substeps=1, record=True, checkpoint_every=None, execution="auto",
                       out=None, first_step=0) -> tuple[int, float]:
         """Validate the arguments of :meth:`rollout` (before a caller does work that it would
-        waste); returns ``(num_steps, substep length)``."""
+        waste) and the model's parameters as they are now (:meth:`Solver.check_model`, e.g.
+        :meth:`simulator.Model.validate`); returns ``(num_steps, substep length)``."""
         num_steps = check_num_steps(num_steps)
+        self.solver.check_model()  # parameters written since the last rollout (finalize checked the first ones)
         h = self.solver.check_dt(dt, substeps)
         if execution not in EXECUTIONS:
             raise ParameterError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         if controls is not None and not isinstance(controls, (Control, ControlSequence)):
             raise TypeError(f"controls must be None, a Control or a ControlSequence, got {type(controls).__name__}")
+        if controls is not None:
+            step_control = controls if isinstance(controls, Control) else controls.at(min(first_step, controls.num_steps - 1))
+            self.solver.check_control(step_control, "controls")
         if isinstance(controls, ControlSequence) and controls.num_steps < first_step + num_steps:
             raise ParameterError(f"controls has {controls.num_steps} steps but the rollout needs {first_step + num_steps} "
                                  f"(num_steps={num_steps} from first_step={first_step})")
@@ -361,13 +376,15 @@ class Engine:
         Python rollouts on the CPU, so one-off calls do not pay it). The results are bitwise the same.
 
         Raises :class:`SimulationDivergedError` naming the first non-finite step and world."""
-        runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
-        if runner is None:
-            return self._evaluate_in_python(program, theta_rows, initial_state)
-        runner.load(theta_rows, initial_state)
-        _run_ranges(lambda part: part.forward(), runner.parts)
-        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
-        return runner.loss.numpy().astype(np.float64)
+        self._check_inputs(initial_state)
+        with self._blaming_the_initial_state(initial_state):
+            runner = self._runner(program, theta_rows.shape, recorded=False, threads=threads, execution=execution)
+            if runner is None:
+                return self._evaluate_in_python(program, theta_rows, initial_state)
+            runner.load(theta_rows, initial_state)
+            _run_ranges(lambda part: part.forward(), runner.parts)
+            _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
+            return runner.loss.numpy().astype(np.float64)
 
     def gradient(self, program, theta_rows: np.ndarray, initial_state: State, *, execution: str = "auto",
                  threads: int | None = None):
@@ -376,18 +393,20 @@ class Engine:
         ``CAPTURE_AFTER`` calls of a shape) the recorded forward pass and its reverse pass are each
         captured once as a graph over a pool of states and replayed: bitwise the gradient of
         stepping on a ``wp.Tape`` from Python, without Python per launch."""
-        runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
-        if runner is None:
-            return self._gradient_in_python(program, theta_rows, initial_state)
-        runner.load(theta_rows, initial_state)
+        self._check_inputs(initial_state)
+        with self._blaming_the_initial_state(initial_state):
+            runner = self._runner(program, theta_rows.shape, recorded=True, threads=threads, execution=execution)
+            if runner is None:
+                return self._gradient_in_python(program, theta_rows, initial_state)
+            runner.load(theta_rows, initial_state)
 
-        def both(part):
-            part.forward()
-            part.reverse()
+            def both(part):
+                part.forward()
+                part.reverse()
 
-        _run_ranges(both, runner.parts)
-        _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
-        return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
+            _run_ranges(both, runner.parts)
+            _raise_if_diverged(runner.first_bad, self.solver, program.dt, program.substeps, per_substep=False)
+            return runner.loss.numpy().astype(np.float64), runner.theta.grad.numpy().astype(np.float64)
 
     def replays(self, program, theta_rows: np.ndarray, initial_state: State, *, threads: int | None = None):
         """The captured recorded forward pass and reverse pass of ``program`` as two callables that
@@ -399,6 +418,26 @@ class Engine:
         runner.load(theta_rows, initial_state)
         return (lambda: _run_ranges(lambda part: part.forward(), runner.parts),
                 lambda: _run_ranges(lambda part: part.reverse(), runner.parts))
+
+    def _check_inputs(self, initial_state) -> None:
+        """What every rollout of a program checks first (as :meth:`rollout` does): the model's
+        parameters as they are now, and the initial state against the model."""
+        self.solver.check_model()
+        self.solver.check_state(initial_state, "initial_state")
+
+    @contextlib.contextmanager
+    def _blaming_the_initial_state(self, initial_state, first_step: int = 0):
+        """A divergence at the first step whose cause is a non-finite initial state becomes a
+        ``ParameterError`` naming it (read only then: the finite case pays nothing)."""
+        try:
+            yield
+        except SimulationDivergedError as exc:
+            if exc.step == first_step:
+                try:
+                    self.solver.check_state(initial_state, "initial_state", finite=True)
+                except ParameterError as bad:
+                    raise bad from exc
+            raise
 
     CAPTURE_AFTER = 2  # with execution="auto", calls of a program shape stepped from Python before it is captured
 

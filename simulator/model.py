@@ -7,13 +7,22 @@ use the model's precision (``model.precision``: float32 or float64).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 import warp as wp
 
-from .errors import ParameterError
+from .errors import (
+    ParameterError,
+    check_array,
+    check_array_finite,
+    check_parameter_values,
+    checked_before,
+    describe,
+    mark_checked,
+)
 from .precision import Precision
 
 # The per-world joint and actuator parameters of a Model (fields of the same names), in the order
@@ -42,6 +51,8 @@ class State:
         body_contact_force: total contact force [N] that acted on each body during the step
             that produced this state (zero for an initial state).
         body_contact_torque: matching contact torque about the centre of mass [N m].
+        step_index: number of (sub)steps taken from a state made by ``model.state()`` to reach
+            this one (``simulator.step`` and the engine count it; divergence errors name it).
     """
 
     body_q: wp.array
@@ -55,6 +66,7 @@ class State:
     link_q: wp.array | None = field(default=None, repr=False)  # (W, L) link frames (derived)
     link_v: wp.array | None = field(default=None, repr=False)  # (W, L) link twists (derived)
     joint_work: object = field(default=None, repr=False)  # per-step intermediates
+    step_index: int = 0  # (sub)steps taken to reach this state (divergence errors name it)
 
     def arrays(self) -> dict[str, wp.array]:
         fields = (getattr(self, name) for name in self.__dataclass_fields__)
@@ -64,6 +76,7 @@ class State:
         """Copy ``other`` into this state (recorded on an active tape, so gradients flow)."""
         for name, array in self.arrays().items():
             wp.copy(array, getattr(other, name))
+        self.step_index = other.step_index
 
     def numpy(self) -> dict[str, np.ndarray]:
         """Host copies of every array (for inspection and tests)."""
@@ -214,9 +227,141 @@ class Model:
     actuator_kp: wp.array | None = field(default=None, repr=False)
     actuator_kd: wp.array | None = field(default=None, repr=False)
 
+    # the sign each per-world parameter must have: "positive" (> 0), "nonnegative" (>= 0) or "finite";
+    # body_inertia is also checked for symmetry and positive-definiteness, the limits for lower <= upper
+    PARAMETER_SIGNS: ClassVar[dict[str, str]] = {
+        "body_mass": "positive",
+        "body_inertia": "finite",
+        "shape_stiffness": "nonnegative",  # 0: a shape that only gives mass (MJCF contype=0)
+        "shape_damping": "nonnegative",
+        "shape_friction": "nonnegative",
+        "contact_softness": "nonnegative",
+        "joint_armature": "nonnegative",
+        "joint_damping": "nonnegative",
+        "joint_stiffness": "nonnegative",
+        "joint_limit_lower": "finite",
+        "joint_limit_upper": "finite",
+        "actuator_gear": "finite",
+        "actuator_kp": "nonnegative",
+        "actuator_kd": "nonnegative",
+    }
+
     @property
     def candidate_count(self) -> int:
         return self.candidate_source.shape[0]
+
+    def validate(self) -> None:
+        """Check every per-world parameter (:attr:`PER_WORLD_ARRAYS`, as :meth:`parameters`
+        lists them) as it is now, also after it was written following ``finalize``: finite, of
+        the sign in :attr:`PARAMETER_SIGNS`, inertia tensors symmetric and positive-definite,
+        joint limits ordered. Raises ``ParameterError`` naming the array, the world and the
+        entry. Reads the arrays on the host (views without a copy on the CPU); the engine calls
+        it before every rollout when they changed (:meth:`validate_if_changed`; costs in
+        ``docs/performance.md``)."""
+        values = self._parameter_values()
+        for name, array in values.items():
+            check_parameter_values(name, array, self.PARAMETER_SIGNS[name])
+        inertia = values["body_inertia"]
+        (a, b, c), (d, e, f), (g, h, i) = (tuple(inertia[..., r, k].astype(np.float64) for k in range(3)) for r in range(3))
+        scale = np.maximum(np.maximum(np.abs(a), np.abs(e)), np.abs(i))
+        asymmetric = np.maximum(np.maximum(np.abs(b - d), np.abs(c - g)), np.abs(f - h)) > 1e-5 * scale
+        if asymmetric.any():
+            world, body = (int(x) for x in np.argwhere(asymmetric)[0])
+            raise ParameterError(f"body_inertia must be symmetric, got {describe(inertia[world, body])} for body {body} "
+                                 f"({self.body_names[body]!r}) in world {world}")
+        # positive-definite (Sylvester's criterion): the leading principal minors are positive
+        determinant = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+        indefinite = (a <= 0.0) | (a * e - b * d <= 0.0) | (determinant <= 0.0)
+        if indefinite.any():
+            world, body = (int(x) for x in np.argwhere(indefinite)[0])
+            moments = np.linalg.eigvalsh(inertia[world, body].astype(np.float64))
+            raise ParameterError(f"body_inertia must be positive-definite, got principal moments {describe(moments)} "
+                                 f"for body {body} ({self.body_names[body]!r}) in world {world}")
+        if "joint_limit_lower" in values:
+            crossed = values["joint_limit_lower"] > values["joint_limit_upper"]
+            if crossed.any():
+                world, dof = (int(i) for i in np.argwhere(crossed)[0])
+                raise ParameterError(f"joint_limit_lower must be <= joint_limit_upper, got {describe(values['joint_limit_lower'][world, dof])} > "
+                                     f"{describe(values['joint_limit_upper'][world, dof])} for dof {dof} in world {world}")
+
+    def parameter_snapshot(self) -> bytes:
+        """The bytes of every per-world parameter (:meth:`parameters`) as they are now: equal
+        snapshots mean equal parameters (a host read; cheap on the CPU, where the arrays are
+        read through kept views)."""
+        return b"".join(v.tobytes() for v in self._parameter_values().values())
+
+    def validate_if_changed(self) -> bytes:
+        """:meth:`validate` unless the parameters are bytewise those last validated (what the
+        engine calls before every rollout); returns the current :meth:`parameter_snapshot`."""
+        snapshot = self.parameter_snapshot()
+        if snapshot != self.__dict__.get("_validated_snapshot"):
+            self.validate()
+            self.__dict__["_validated_snapshot"] = snapshot
+        return snapshot
+
+    def _parameter_values(self) -> dict[str, np.ndarray]:
+        """Host values of :meth:`parameters`: on the CPU, views kept from one call to the next
+        (the memory of an array never moves); on a GPU, fresh copies."""
+        if not self.device.is_cpu:
+            return {name: array.numpy() for name, array in self.parameters().items()}
+        views = self.__dict__.setdefault("_parameter_views", {})
+        values = {}
+        for name, array in self.parameters().items():
+            kept = views.get(name)
+            if kept is None or kept[0] is not array:
+                kept = views[name] = (array, array.numpy())
+            values[name] = kept[1]
+        return values
+
+    def _template(self, kind: str):
+        """A state or control of this model allocated once (its arrays give the expected shapes,
+        dtypes and device of the arrays a step reads and writes)."""
+        cache = self.__dict__.setdefault("_templates", {})
+        if kind not in cache:
+            cache[kind] = self.output_state(requires_grad=False) if kind == "state" else self.control(requires_grad=False)
+        return cache[kind]
+
+    def check_state(self, state, name: str = "state", *, reads_only: bool = False, finite: bool = False) -> None:
+        """Raise ``ParameterError`` unless ``state`` holds every array a step of this model reads
+        (``reads_only``: poses, velocities and joint coordinates) or writes, of the model's
+        shape, dtype and device (checked once per set of arrays); with ``finite``, also unless
+        the arrays a step reads are finite (a host read, every call)."""
+        if not isinstance(state, State):
+            raise ParameterError(f"{name} must be a simulator.State, got {type(state).__name__}")
+        read = ("body_q", "body_v", "body_w") + (("joint_q", "joint_qd", "link_q", "link_v") if self.articulation is not None else ())
+        parts, level = (state.joint_work, *state.arrays().values()), 0 if reads_only else 1
+        if not checked_before(state, self, parts, level):
+            template = self._template("state")
+            for field_name, expected in template.arrays().items():
+                if reads_only and field_name not in read:
+                    continue
+                check_array(f"{name}.{field_name}", getattr(state, field_name), shape=expected.shape, dtype=expected.dtype,
+                            device=self.device)
+            if not reads_only and self.articulation is not None:
+                if state.joint_work is None:
+                    raise ParameterError(f"{name} must come from this model's state() or output_state(), got one without joint_work")
+                for f in template.joint_work.__dataclass_fields__:
+                    expected = getattr(template.joint_work, f)
+                    check_array(f"{name}.joint_work.{f}", getattr(state.joint_work, f), shape=expected.shape, dtype=expected.dtype,
+                                device=self.device)
+            mark_checked(state, self, parts, level)
+        if finite:
+            for field_name in read[:3] + read[3:5]:
+                check_array_finite(f"{name}.{field_name}", getattr(state, field_name))
+
+    def check_control(self, control, name: str = "control") -> None:
+        """Raise ``ParameterError`` unless ``control`` is None or holds this model's control
+        arrays (shape, dtype, device)."""
+        if control is None:
+            return
+        if not isinstance(control, Control):
+            raise ParameterError(f"{name} must be a simulator.Control or None, got {type(control).__name__}")
+        template = self._template("control")
+        for field_name in ("body_force", "body_torque", "joint_act"):
+            expected = getattr(template, field_name)
+            if expected is not None:
+                check_array(f"{name}.{field_name}", getattr(control, field_name), shape=expected.shape, dtype=expected.dtype,
+                            device=self.device)
 
     def parameters(self) -> dict[str, wp.array]:
         """The per-world physical parameters, by name (all differentiable); the joint and actuator

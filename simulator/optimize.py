@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import ParameterError, check_finite
+from .errors import ParameterError, check_finite, output_folder
 from .gradients import grad
 from .gradients.objective import RolloutObjective, check_theta
 
@@ -120,8 +120,7 @@ def optimize(
     start, history = 0, []
     log_path = checkpoint_path = None
     if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output_folder("out_dir", out_dir)
         log_path, checkpoint_path = out / "log.csv", out / "checkpoint.npz"
         if checkpoint_path.exists():
             saved = np.load(checkpoint_path)

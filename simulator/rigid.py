@@ -12,8 +12,17 @@ import math
 import numpy as np
 import warp as wp
 
-from .errors import ParameterError, check_timestep, stable_timestep
-from .kernels.constants import CandidateKind, ContactMode, ShapeType
+from .errors import (
+    ParameterError,
+    SimulationDivergedError,
+    all_finite,
+    check_timestep,
+    checked_before,
+    host_values,
+    mark_checked,
+    stable_timestep,
+)
+from .kernels.constants import NO_DIVERGENCE, CandidateKind, ContactMode, ShapeType
 from .kernels.rigid import rigid_kernels
 from .articulation import step_articulations
 from .model import Control, Model, State
@@ -24,10 +33,103 @@ def step(model: Model, state_in: State, state_out: State, control: Control | Non
     """Advance every world by one step of ``dt`` seconds from ``state_in`` into ``state_out``.
 
     ``control`` may be None (no external forces). ``state_in`` and ``state_out`` must be
-    different objects.
+    different objects. ``state_out.step_index`` becomes ``state_in.step_index + 1``.
+
+    The public entry point of the rigid step, with the checks of :func:`simulator.rollout`
+    (the rollout engine calls the unchecked launches directly):
+
+    * ``dt`` finite, > 0 and below the contact's stable bound (:func:`check_stable_timestep`,
+      cached per model and dt: parameters written in place later are re-checked by the next
+      rollout, or by ``model.validate()``);
+    * the states and the control hold arrays of the model's shape, dtype and device
+      (checked once per set of arrays), and ``state_in`` is finite when it starts a loop
+      (``step_index == 0``: a state from ``model.state()`` or one you filled);
+    * divergence: a non-finite ``state_out`` raises :class:`SimulationDivergedError` naming the
+      step (``state_in.step_index``) and the world. On the CPU the output poses are read on the
+      host every step (about 2% of a step); on a GPU a device flag is written every step and
+      read every ``DIVERGENCE_READ_EVERY`` steps (the error still names the first bad step).
+      Not checked while a graph is being captured.
+
+    Raises:
+        ParameterError: (a ``ValueError``) a bad ``dt``, state or control.
+        SimulationDivergedError: the step produced a non-finite state.
     """
+    capturing = model.device.is_capturing
+    check_step(model, state_in, state_out, control, dt, finite=not capturing)
+    launch_step(model, state_in, state_out, control, dt)
+    if not capturing:
+        _watch_divergence(model, state_in, state_out, dt)
+
+
+DIVERGENCE_READ_EVERY = 16  # on a GPU, steps between two host reads of the divergence flag of simulator.step
+
+
+def check_step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float, *, finite: bool = True) -> None:
+    """The checks of :func:`step` before it launches anything (see there); ``finite``: read a
+    fresh input state (``step_index == 0``) on the host to check it is finite."""
     if state_in is state_out:
         raise ParameterError("state_in and state_out must be different States (in-place steps corrupt gradients), got the same State twice")
+    checked_dt = model.__dict__.setdefault("_checked_dt", set())
+    if dt not in checked_dt:
+        check_stable_timestep(model, dt)
+        checked_dt.add(dt)
+    for name, state, level in (("state_in", state_in, 0), ("state_out", state_out, 1)):
+        # the arrays a step touches first (comparing every array each step would cost ~2% more)
+        parts = (state.body_q, state.body_v, state.body_w, state.joint_q, state.joint_work) if isinstance(state, State) else ()
+        if not checked_before(state, model, parts, level, mark="_step_mark"):
+            model.check_state(state, name, reads_only=level == 0)
+            mark_checked(state, model, parts, level, mark="_step_mark")
+    if control is not None:
+        parts = (control.body_force, control.body_torque, control.joint_act) if isinstance(control, Control) else ()
+        if not checked_before(control, model, parts, mark="_step_mark"):
+            model.check_control(control)
+            mark_checked(control, model, parts, mark="_step_mark")
+    if finite and state_in.step_index == 0:
+        model.check_state(state_in, "state_in", reads_only=True, finite=True)
+
+
+def _watch_divergence(model: Model, state_in: State, state_out: State, dt: float, *, device_flag: bool | None = None) -> None:
+    """Count the step on ``state_out`` and raise :class:`SimulationDivergedError` if it is
+    non-finite (see :func:`step`). ``device_flag``: watch through the device flag read every
+    ``DIVERGENCE_READ_EVERY`` steps (default: on a GPU) instead of the host view (on the CPU)."""
+    step_index = state_in.step_index
+    state_out.step_index = step_index + 1
+    if not (model.device.is_cuda if device_flag is None else device_flag):
+        # a view of the same memory (no copy), kept on the array: the poses follow from the new
+        # velocities in the same step, so a non-finite velocity shows in them too
+        poses = host_values(state_out.body_q)
+        if all_finite(poses):
+            return
+        world = int(np.argwhere(~np.isfinite(poses))[0][0])
+    else:
+        watch = model.__dict__.get("_step_watch")
+        if watch is None:
+            from .solver import no_divergence
+
+            watch = model.__dict__["_step_watch"] = [no_divergence(model.num_worlds, model.device), 0]
+        record_divergence(model, state_out, step_index, watch[0], record_tape=False)  # not on the caller's tape
+        watch[1] += 1
+        if watch[1] % DIVERGENCE_READ_EVERY:
+            return
+        first_bad = watch[0].numpy().copy()  # (a view on the CPU, refilled below)
+        bad = np.flatnonzero(first_bad != NO_DIVERGENCE)
+        if bad.size == 0:
+            return
+        watch[0].fill_(NO_DIVERGENCE)
+        world = int(bad[np.argmin(first_bad[bad])])
+        step_index = int(first_bad[world])
+    raise SimulationDivergedError(
+        f"simulator.step: the state became non-finite at step {step_index} in world {world} (dt={dt}, within the contact's "
+        f"stable bound); look for a tiny mass or inertia, a huge control force, or a parameter written after finalize "
+        f"(model.validate() checks them)",
+        step=step_index,
+        world=world,
+    )
+
+
+def launch_step(model: Model, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
+    """The launches of one step, unchecked (what :class:`simulator.RigidSolver` calls in the
+    engine's hot loop and captured graphs; :func:`step` checks its arguments first)."""
     kernels = rigid_kernels(model.precision.scalar)
     scalar, vec3 = model.precision.scalar, model.precision.vec3
     free_bodies = _free_bodies(model)
@@ -121,7 +223,8 @@ def _zero_control(model: Model) -> Control:
     return cached
 
 
-def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array, *, step_base: wp.array | None = None) -> None:
+def record_divergence(model: Model, state: State, step_index: int, first_bad_step: wp.array, *, step_base: wp.array | None = None,
+                      record_tape: bool = True) -> None:
     """Lower ``first_bad_step[w]`` to the step index for every world ``w`` whose state is non-finite.
 
     The index is ``step_index``, plus ``step_base[0]`` when a (1,) int32 device counter is given
@@ -136,6 +239,7 @@ def record_divergence(model: Model, state: State, step_index: int, first_bad_ste
         inputs=[state.body_q, state.body_v, state.body_w, step_base, int(step_index)],
         outputs=[first_bad_step],
         device=model.device,
+        record_tape=record_tape,
     )
 
 
@@ -165,6 +269,17 @@ def contact_time_scales(model: Model) -> dict[str, float]:
     """
     if model.candidate_count == 0:
         return {"stiffness": math.inf, "damping": math.inf, "friction": math.inf, "impact friction": math.inf}
+    # kept per parameter values (the impact limit loops over the candidates in Python)
+    key = (model.parameter_snapshot(), model.friction_smoothing, model.contact_impact_speed, tuple(model.gravity))
+    kept = model.__dict__.get("_time_scales")
+    if kept is not None and kept[0] == key:
+        return dict(kept[1])
+    scales = _contact_time_scales(model)
+    model.__dict__["_time_scales"] = (key, scales)
+    return dict(scales)
+
+
+def _contact_time_scales(model: Model) -> dict[str, float]:
     mass = float(np.min(model.body_mass.numpy()))
     stiffness = float(np.max(model.shape_stiffness.numpy()))
     damping = float(np.max(model.shape_damping.numpy()))

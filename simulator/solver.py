@@ -65,6 +65,17 @@ class Solver(ABC):
         Raises ``ValueError`` naming ``dt`` when a substep is too long for the physics to stay
         stable (stiff contact, stiff springs...)."""
 
+    def check_model(self) -> None:
+        """Raise ``ParameterError`` if a parameter of the model is invalid now (also one written
+        after the model was made); the engine calls it before every rollout, so keep it cheap."""
+
+    def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
+        """Raise ``ParameterError`` unless ``state`` fits this solver's model (shape, dtype and
+        device of its arrays; with ``finite``, finite values: a host read)."""
+
+    def check_control(self, control, name: str = "control") -> None:
+        """Raise ``ParameterError`` unless ``control`` fits this solver's model (or is None)."""
+
     @property
     def capturable(self) -> bool:
         """Whether ``step`` does no host work, so that steps can be captured as a Warp graph
@@ -152,7 +163,22 @@ class RigidSolver(Solver):
         return self.model.control(requires_grad=requires_grad)
 
     def step(self, state_in: State, state_out: State, control: Control | None, dt: float) -> None:
-        rigid.step(self.model, state_in, state_out, control, dt)
+        """The unchecked launches (the engine has checked the rollout's arguments once);
+        :func:`simulator.step` is the checked entry point."""
+        rigid.launch_step(self.model, state_in, state_out, control, dt)
+        state_out.step_index = state_in.step_index + 1
+
+    def stepped(self, state: State, start: State, count: int) -> None:
+        state.step_index = start.step_index + count
+
+    def check_model(self) -> None:
+        self.model.validate_if_changed()
+
+    def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
+        self.model.check_state(state, name, finite=finite)
+
+    def check_control(self, control, name: str = "control") -> None:
+        self.model.check_control(control, name)
 
     def check_dt(self, dt: float, substeps: int = 1) -> float:
         return rigid.check_stable_timestep(self.model, dt, substeps)

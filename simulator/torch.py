@@ -61,6 +61,7 @@ def objective_loss(objective, theta: torch.Tensor, *, estimator: str = "analytic
     """
     if not isinstance(theta, torch.Tensor) or theta.dim() != 1:
         raise ParameterError(f"theta must be a 1-D torch tensor, got {type(theta).__name__} with shape {getattr(theta, 'shape', None)}")
+    check_tensor("theta", theta)  # floating point: the loss and gradient come back in theta's dtype
     return _ObjectiveLoss.apply(theta, objective, estimator, int(seed), options)
 
 
@@ -72,6 +73,24 @@ _CONTROL_FIELDS = ("body_force", "body_torque")
 
 def _torch_dtype(model: Model):
     return torch.float64 if model.precision.name == "float64" else torch.float32
+
+
+def check_tensor(name: str, tensor, *, shape: tuple | None = None, dtype=None, finite: bool = False) -> torch.Tensor:
+    """The one check of every tensor that crosses into Warp: a ``torch.Tensor`` of ``shape`` and
+    ``dtype`` (the model's precision; any floating type when None), finite with ``finite``.
+    Raises ``ParameterError`` naming the argument, instead of a Warp-level error downstream."""
+    if not isinstance(tensor, torch.Tensor):
+        raise ParameterError(f"{name} must be a torch tensor, got {type(tensor).__name__}")
+    if shape is not None and tuple(tensor.shape) != tuple(shape):
+        raise ParameterError(f"{name} must have shape {tuple(shape)}, got {tuple(tensor.shape)}")
+    if dtype is None and not tensor.dtype.is_floating_point:
+        raise ParameterError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
+    if dtype is not None and tensor.dtype != dtype:
+        raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+    if finite and not bool(torch.isfinite(tensor.detach()).all()):
+        index = [int(i) for i in torch.nonzero(~torch.isfinite(tensor.detach()))[0]]
+        raise ParameterError(f"{name} must be finite, got {tensor.detach()[tuple(index)].item()!r} at index {index}")
+    return tensor
 
 
 def _as_warp(tensor: torch.Tensor, dtype, *, requires_grad: bool) -> wp.array:
@@ -135,11 +154,7 @@ def step(model: Model, state: dict[str, torch.Tensor], control: dict[str, torch.
             if name in _STATE_FIELDS:
                 raise ParameterError(f"state must have a {name!r} entry, got entries {sorted(state)}")
             tensor = torch.zeros(expected[name], dtype=dtype, device=device)
-        if tuple(tensor.shape) != expected[name]:
-            raise ParameterError(f"{name} must have shape {expected[name]}, got {tuple(tensor.shape)}")
-        if tensor.dtype != dtype:
-            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
-        inputs.append(tensor.to(device))
+        inputs.append(check_tensor(name, tensor, shape=expected[name], dtype=dtype, finite=True).to(device))
     q, v, w = _Step.apply(model, float(dt), *inputs)
     return {"body_q": q, "body_v": v, "body_w": w}
 
@@ -201,10 +216,7 @@ def joint_step(model: Model, joint_q: torch.Tensor, joint_qd: torch.Tensor, join
         joint_act = torch.zeros(tuple(probe_control.joint_act.shape), dtype=dtype, device=device)
     for name, tensor, array in (("joint_q", joint_q, probe_state.joint_q), ("joint_qd", joint_qd, probe_state.joint_qd),
                                 ("joint_act", joint_act, probe_control.joint_act)):
-        if tuple(tensor.shape) != tuple(array.shape):
-            raise ParameterError(f"{name} must have shape {tuple(array.shape)}, got {tuple(tensor.shape)}")
-        if tensor.dtype != dtype:
-            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+        check_tensor(name, tensor, shape=array.shape, dtype=dtype, finite=True)
     outputs = _JointStep.apply(model, float(dt), int(substeps), joint_q.to(device), joint_qd.to(device), joint_act.to(device))
     return dict(zip(_JOINT_OUTPUTS, outputs))
 
@@ -315,11 +327,18 @@ def joint_rollout(scene, joint_q: torch.Tensor, joint_qd: torch.Tensor, actions:
         raise ParameterError(f"population must be even for antithetic sampling (pairs theta +- sigma*eps), got {population}")
     if not (sigma > 0 and np.isfinite(sigma)):
         raise ParameterError(f"sigma must be a finite number > 0, got {sigma!r}")
+    check_tensor("actions", actions)
+    if actions.dim() != 3:
+        raise ParameterError(f"actions must have shape (T, W, A), got {tuple(actions.shape)}")
     spec = _RolloutSpec(scene, int(actions.shape[0]), float(dt), int(substeps), estimator, float(sigma), int(population), int(seed))
-    model = spec.model(joint_q.shape[0])
+    model = spec.model(check_tensor("joint_q", joint_q).shape[0] if joint_q.dim() == 2 else 1)
     if model.articulation is None:
         raise ParameterError(f"scene must build a model with joints for joint_rollout, got one without an articulation (scene={scene!r})")
     rigid.check_stable_timestep(model, dt, substeps)
+    dtype, probe_state = _torch_dtype(model), model.state(requires_grad=False)
+    check_tensor("joint_q", joint_q, shape=probe_state.joint_q.shape, dtype=dtype, finite=True)
+    check_tensor("joint_qd", joint_qd, shape=probe_state.joint_qd.shape, dtype=dtype, finite=True)
+    check_tensor("actions", actions, shape=(actions.shape[0],) + tuple(model.control().joint_act.shape), dtype=dtype, finite=True)
     return _JointRollout.apply(spec, joint_q, joint_qd, actions)
 
 
@@ -376,9 +395,13 @@ def terms_loss(model: Model, terms, context: LossContext, state: dict[str, torch
     dtype, device = _torch_dtype(model), wp.device_to_torch(model.device)
     names = tuple(n for n in _TERM_INPUTS if n in state)
     tensors = [state[n] for n in names] + ([] if joint_act is None else [joint_act])
+    probe = model.state(requires_grad=False)
+    expected = {name: tuple(getattr(probe, name).shape) + ((7,) if name == "body_q" else (3,) if name.startswith("body_") else ())
+                for name in names}
+    if joint_act is not None:
+        expected["joint_act"] = tuple(model.control(requires_grad=False).joint_act.shape)
     for name, tensor in zip(names + ("joint_act",), tensors):
-        if tensor.dtype != dtype:
-            raise ParameterError(f"{name} must be {dtype} to match the model's precision, got {tensor.dtype}")
+        check_tensor(name, tensor, shape=expected[name], dtype=dtype)
     return _TermsLoss.apply(model, list(terms), context, names, None if joint_act is None else joint_act.to(device),
                             *(state[n].to(device) for n in names))
 

@@ -54,3 +54,19 @@ def test_optimize_command_logs_and_resumes(tmp_path, capsys, device):
     assert main(["optimize", "bouncing_ball", "--out", str(tmp_path)]) == 2
     assert main(["optimize", "pendulum", "--controller", "mlp", "--horizon", "10", "--iterations", "2",
                  "--out", str(tmp_path / "mlp"), "--device", device]) == 0
+
+
+def test_cli_out_naming_a_file_is_one_error_line(tmp_path, capsys):
+    """--out naming an existing file: one ``error:`` line naming --out, no traceback (issue 15)."""
+    target = tmp_path / "taken"
+    target.write_text("x")
+    for args in (["optimize", "pendulum", "--horizon", "3", "--iterations", "1", "--out", str(target)],
+                 ["demo", "contact_softening", "--quick", "--out", str(target / "below")]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --out must name a folder (made if missing), got ") and err.count("\n") == 1, err
+
+
+def test_cli_horizon_zero_is_refused(tmp_path, capsys):
+    assert main(["optimize", "pendulum", "--horizon", "0", "--iterations", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: num_steps must be a positive integer, got 0")

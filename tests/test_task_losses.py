@@ -200,3 +200,13 @@ def test_scene_task_uses_its_factory_options(device):
     assert isinstance(scene.task.make_controller(model), sim.OpenLoopActions)
     assert [type(t).__name__ for t in scene.task.losses(10)] == ["JointError", "JointError", "ActuatorEffort"]
     assert scene.task.losses(10)[-1].weight == pytest.approx(1e-4)
+
+
+def test_a_body_index_beyond_the_model_is_refused(device):
+    """Issue 15: a PositionLoss on body 99 of a one-body model returned loss 1.0 and gradient 0."""
+    objective = sim.SceneTaskObjective("pendulum", num_steps=5, device=device)
+    terms = [sim.PositionLoss(body=99, target=(0.0, 0.0, 1.0)), sim.VelocityLoss(body=99)]
+    for term in terms:
+        bad = sim.ControlObjective(objective.scene, objective.controller, [term], num_steps=5)
+        with pytest.raises(sim.ParameterError, match=r"body must be an index in \[0, 1\), got 99"):
+            sim.grad(bad, np.zeros(bad.num_parameters))

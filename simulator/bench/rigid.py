@@ -5,7 +5,8 @@ unrecorded rollout (dt 0.01 s, 4 substeps of 2.5 ms), simulated seconds per wall
 world, the reverse pass of a recorded rollout as a multiple of the recorded forward pass
 (``reverse_over_forward``), of the unrecorded forward pass over the same horizon
 (``reverse_over_unrecorded_forward``) and, both captured as graphs by the rollout engine, of each other
-(``captured_reverse_over_forward``), and peak host memory (process max RSS [MB]).
+(``captured_reverse_over_forward``), and peak host memory (process max RSS [MB]). ``checks``: what
+the input checks of ``simulator.step`` and the engine cost, relative to a step and a rollout.
 
 The peer is MuJoCo on the gymnasium ant at its own timestep (0.01 s, zero control), measured
 in the same run at the same number of worlds on the same number of threads:
@@ -192,6 +193,39 @@ def _mujoco(worlds: int, steps: int, repeats: int, threads: int) -> dict | None:
             "timestep": model.opt.timestep}
 
 
+def _check_rows(repeats: int, device, quick: bool) -> list[dict]:
+    """What the input checks cost on the ant (1 and 64 worlds): per call of ``simulator.step``,
+    its argument checks and its divergence watch as fractions of the unchecked launches of one
+    step (``rigid.launch_step``, what the engine runs); per rollout, the engine's parameter check
+    (``Model.validate_if_changed``) as a fraction of a 10-step unrecorded rollout."""
+    from simulator import rigid, rollout, scenes
+
+    calls = 50 if quick else 500
+    rows = []
+    for worlds in (1, 64):
+        model = scenes.make("ant", num_worlds=worlds, device=device, precision="float32").model
+        a, b = model.state(), model.output_state()
+        a.step_index = 1  # a state inside a loop (a fresh one is also read for finiteness, once)
+        h = DT / SUBSTEPS
+
+        def loop(fn, count=calls):
+            def run():
+                for _ in range(count):
+                    fn()
+            return median_seconds(run, repeats, wp.synchronize) / count
+
+        loop(lambda: rigid.step(model, a, b, None, h), 5)  # warm-up: compile, caches, kept views
+        launches = loop(lambda: rigid.launch_step(model, a, b, None, h))
+        checks = loop(lambda: rigid.check_step(model, a, b, None, h))
+        watch = loop(lambda: rigid._watch_divergence(model, a, b, h))
+        short = loop(lambda: rollout(model, a, num_steps=10, dt=DT, substeps=SUBSTEPS, record=False), max(2, calls // 50))
+        validate = loop(model.validate_if_changed)
+        rows.append({"worlds": worlds, "launch_step_seconds": launches, "step_checks_over_step": checks / launches,
+                     "divergence_watch_over_step": watch / launches, "full_validate_seconds": loop(model.validate, calls // 5),
+                     "validate_if_changed_over_10_step_rollout": validate / short})
+    return rows
+
+
 def run(json: bool = False, quick: bool = False, device=None) -> dict:
     """Run the benchmark; print a table (or one JSON object) and return the result dict."""
     wp.config.quiet = True
@@ -212,7 +246,7 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
         row["ratio_vs_peer_single_world"] = row["sim_seconds_per_s_per_world"] / single["sim_seconds_per_s_per_world"] if single else None
         rows.append(row)
     result = {"benchmark": "rigid", "device": dev, "quick": quick, "repeats": repeats, "substep_s": SUBSTEP, "rows": rows,
-              "estimators": _estimator_rows(repeats, dev, quick)}
+              "estimators": _estimator_rows(repeats, dev, quick), "checks": _check_rows(repeats, dev, quick)}
     if single:
         result["peer_steps_per_s"] = single["steps_per_s"]
         result["peer_timestep_s"] = single["timestep"]
@@ -239,6 +273,10 @@ def run(json: bool = False, quick: bool = False, device=None) -> dict:
         print(f"  analytic gradient, {e['analytic_worlds']} worlds x {e['analytic_steps']} steps: "
               f"{e['analytic_gradient_seconds'] * 1e3:.1f} ms = "
               f"{e['analytic_gradient_over_unrecorded_forward']:.2f}x the unrecorded rollout of the same worlds")
+        for c in result["checks"]:
+            print(f"  input checks, {c['worlds']} world(s): sim.step argument checks {100 * c['step_checks_over_step']:.1f}% and "
+                  f"divergence watch {100 * c['divergence_watch_over_step']:.1f}% of a step; the engine's parameter check "
+                  f"{100 * c['validate_if_changed_over_10_step_rollout']:.2f}% of a 10-step rollout")
     return result
 
 

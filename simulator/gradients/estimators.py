@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import ParameterError, check_positive
 from .objective import GradientNotFiniteError, RolloutObjective, check_theta, evaluate, reverse_sweep
 
 log = logging.getLogger("simulator.gradients")
@@ -331,7 +331,7 @@ class AutoEstimator(HybridEstimator):
         options.setdefault("samples", 4)
         options.setdefault("population", 32)
         super().__init__(**options)
-        self.z = float(z)
+        self.z = float(check_positive("z", z))
 
     def choose(self, first: GradientResult, zeroth: GradientResult) -> tuple[str, str]:
         """``(choice, reason)`` for the analytic estimate ``first`` and the ES estimate ``zeroth``

@@ -9,16 +9,33 @@ reach the given state). ``control`` is accepted for the common signature and mus
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, check_nonnegative, check_positive, check_timestep
+from ..errors import (
+    ParameterError,
+    SimulationDivergedError,
+    all_finite,
+    check_array,
+    check_integer,
+    check_nonnegative,
+    check_positive,
+    check_range,
+    check_timestep,
+    checked_before,
+    host_values,
+    mark_checked,
+)
+from ..kernels.constants import NO_DIVERGENCE
 from ..kernels.md import md_kernels
 from .particles import ParticleModel, ParticleState
 from .potentials import active_tape, compute_forces
+
+DIVERGENCE_READ_EVERY = 16  # on a GPU, steps between two host reads of the divergence flag of a hand-written step loop
 
 
 def _seed(seed: int, step_index: int) -> int:
@@ -107,16 +124,83 @@ class _Integrator:
         check_forces(model, out, self.neighbors)
         return out
 
-    def _check(self, state_in, state_out, control):
+    USES_DT = True  # whether step reads its dt argument (FIRE's is adaptive)
+
+    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
+        """Advance by ``dt`` [time] from ``state_in`` into ``state_out`` (``state_out.step_index``
+        becomes ``state_in.step_index + 1``).
+
+        The public, checked step (the rollout engine runs :meth:`advance`, the unchecked
+        launches, after checking a rollout's arguments once): distinct states of ``model``
+        holding this integrator's arrays, no control, a finite ``dt`` > 0, a finite ``state_in``
+        when it starts a loop (``step_index == 0``); a non-finite ``state_out`` raises :class:`~simulator.SimulationDivergedError` naming the step (on the
+        CPU through a host view of the output every step, about a microsecond; on a GPU through a
+        device flag read every ``DIVERGENCE_READ_EVERY`` steps)."""
+        self._check(model, state_in, state_out, control, dt if self.USES_DT else None)
+        capturing = model.device.is_capturing
+        if state_in.step_index == 0 and not capturing:  # a fresh state (from prepare, or one you filled): finite?
+            model.check_state(state_in, "state_in", finite=True)
+        self.advance(model, state_in, state_out, dt)
+        if not capturing:
+            self._watch_divergence(model, state_in, state_out, dt)
+
+    def _watch_divergence(self, model, state_in, state_out, dt, *, device_flag: bool | None = None) -> None:
+        """Raise :class:`SimulationDivergedError` if ``state_out`` is non-finite (``device_flag``:
+        through the flag read every ``DIVERGENCE_READ_EVERY`` steps; default on a GPU)."""
+        step_index = state_in.step_index
+        if not (model.device.is_cuda if device_flag is None else device_flag):
+            views = (host_values(state_out.positions), host_values(state_out.velocities))
+            if all_finite(views[0]) and all_finite(views[1]):
+                return
+            particle = min(int(np.argwhere(~np.isfinite(v))[0][0]) for v in views if not np.isfinite(v).all())
+        else:
+            watch = self.__dict__.get("_step_watch")
+            if watch is None or watch[2] is not model:
+                watch = self._step_watch = [wp.full(1, NO_DIVERGENCE, dtype=wp.int32, device=model.device), 0, model,
+                                            wp.zeros(1, dtype=wp.int32, device=model.device)]
+            wp.launch(md_kernels(model.precision.scalar).record_first_nonfinite, dim=model.particle_count,
+                      inputs=[state_out.positions, state_out.velocities, watch[3], int(step_index)], outputs=[watch[0]],
+                      device=model.device, record_tape=False)
+            watch[1] += 1
+            if watch[1] % DIVERGENCE_READ_EVERY:
+                return
+            first_bad = int(watch[0].numpy()[0])
+            if first_bad == NO_DIVERGENCE:
+                return
+            watch[0].fill_(NO_DIVERGENCE)
+            step_index, particle = first_bad, None
+        where = "" if particle is None else f", particle {particle}"
+        raise SimulationDivergedError(
+            f"{type(self).__name__}.step: the particle state became non-finite at step {step_index} (dt={dt}{where}); "
+            f"reduce dt or check for overlapping particles", step=step_index, world=0)
+
+    def _check(self, model, state_in, state_out, control, dt=None):
+        """The checks of every ``step``: distinct states of ``model`` holding this integrator's
+        arrays (checked once per set of arrays), no control, and ``dt`` when the step uses it."""
         if state_in is state_out:
             raise ParameterError("state_in and state_out must be different states (in-place steps corrupt gradients)")
         if control is not None:
             raise ParameterError("molecular-dynamics integrators take no control; pass control=None")
         needed = self.ARRAYS
+        template = self.__dict__.get("_template")
+        if template is None or template[0] is not model:
+            template = self._template = (model, self._arrays(model, False))
         for name, state in (("state_in", state_in), ("state_out", state_out)):
-            if not isinstance(state.integrator, needed):
+            parts = (getattr(state, "positions", None), getattr(state, "velocities", None), getattr(state, "integrator", None))
+            if checked_before(state, self, parts, mark="_step_mark") and state._step_model is model:
+                continue
+            if not isinstance(getattr(state, "integrator", None), needed):
                 raise ParameterError(f"{name} must come from this integrator's state() or prepare() (it holds "
-                                     f"{type(state.integrator).__name__}, {type(self).__name__} needs {needed.__name__})")
+                                     f"{type(getattr(state, 'integrator', None)).__name__}, {type(self).__name__} needs {needed.__name__})")
+            model.check_state(state, name)
+            for f in dataclasses.fields(template[1]):
+                expected = getattr(template[1], f.name)
+                check_array(f"{name}.integrator.{f.name}", getattr(state.integrator, f.name), shape=expected.shape,
+                            dtype=expected.dtype, device=model.device)
+            mark_checked(state, self, parts, mark="_step_mark")
+            state._step_model = model
+        if dt is not None:
+            check_timestep(dt)
 
 
 class VelocityVerlet(_Integrator):
@@ -126,9 +210,8 @@ class VelocityVerlet(_Integrator):
         neighbors: a :class:`simulator.md.NeighborList`, or None for the all-pairs sum.
     """
 
-    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
-        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(state_in, state_out, control)
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float) -> None:
+        """The launches of one step of ``dt`` [time], unchecked (see :meth:`step`)."""
         k = md_kernels(model.precision.scalar)
         h = model.precision.scalar(dt)
         n = model.particle_count
@@ -160,10 +243,8 @@ class LangevinBAOAB(_Integrator):
         self.friction = float(check_nonnegative("friction", friction))
         self.seed = int(seed)
 
-    def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
-        """Advance by ``dt`` [time] from ``state_in`` into ``state_out``."""
-        self._check(state_in, state_out, control)
-        dt = check_timestep(dt)
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float) -> None:
+        """The launches of one step of ``dt`` [time], unchecked (see :meth:`step`)."""
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar
         n = model.particle_count
@@ -215,12 +296,15 @@ class FIRE(_Integrator):
         neighbors=None,
     ):
         super().__init__(neighbors)
-        for name, value in (("dt_start", dt_start), ("dt_max", dt_max), ("f_inc", f_inc), ("f_dec", f_dec),
-                            ("alpha_start", alpha_start), ("f_alpha", f_alpha)):
-            check_positive(name, value)
-        self.dt_start, self.dt_max, self.n_min = float(dt_start), float(dt_max), int(n_min)
-        self.f_inc, self.f_dec = float(f_inc), float(f_dec)
-        self.alpha_start, self.f_alpha = float(alpha_start), float(f_alpha)
+        # the ranges the method needs (Bitzek et al. 2006): the step grows by f_inc > 1 and shrinks
+        # by 0 < f_dec < 1, the mixing factor starts in (0, 1) and decays by 0 < f_alpha < 1
+        self.dt_start = check_range("dt_start", dt_start, low=0.0)
+        self.dt_max = check_range("dt_max", dt_max, low=self.dt_start, low_open=False)
+        self.n_min = check_integer("n_min", n_min, minimum=0)
+        self.f_inc = check_range("f_inc", f_inc, low=1.0)
+        self.f_dec = check_range("f_dec", f_dec, low=0.0, high=1.0)
+        self.alpha_start = check_range("alpha_start", alpha_start, low=0.0, high=1.0)
+        self.f_alpha = check_range("f_alpha", f_alpha, low=0.0, high=1.0)
         self.force_norm_eps = float(check_nonnegative("force_norm_eps", force_norm_eps))
 
     def prepare(self, model: ParticleModel, state: ParticleState) -> ParticleState:
@@ -248,9 +332,15 @@ class FIRE(_Integrator):
             fire_sums=wp.zeros(3, dtype=p.scalar, device=device, requires_grad=grad),
         )
 
+    USES_DT = False  # the step length is adaptive (fire_dt)
+
     def step(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, control, dt: float = 0.0) -> None:
-        """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored)."""
-        self._check(state_in, state_out, control)
+        """One FIRE step from ``state_in`` into ``state_out`` (``dt`` is ignored); checked as
+        :meth:`_Integrator.step` says."""
+        super().step(model, state_in, state_out, control, dt)
+
+    def advance(self, model: ParticleModel, state_in: ParticleState, state_out: ParticleState, dt: float = 0.0) -> None:
+        """The launches of one FIRE step, unchecked (``dt`` is ignored)."""
         fin, fout = state_in.integrator, state_out.integrator
         k = md_kernels(model.precision.scalar)
         s = model.precision.scalar

@@ -80,12 +80,16 @@ def radial_distribution(model, state, *, r_max: float | None = None, bins: int =
     """Radial distribution function g(r) of all pairs, normalised by the ideal-gas pair count.
 
     Returns ``(r, g)``: bin centres [length] and g [-], both ``(bins,)``. ``r_max`` defaults to
-    half the smallest box side. Not differentiable (a histogram). O(N^2).
+    half the smallest box side, its largest value in a periodic box. Not differentiable (a histogram). O(N^2).
     """
     if r_max is None:
         r_max = 0.5 * float(np.min(model.box_sides()))
     if not (r_max > 0 and np.isfinite(r_max)):
         raise ParameterError(f"r_max must be > 0, got {r_max!r}")
+    half_box = 0.5 * float(np.min(model.box_sides()))
+    if model.periodic and r_max > half_box * (1.0 + 1e-12):
+        raise ParameterError(f"r_max must be <= half the smallest periodic box side ({half_box:.6g}; the minimum image "
+                             f"counts each pair once only up to there), got {r_max!r}")
     if not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ParameterError(f"bins must be a positive integer, got {bins!r}")
     counts = wp.zeros(int(bins), dtype=wp.int32, device=model.device)

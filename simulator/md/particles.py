@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import warp as wp
 
-from ..errors import ParameterError, check_finite, check_positive
+from ..errors import ParameterError, check_array, check_array_finite, check_finite, check_parameter_values, check_positive, describe
 from ..precision import Precision, get_precision, resolve_device
-from .potentials import PairPotential
+from .potentials import PairPotential, PotentialKind
 
 logger = logging.getLogger("simulator.md")
 
@@ -126,6 +126,40 @@ class ParticleModel:
         if self.device.is_cpu:
             return min(n, 1), max(n, 1)
         return n, 1
+
+    # the sign each parameter array must have (see simulator.errors.check_parameter_values)
+    PARAMETER_SIGNS = {"particle_mass": "positive", "particle_diameter": "positive", "pair_epsilon": "positive",
+                       "pair_sigma": "positive", "pair_alpha": "positive", "box": "positive"}
+
+    def validate(self) -> None:
+        """Check every parameter (:meth:`parameters`) as it is now, also after it was written
+        following ``finalize``: finite and positive, the soft-sphere exponent > 1, the pair
+        matrices symmetric, and the cutoff within half a periodic box. Raises ``ParameterError``
+        naming the array and entry (a host read of a few small arrays; the engine calls it before
+        every MD rollout)."""
+        values = {name: array.numpy() for name, array in self.parameters().items()}
+        values["box"] = values["box"][:, : self.dim]
+        for name, array in values.items():
+            check_parameter_values(name, array, self.PARAMETER_SIGNS[name])
+        for name in ("pair_epsilon", "pair_sigma", "pair_alpha"):
+            if not np.allclose(values[name], values[name].T):
+                raise ParameterError(f"{name} must be symmetric (one value per unordered type pair), got {describe(values[name])}")
+        if self.potential.kind == PotentialKind.SOFT_SPHERE and np.any(values["pair_alpha"] <= 1.0):
+            raise ParameterError(f"pair_alpha must be > 1 for the soft sphere (its force vanishes at contact), got {describe(values['pair_alpha'])}")
+        self.check_box()
+
+    def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
+        """Raise ``ParameterError`` unless ``state`` is a :class:`ParticleState` whose positions,
+        velocities and forces are ``(N,)`` arrays of this model's vec3 type on its device; with
+        ``finite``, also unless its positions and velocities are finite (a host read)."""
+        if not isinstance(state, ParticleState):
+            raise ParameterError(f"{name} must be a simulator.md.ParticleState, got {type(state).__name__}")
+        for field_name in ("positions", "velocities", "forces"):
+            check_array(f"{name}.{field_name}", getattr(state, field_name), shape=(self.particle_count,), dtype=self.precision.vec3,
+                        device=self.device)
+        if finite:
+            for field_name in ("positions", "velocities"):
+                check_array_finite(f"{name}.{field_name}", getattr(state, field_name))
 
     def box_sides(self) -> np.ndarray:
         """Current box sides [length], ``(dim,)``."""
@@ -241,9 +275,10 @@ class ParticleBuilder:
         vel = np.zeros_like(pos) if velocities is None else check_finite("velocities", velocities)
         if vel.shape != pos.shape:
             raise ParameterError(f"velocities must have shape {pos.shape}, got {vel.shape}")
-        types = np.broadcast_to(np.asarray(type), (n,)).astype(np.int64)
-        if np.any(types < 0):
-            raise ParameterError(f"type must be >= 0, got {type!r}")
+        given = np.asarray(type)
+        if given.dtype == bool or not np.issubdtype(given.dtype, np.integer) or np.any(given < 0):
+            raise ParameterError(f"type must be an integer >= 0 (or one per particle), got {describe(type)}")
+        types = np.broadcast_to(given, (n,)).astype(np.int64)
         masses = np.broadcast_to(check_positive("mass", mass), (n,)).astype(np.float64)
         diameters = np.broadcast_to(check_positive("diameter", diameter), (n,)).astype(np.float64)
         start = self.particle_count
@@ -311,5 +346,5 @@ class ParticleBuilder:
             initial_positions=pos,
             initial_velocities=vel,
         )
-        model.check_box()
+        model.validate()
         return model

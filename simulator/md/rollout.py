@@ -84,6 +84,7 @@ def rollout(
     """
     md_engine = engine(model, integrator)
     md_engine.check_rollout(num_steps=num_steps, dt=dt, record=record, checkpoint_every=checkpoint_every, execution=execution)
+    model.check_state(initial_state, "initial_state", finite=True)
     start = integrator.prepare(model, initial_state)
     traj = md_engine.rollout(start, None, num_steps=num_steps, dt=dt, record=record, checkpoint_every=checkpoint_every,
                              check_divergence=check_divergence, execution=execution)

@@ -53,12 +53,18 @@ class MDSolver(Solver):
 
     def step(self, state_in: ParticleState, state_out: ParticleState, control, dt: float) -> None:
         try:
-            self.integrator.step(self.model, state_in, state_out, control, dt)
+            self.integrator.advance(self.model, state_in, state_out, dt)  # the engine checked the rollout's arguments
         except NonFinitePositionsError as exc:
             step = state_in.step_index
             raise SimulationDivergedError(
                 f"the particle simulation became non-finite at step {step} (dt={dt}; particle {exc.particle}); reduce dt "
                 f"or check for overlapping particles", step=step, world=0) from exc
+
+    def check_model(self) -> None:
+        self.model.validate()
+
+    def check_state(self, state, name: str = "state", *, finite: bool = False) -> None:
+        self.model.check_state(state, name, finite=finite)
 
     def check_dt(self, dt: float, substeps: int = 1) -> float:
         return check_timestep(dt, substeps) / substeps

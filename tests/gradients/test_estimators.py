@@ -292,6 +292,8 @@ def test_auto_at_a_symmetric_point_does_not_report_a_disagreement():
     (lambda o, t: sim.grad(o, t, estimator="truncated", clip=-1.0), r"clip must be a finite norm > 0"),
     (lambda o, t: sim.grad(o, t, estimator="magic"), r"unknown estimator 'magic'; available: analytic, auto, es, hybrid, truncated"),
     (lambda o, t: sim.grad(o, t, estimator="hybrid", samples=1), r"samples must be >= 2"),
+    (lambda o, t: sim.grad(o, t, estimator="auto", z=-1.0), r"z must be > 0, got -1\.0"),
+    (lambda o, t: sim.grad(o, t, estimator="auto", z=float("nan")), r"z must be finite, got nan"),
 ])
 def test_bad_estimator_input(call, match, device):
     objective = quadratic_objective(device=device)

@@ -16,8 +16,8 @@ HALF = (0.2, 0.1, 0.05)  # the tumbling box's half extents [m]
 
 
 def chatter_fraction(scene, seconds, substeps):
-    """Step the tumbling box for ``seconds`` with ``substeps`` substeps per ``scene.dt`` (directly,
-    so no check intervenes) and return (the fraction of box-ground contact substeps on which a
+    """Step the tumbling box for ``seconds`` with ``substeps`` substeps per ``scene.dt`` (the unchecked
+    launches, so no check intervenes) and return (the fraction of box-ground contact substeps on which a
     corner's tangential velocity reverses, i.e. v_t(k) . v_t(k+1) < 0 while the corner is in
     contact at both, the number of such substep pairs)."""
     model = scene.model
@@ -27,7 +27,7 @@ def chatter_fraction(scene, seconds, substeps):
     count = int(round(seconds / h))
     depth, slip = np.zeros((count, 8)), np.zeros((count, 8, 2))
     for k in range(count):
-        rigid.step(model, a, b, None, h)
+        rigid.launch_step(model, a, b, None, h)  # the unchecked launches: simulator.step refuses too long a dt
         q, v, w = b.body_q.numpy()[0, 0], b.body_v.numpy()[0, 0], b.body_w.numpy()[0, 0]
         arm = corners @ quat_to_matrix(q[3:]).T
         depth[k] = -(q[2] + arm[:, 2])  # below the ground plane z = 0

@@ -6,6 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import simulator as sim  # noqa: E402
+import warp as wp  # noqa: E402
 import simulator.torch as simtorch  # noqa: E402
 from simulator.scenes import make  # noqa: E402
 
@@ -115,6 +116,34 @@ def test_bad_torch_input(ball, device):
         simtorch.step(ball, {**state, "body_q": state["body_q"].float()}, dt=1e-3)
     with pytest.raises(ValueError, match=r"theta must be a 1-D torch tensor"):
         simtorch.objective_loss(quadratic_objective(device=device), torch.zeros((2, 2)))
+
+
+def test_torch_boundary_names_the_argument_instead_of_a_warp_error(ball, pendulum, device):
+    """Every tensor crossing into Warp is checked at the boundary (issue 15): a ParameterError
+    naming the argument, not a Warp-level error, a silently wrong result or an integer loss."""
+    state = initial(ball)
+    nan_q = state["body_q"].clone()
+    nan_q[0, 0, 2] = float("nan")
+    with pytest.raises(sim.ParameterError, match=r"body_q must be finite, got nan at index \[0, 0, 2\]"):
+        simtorch.step(ball, {**state, "body_q": nan_q}, dt=1e-3)
+    with pytest.raises(sim.ParameterError, match=r"body_force must be a torch tensor, got list"):
+        simtorch.step(ball, state, {"body_force": [[[0.0, 0.0, 0.0]]]}, dt=1e-3)
+    with pytest.raises(sim.ParameterError, match=r"theta must be a floating-point tensor, got torch\.int64"):
+        simtorch.objective_loss(quadratic_objective(device=device), torch.zeros(2, dtype=torch.int64))
+    q, qd = wp.to_torch(pendulum.state().joint_q).clone(), wp.to_torch(pendulum.state().joint_qd).clone()
+    with pytest.raises(sim.ParameterError, match=r"joint_q must be finite, got nan"):
+        simtorch.joint_step(pendulum, q * float("nan"), qd, dt=0.01)
+    scene = lambda worlds: make("pendulum", num_worlds=worlds, device=device, precision="float64", requires_grad=True)  # noqa: E731
+    actions = torch.zeros((3, 1, 1), dtype=torch.float64)
+    with pytest.raises(sim.ParameterError, match=r"joint_q must be torch\.float64 to match the model's precision, got torch\.float32"):
+        simtorch.joint_rollout(scene, q.float(), qd, actions, dt=0.01)
+    with pytest.raises(sim.ParameterError, match=r"joint_q must have shape \(1, 1\), got \(1, 0\)"):
+        simtorch.joint_rollout(scene, q[:, :0], qd, actions, dt=0.01)
+    with pytest.raises(sim.ParameterError, match=r"actions must be a floating-point tensor, got torch\.int64"):
+        simtorch.joint_rollout(scene, q, qd, actions.long(), dt=0.01)
+    context = sim.LossContext(step=0, final=True, initial_state=pendulum.state(), elapsed=0.1)
+    with pytest.raises(sim.ParameterError, match=r"joint_q must have shape \(1, 1\), got \(1, 0\)"):
+        simtorch.terms_loss(pendulum, make("pendulum", device=device).task.losses(5), context, {"joint_q": q[:, :0]})
 
 
 @pytest.fixture(scope="module")
