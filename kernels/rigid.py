@@ -154,9 +154,9 @@ def rigid_kernels(scalar):
         shape_type: wp.array(dtype=int),
         shape_transform: wp.array(dtype=transform),
         shape_size: wp.array(dtype=vec3),
-        shape_ke: wp.array2d(dtype=scalar),
-        shape_kd: wp.array2d(dtype=scalar),
-        shape_mu: wp.array2d(dtype=scalar),
+        shape_stiffness: wp.array2d(dtype=scalar),
+        shape_damping: wp.array2d(dtype=scalar),
+        shape_friction: wp.array2d(dtype=scalar),
         contact_softness: wp.array(dtype=scalar),
         contact_mode: int,
         friction_smoothing: scalar,
@@ -223,9 +223,9 @@ def rigid_kernels(scalar):
             vn = wp.dot(v_rel, normal)
             vt = v_rel - vn * normal
 
-            ke = scalar(0.5) * (shape_ke[world, source] + shape_ke[world, target])
-            kd = scalar(0.5) * (shape_kd[world, source] + shape_kd[world, target])
-            mu = scalar(0.5) * (shape_mu[world, source] + shape_mu[world, target])
+            ke = scalar(0.5) * (shape_stiffness[world, source] + shape_stiffness[world, target])
+            kd = scalar(0.5) * (shape_damping[world, source] + shape_damping[world, target])
+            mu = scalar(0.5) * (shape_friction[world, source] + shape_friction[world, target])
             force = contact_force(depth, vn, vt, normal, ke, kd, mu, softness, friction_smoothing)
             hard_force = force
             if contact_mode == ContactMode.SURROGATE:
