@@ -70,12 +70,57 @@ def _write_checkpoint(path: Path, theta: np.ndarray, iteration: int, adam: Adam,
     os.replace(tmp, path)
 
 
+def _read_checkpoint(path: Path, out_dir) -> dict:
+    """The arrays of ``checkpoint.npz``, or a :class:`ParameterError` naming the file when it cannot
+    be read (written atomically by this module, so only an outside change damages it)."""
+    try:
+        with np.load(path) as saved:
+            arrays = {name: np.array(saved[name]) for name in ("theta", "iteration", "config", "m", "v", "t")}
+        arrays["config"] = json.loads(str(arrays["config"]))
+        return arrays
+    except Exception as exc:  # a truncated zip, a missing key, a config that is not JSON
+        raise ParameterError(f"out_dir={str(out_dir)!r}: {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start "
+                             f"over (log.csv keeps the finished rows)") from exc
+
+
 def _read_log(path: Path, upto: int) -> list[dict]:
+    """The rows of iterations ``< upto`` of ``log.csv`` (a missing header line is tolerated: the
+    columns are fixed); a row that does not parse raises :class:`ParameterError` naming its line."""
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if int(row["iteration"]) < upto]
+        lines = list(csv.reader(handle))
+    if lines and tuple(lines[0]) == LOG_COLUMNS:
+        lines = lines[1:]
+        first_line = 2
+    else:
+        first_line = 1
+    rows = []
+    for number, values in enumerate(lines, start=first_line):
+        if not values:
+            continue
+        try:
+            if len(values) != len(LOG_COLUMNS):
+                raise ValueError(f"{len(values)} fields instead of {len(LOG_COLUMNS)}")
+            row = dict(zip(LOG_COLUMNS, values))
+            iteration = int(row["iteration"])
+            float(row["loss"])
+        except ValueError as exc:
+            raise ParameterError(f"{path} line {number} is not a log row ({exc}): {values!r}; remove the line (the checkpoint "
+                                 f"holds the parameters) or delete the log") from exc
+        if iteration < upto:
+            rows.append(row)
     return rows
+
+
+def _write_log(path: Path, rows: list[dict]) -> None:
+    """Write ``log.csv`` with its header and ``rows`` atomically (a temporary file then a rename)."""
+    tmp = path.with_suffix(".tmp.csv")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def optimize(
@@ -123,18 +168,15 @@ def optimize(
         out = output_folder("out_dir", out_dir)
         log_path, checkpoint_path = out / "log.csv", out / "checkpoint.npz"
         if checkpoint_path.exists():
-            saved = np.load(checkpoint_path)
-            saved_config = json.loads(str(saved["config"]))
+            saved = _read_checkpoint(checkpoint_path, out_dir)
+            saved_config = saved["config"]
             if saved_config != config:
                 raise ParameterError(f"out_dir={str(out_dir)!r}: {checkpoint_path} was written by a different run ({saved_config}; "
                                      f"this run: {config}); use another out_dir or delete it to start over")
             theta, start = np.array(saved["theta"]), int(saved["iteration"])
             adam.load(saved)
         history = _read_log(log_path, start)
-        with log_path.open("w", newline="") as handle:  # rewrite: drops a row of an unfinished iteration
-            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(history)
+        _write_log(log_path, history)  # drops a row of an unfinished iteration; restores a lost header
 
     result = OptimizationResult(theta=theta, history=history, resumed_from=start)
     bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress, desc=f"optimize ({estimator})")

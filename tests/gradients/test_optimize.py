@@ -73,3 +73,31 @@ def test_optimize_rejects_bad_arguments(device):
         sim.optimize(obj, np.zeros(obj.num_parameters), learning_rate=-0.1, progress=False)
     with pytest.raises(ValueError, match=r"iterations must be a non-negative integer"):
         sim.optimize(obj, np.zeros(obj.num_parameters), iterations=-1, progress=False)
+
+
+def test_resume_keeps_every_row_of_a_log_without_header_and_names_damaged_files(tmp_path, device):
+    """A log whose header line was lost keeps all its rows on resume (a csv.DictReader would take
+    the first row for the header); a garbage row and a truncated checkpoint raise ParameterError
+    naming the file (and the line) instead of a raw csv/zip traceback."""
+    obj = objective(device=device)
+    theta0 = np.zeros(obj.num_parameters)
+    sim.optimize(obj, theta0, iterations=3, out_dir=tmp_path, progress=False)
+    log = tmp_path / "log.csv"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 4
+    log.write_text("\n".join(lines[1:]) + "\n")  # the header is gone
+    resumed = sim.optimize(obj, theta0, iterations=4, out_dir=tmp_path, progress=False)
+    assert resumed.resumed_from == 3
+    assert [int(row["iteration"]) for row in resumed.history] == [0, 1, 2, 3]
+    with log.open() as handle:
+        assert [int(r["iteration"]) for r in csv.DictReader(handle)] == [0, 1, 2, 3]
+
+    log.write_text(log.read_text() + "not,a,row\n")
+    with pytest.raises(sim.errors.ParameterError, match=r"log\.csv line 6 is not a log row"):
+        sim.optimize(obj, theta0, iterations=5, out_dir=tmp_path, progress=False)
+    log.write_text("\n".join(log.read_text().splitlines()[:-1]) + "\n")
+
+    checkpoint = tmp_path / "checkpoint.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    with pytest.raises(sim.errors.ParameterError, match=r"checkpoint\.npz cannot be read"):
+        sim.optimize(obj, theta0, iterations=5, out_dir=tmp_path, progress=False)
