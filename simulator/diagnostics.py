@@ -14,6 +14,8 @@
 * :func:`gradient_norm_trace` -- the state adjoint's norm at every step of the backward pass,
   and the step where it first became non-finite.
 * :func:`variance_vs_horizon` -- gradient variance of each estimator against the horizon.
+* :func:`variance_growth` -- the measured growth rate of the backprop gradient's variance, with
+  a bootstrap interval: what ``moment_lyapunov(...).rate(2, horizons)`` predicts.
 * :func:`loss_slice` -- the loss along one parameter direction at several horizons.
 
 Every function works on a :class:`simulator.RolloutObjective`; the tangent-space functions use
@@ -197,6 +199,20 @@ class MomentLyapunovResult:
         values = self.log_moments[horizons - 1, self._index(q)]
         return float(np.polyfit(horizons * self.dt, values, 1)[0])
 
+    def rate_interval(self, q: float, horizons: Sequence[int], *, bootstrap: int = 1000, level: float = 0.95,
+                      seed: int = 0) -> tuple[float, float]:
+        """Bootstrap percentile interval [1/s] of :meth:`rate` (the worlds resampled jointly at
+        every horizon)."""
+        self.rate(q, horizons)  # checks the horizons
+        horizons = np.asarray(horizons, dtype=int)
+        growth = self.q[self._index(q)] * self.log_growth[horizons - 1]  # (H, W)
+        picks = np.random.default_rng([seed, 0x2F]).integers(0, growth.shape[1], size=(bootstrap, growth.shape[1]))
+        curves = np.stack([_log_mean_exp(growth[:, pick], axis=1) for pick in picks], axis=1)  # (H, B)
+        slopes = np.polyfit(horizons * self.dt, curves, 1)[0]
+        tail = 0.5 * (1.0 - level)
+        low, high = np.quantile(slopes, [tail, 1.0 - tail])
+        return float(low), float(high)
+
     def _index(self, q: float) -> int:
         match = np.flatnonzero(np.isclose(self.q, q))
         if not match.size:
@@ -338,6 +354,63 @@ def variance_vs_horizon(make_objective: Callable[[int], RolloutObjective], theta
             if progress:
                 progress(rows[-1])
     return rows
+
+
+@dataclass
+class VarianceGrowth:
+    """``rate``: least-squares slope of log(gradient variance) against time [1/s];
+    ``interval``: its bootstrap percentile interval [1/s]; ``horizons``: steps;
+    ``log_variance``: ``(H,)`` log of the summed per-coordinate variance over the samples;
+    ``gradients``: per horizon, the ``(samples, P)`` per-world gradients."""
+
+    rate: float
+    interval: tuple[float, float]
+    horizons: np.ndarray
+    log_variance: np.ndarray
+    gradients: list[np.ndarray]
+
+
+def variance_growth(make_objective: Callable[[int], RolloutObjective], theta_for: Callable[[RolloutObjective], np.ndarray],
+                    horizons: Sequence[int], *, samples: int = 64, seed: int = 0, bootstrap: int = 1000,
+                    level: float = 0.95) -> VarianceGrowth:
+    """Measured growth rate of the backpropagated gradient's variance over initial conditions.
+
+    At every horizon, ``samples`` worlds from ``initial_state(samples, seed)`` (the same initial
+    conditions at every horizon) give per-world gradients at ``theta_for(objective)``; the summed
+    per-coordinate variance of those gradients is fitted against time (:func:`growth_rate`).
+    The interval resamples the worlds jointly at every horizon (``bootstrap`` times). It is what
+    :meth:`MomentLyapunovResult.rate` predicts at the same horizons (``q = 2``) where the
+    Jacobian products grow.
+
+    Raises:
+        GradientNotFiniteError: a backward pass became non-finite.
+    """
+    if not isinstance(samples, (int, np.integer)) or samples < 2:
+        raise ParameterError(f"samples must be an integer >= 2 (a variance), got {samples!r}")
+    horizons = np.asarray(horizons, dtype=int)
+    if horizons.size < 2:
+        raise ParameterError(f"horizons must hold at least two step counts, got {horizons.tolist()}")
+    gradients, dt = [], None
+    for horizon in horizons:
+        objective = make_objective(int(horizon))
+        dt = _step_length(objective)
+        theta = check_theta(objective, theta_for(objective))
+        gradients.append(reverse_sweep(objective, np.tile(theta, (samples, 1)), seed=seed).gradients.astype(np.float64))
+    stack = np.stack(gradients)  # (H, samples, P)
+    times = horizons * dt
+
+    def slope(picked):
+        return np.polyfit(times, np.log(picked.var(axis=1, ddof=1).sum(axis=-1)), 1)[0]
+
+    log_variance = np.log(stack.var(axis=1, ddof=1).sum(axis=-1))
+    picks = np.random.default_rng([seed, 0x3F]).integers(0, samples, size=(bootstrap, samples))
+    with np.errstate(divide="ignore"):
+        slopes = np.array([slope(stack[:, pick]) for pick in picks])
+    slopes = slopes[np.isfinite(slopes)]
+    tail = 0.5 * (1.0 - level)
+    low, high = np.quantile(slopes, [tail, 1.0 - tail])
+    return VarianceGrowth(rate=float(np.polyfit(times, log_variance, 1)[0]), interval=(float(low), float(high)),
+                          horizons=horizons, log_variance=log_variance, gradients=gradients)
 
 
 def loss_slice(make_objective: Callable[[int], RolloutObjective], theta_for: Callable[[RolloutObjective], np.ndarray],

@@ -192,3 +192,31 @@ def test_moment_lyapunov_checks_its_arguments(device):
         result.exponent(3)
     with pytest.raises(sim.ParameterError, match="horizons"):
         result.rate(2, [5, 11])
+
+
+def exact_log_variance(objective, horizons):
+    """log Var(dL/dtheta) of the random linear map: g_{t+1} = a_t g_t + 1 in distribution, so its
+    first two moments follow m1' = E[a] m1 + 1, m2' = E[a^2] m2 + 2 E[a] m1 + 1."""
+    ea, ea2 = math.exp(objective.mu + 0.5 * objective.s**2), math.exp(2 * objective.mu + 2 * objective.s**2)
+    m1 = m2 = 0.0
+    values = {}
+    for t in range(1, max(horizons) + 1):
+        m1, m2 = ea * m1 + 1.0, ea2 * m2 + 2.0 * ea * m1 + 1.0
+        values[t] = m2 - m1 * m1
+    return np.log([values[h] for h in horizons])
+
+
+def test_variance_growth_of_the_random_linear_map(device):
+    """The measured growth rate of the gradient variance against the exact moments (inside the
+    99.9% bootstrap interval over the samples). At these short horizons the variance of the sum
+    over start times still builds up, so its slope exceeds the asymptotic L(2) (6/s here), which
+    it approaches from above as the horizon grows."""
+    horizons = [25, 50, 75, 100]
+    make = lambda h: RandomLinearMap(device, num_steps=h, mu=0.02, s=0.1)  # noqa: E731
+    measured = diagnostics.variance_growth(make, lambda o: np.zeros(1), horizons, samples=4096, level=0.999)
+    objective = make(100)
+    exact = np.polyfit(np.array(horizons) * objective.dt, exact_log_variance(objective, horizons), 1)[0]
+    assert measured.interval[0] < exact < measured.interval[1]
+    assert measured.rate == pytest.approx(exact, abs=measured.interval[1] - measured.interval[0])
+    assert exact > objective.closed_form(2)
+    assert [g.shape for g in measured.gradients] == [(4096, 1)] * 4
