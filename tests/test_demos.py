@@ -67,16 +67,28 @@ def test_control_demo_trains_every_estimator_at_equal_budget(tmp_path, device):
     assert min(analytic) < 0.5 * analytic[0]
 
 
-def test_lyapunov_exponent_predicts_the_explosion(tmp_path, device):
+def test_lyapunov_moment_exponent_predicts_the_variance_growth(tmp_path, device):
+    """The quick demo at its fixed seeds. Billiard: L(2) predicts the measured growth rate of the
+    gradient variance within 20%, and within the two estimates' combined bootstrap error (95%
+    half-widths / 1.96 as standard errors, 3 of them). Undamped acrobot: the prediction improves on
+    2 lambda but falls short of the measurement (about 22% low, documented in the README).
+    Damped acrobot: no growth predicted, and the variance does not grow."""
     rows = run_demo("lyapunov", tmp_path, device=device)
+    rows = [{k: (v if k in ("system", "knob") else float(v)) for k, v in r.items()} for r in rows]
+    for r in rows:  # Jensen, exact for the ensemble's own estimate
+        assert r["moment_exponent_2"] >= r["two_lambda"]
     billiard = [r for r in rows if r["system"] == "sinai billiard"]
-    acrobot = sorted((r for r in rows if r["system"] == "acrobot"), key=lambda r: float(r["value"]))
-    for row in billiard:  # chaotic contact system: both rates positive, the variance's at least 2*lambda
-        assert float(row["two_lambda"]) > 0.5 and float(row["variance_growth_rate"]) >= float(row["two_lambda"])
+    acrobot = sorted((r for r in rows if r["system"] == "acrobot"), key=lambda r: r["value"])
+    for r in billiard:
+        se = math.hypot(*((r[f"{name}_high"] - r[f"{name}_low"]) / (2 * 1.96) for name in ("predicted", "measured")))
+        assert r["two_lambda"] > 0.5 and r["predicted_rate"] > r["two_lambda"]
+        assert abs(r["predicted_rate"] - r["variance_growth_rate"]) < 3.0 * se
+        assert abs(r["relative_error"]) < 0.2
     chaotic, damped = acrobot[0], acrobot[-1]
-    assert float(chaotic["two_lambda"]) > 0.5 and float(chaotic["variance_growth_rate"]) > 0.5
-    assert float(damped["two_lambda"]) < 0 and float(damped["variance_growth_rate"]) < 0
-    rates = [float(r["variance_growth_rate"]) for r in acrobot]
+    assert chaotic["two_lambda"] < chaotic["predicted_rate"] < chaotic["measured_high"]
+    assert chaotic["predicted_high"] < chaotic["variance_growth_rate"]  # the documented shortfall
+    assert damped["two_lambda"] < 0 and damped["predicted_rate"] == 0.0 and damped["measured_high"] < 0.0
+    rates = [r["variance_growth_rate"] for r in acrobot]
     assert rates[0] == max(rates)
 
 
