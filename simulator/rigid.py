@@ -364,13 +364,81 @@ def candidate_inverse_masses(model: Model) -> tuple[np.ndarray, np.ndarray]:
     # the quadratic form is convex in p, so its worst case over a segment or a box is at a corner
     points = model.candidate_point.numpy().astype(np.float64)
     source_points = [points, np.where((kinds == CandidateKind.SEGMENT)[:, None], model.candidate_point2.numpy(), points)]
+    joints = _JointChains(model) if model.articulation is not None else None
     result = []
     for bodies, body_points in ((shape_body[source], source_points), (shape_body[target], _target_core_points(model))):
         index, moving = np.maximum(bodies, 0), bodies >= 0
         turn = np.max([_point_inverse_masses(p, inverse_inertia[:, index]) for p in body_points], axis=0)
-        free = 1.0 / mass[:, index] + turn
-        result.append(np.where(moving, np.minimum(free, sliding[:, index]), 0.0))
+        bound = np.minimum(1.0 / mass[:, index] + turn, sliding[:, index])
+        if joints is not None:
+            for c in np.flatnonzero(moving):
+                bound[:, c] = np.minimum(bound[:, c], joints.inverse_mass(int(bodies[c]), [p[c] for p in body_points]))
+        result.append(np.where(moving, bound, 0.0))
     return result[0], result[1]
+
+
+class _JointChains:
+    """A bound on an articulated link's point inverse mass through its joints' armature.
+
+    For a point c of link L on a hinge (axis a through o) or slide with armature A > 0, the
+    point's speed along a normal n is a part moved by the joint plus a part moved by the parent
+    rigidly; the kinetic energy is at least the armature's ``A qd^2 / 2`` plus the parent side's
+    (everything else dropped), so the inverse masses add like compliances in series:
+    ``w_L(c) <= |a x (c - o)|^2 / A (1/A on a slide) + w_parent(c)``, 0 for the world, and
+    ``w <= 1/m + |c - com|^2 / I_min`` for any link as a free body. Distances from the parent's
+    centre of mass and joint follow from the triangle inequality through o, so the bound holds in
+    every configuration. Massless internal links (a body with several joints) have no free-body
+    term. (A hinge's ``(a x (c - o)) . n`` does not depend on the contact's radius along n.)"""
+
+    def __init__(self, model: Model):
+        from .kernels.constants import JointType
+
+        art, W = model.articulation, model.num_worlds
+        self.parent, self.kind = art.link_parent.numpy(), art.link_type.numpy()
+        self.link_body, self.dof = art.link_body.numpy(), art.link_qd_start.numpy()
+        child, parent_xform = art.link_child_xform.numpy().astype(np.float64), art.link_parent_xform.numpy().astype(np.float64)
+        self.origin = child[:, :3]  # the joint in the link's COM frame
+        self.axis = np.array([quat_to_matrix(child[l, 3:]) @ a for l, a in enumerate(art.link_axis.numpy().astype(np.float64))])
+        self.origin_in_parent = parent_xform[:, :3]
+        self.armature = model.joint_armature.numpy().astype(np.float64).reshape(W, -1)
+        self.mass = model.body_mass.numpy().astype(np.float64).reshape(W, -1)
+        self.moment = np.linalg.eigvalsh(model.body_inertia.numpy().astype(np.float64).reshape(W, -1, 3, 3))[..., 0]
+        self.link_of = {int(b): l for l, b in enumerate(self.link_body) if b >= 0}
+        self.hinge, self.slide, self.fixed = int(JointType.REVOLUTE), int(JointType.PRISMATIC), int(JointType.FIXED)
+        self.W = W
+
+    def inverse_mass(self, body: int, points: list[np.ndarray]) -> np.ndarray:
+        """``(W,)``: the bound at the worst of ``points`` (in the body's COM frame); inf for a free body."""
+        link = self.link_of.get(body)
+        if link is None:
+            return np.full(self.W, np.inf)
+        to_joint = max(float(np.linalg.norm(p - self.origin[link])) for p in points)
+        lever = max(float(np.linalg.norm(np.cross(self.axis[link], p - self.origin[link]))) for p in points)
+        return self._through_joint(link, to_joint, lever)
+
+    def _through_joint(self, link: int, to_joint: float, lever: float) -> np.ndarray:
+        """The series bound through ``link``'s own joint for a point at most ``to_joint`` from it
+        and ``lever`` from its axis."""
+        kind = int(self.kind[link])
+        if kind in (self.hinge, self.slide):
+            armature = self.armature[:, self.dof[link]]
+            own = np.where(armature > 0.0, (lever * lever if kind == self.hinge else 1.0) / np.maximum(armature, 1e-300), np.inf)
+        elif kind == self.fixed:
+            own = np.zeros(self.W)
+        else:
+            return np.full(self.W, np.inf)
+        parent = int(self.parent[link])
+        return own + (np.zeros(self.W) if parent < 0 else self._at(parent, self.origin_in_parent[link], to_joint))
+
+    def _at(self, link: int, joint_point: np.ndarray, reach: float) -> np.ndarray:
+        """``(W,)``: the bound for a point of ``link`` within ``reach`` of ``joint_point`` (in the link's frame)."""
+        to_joint = float(np.linalg.norm(joint_point - self.origin[link])) + reach
+        bound = self._through_joint(link, to_joint, to_joint)
+        body = int(self.link_body[link])
+        if body >= 0:
+            to_com = float(np.linalg.norm(joint_point)) + reach
+            bound = np.minimum(bound, 1.0 / self.mass[:, body] + to_com * to_com / self.moment[:, body])
+        return bound
 
 
 def _sliding_inverse_masses(model: Model) -> np.ndarray:
