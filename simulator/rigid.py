@@ -367,13 +367,17 @@ def candidate_inverse_masses(model: Model) -> tuple[np.ndarray, np.ndarray]:
     joints = _JointChains(model) if model.articulation is not None else None
     result = []
     for bodies, body_points in ((shape_body[source], source_points), (shape_body[target], _target_core_points(model))):
-        index, moving = np.maximum(bodies, 0), bodies >= 0
-        turn = np.max([_point_inverse_masses(p, inverse_inertia[:, index]) for p in body_points], axis=0)
-        bound = np.minimum(1.0 / mass[:, index] + turn, sliding[:, index])
-        if joints is not None:
-            for c in np.flatnonzero(moving):
-                bound[:, c] = np.minimum(bound[:, c], joints.inverse_mass(int(bodies[c]), [p[c] for p in body_points]))
-        result.append(np.where(moving, bound, 0.0))
+        bound = np.zeros((W, len(bodies)))
+        moving = np.flatnonzero(bodies >= 0)  # a static side stays 0
+        if moving.size:
+            index = bodies[moving]
+            sets = [p[moving] for k, p in enumerate(body_points) if k == 0 or not np.array_equal(p[moving], body_points[k - 1][moving])]
+            turn = np.max([_point_inverse_masses(p, inverse_inertia[:, index]) for p in sets], axis=0)
+            bound[:, moving] = np.minimum(1.0 / mass[:, index] + turn, sliding[:, index])
+            if joints is not None:
+                for c in moving:
+                    bound[:, c] = np.minimum(bound[:, c], joints.inverse_mass(int(bodies[c]), [p[c] for p in body_points]))
+        result.append(bound)
     return result[0], result[1]
 
 
@@ -412,8 +416,10 @@ class _JointChains:
         link = self.link_of.get(body)
         if link is None:
             return np.full(self.W, np.inf)
-        to_joint = max(float(np.linalg.norm(p - self.origin[link])) for p in points)
-        lever = max(float(np.linalg.norm(np.cross(self.axis[link], p - self.origin[link]))) for p in points)
+        arms = np.array(points) - self.origin[link]
+        to_joint = float(np.max(np.linalg.norm(arms, axis=-1)))
+        axis = self.axis[link]
+        lever = float(np.sqrt(np.max(np.sum(arms * arms, axis=-1) - (arms @ axis) ** 2)))
         return self._through_joint(link, to_joint, lever)
 
     def _through_joint(self, link: int, to_joint: float, lever: float) -> np.ndarray:
