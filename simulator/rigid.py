@@ -257,38 +257,45 @@ def contact_time_scales(model: Model) -> dict[str, float]:
     Bodies and shapes without a contact candidate impose no limit at all; a scene without
     candidates gets infinite limits. For each candidate ``c`` between bodies ``a`` and ``b`` (a
     static shape counts as infinitely heavy) the pair's inverse effective mass is
-    ``1/m_c = w_a + w_b``, ``w = 1/m + max_n (r x n)^T I^-1 (r x n)`` the inverse effective mass of
-    the body's contact point ``r`` (from its centre of mass) along the worst normal direction ``n``
-    (body's own mass ``m`` and inertia ``I``, rotation included: the exact worst case for a
-    source point, ``|r|^2 / I_min`` with ``|r|`` bounded by the target shape's extent for a
-    target). Then for each body ``b``, per world, over the candidates touching it:
+    ``1/m_c = w_a + w_b``, with ``w`` the inverse effective mass of the body's contact point along
+    the worst normal direction n (:func:`candidate_inverse_masses`): as a free body,
+    ``1/m + max_n (r x n)^T I^-1 (r x n)`` over the points the contact can lie on (the source's
+    candidate point or segment ends, the target's centre, segment ends or box corners: ``r x n``
+    does not depend on the contact's offset along n, and the form is convex, so corners give the
+    worst case); for an articulated link also the bound through its joints' armature
+    (:class:`_JointChains`) and, on slide joints only, the exact one with the armature
+    (:func:`_sliding_inverse_masses`); the smallest of these. Then per body ``b`` and world, over
+    its candidates that can touch at once (per pair of shapes: 1 sphere, 4 corners of a box, every
+    candidate of a capsule or mesh):
 
     * ``S_b = sum_c ke_c / m_c`` and ``D_b = sum_c kd_c / m_c`` (ke, kd, mu: the pair's means);
     * ``stiffness``: ``2 / sqrt(S_b)`` (``2*sqrt(m/ke)`` for one contact);
     * ``damping``: ``2 / D_b`` (``2*m/kd`` for one contact);
     * ``spring-damper``: ``4 / (D_b + sqrt(D_b^2 + 4 S_b))``, the limit of semi-implicit Euler on a
       damped spring (``S h^2 + 2 D h < 4``), shorter than each of the two above;
-    * ``friction``: ``2*v_smooth/(mu_c*g)`` per candidate with a normal force (the regularised
-      friction under the body's own resting load: its slope ``mu*m*g/v_smooth`` acts as a damper
-      on the body's sliding; the mass cancels);
+    * ``friction``: ``2*v_smooth/(mu_c*g)`` for the largest friction of a pair with a normal force
+      (the regularised friction under a body's own resting load: its slope ``mu*m*g/v_smooth``
+      acts as a damper on the sliding body; the mass cancels);
     * ``impact friction`` (with a declared ``ContactSettings.impact_speed`` v > 0): the smallest over
-      the candidates of ``v_smooth * m_c / (mu_c * F)``, the substep below which one explicit
+      the candidates of ``v_smooth * m_eff / (mu_c * F)``, the substep below which one explicit
       friction step cannot reverse the slip of the contact point under the impact load
-      ``F = v*(kd + sqrt(ke*m_red)) + m_red*g`` (the peak force of the pair's spring-damper hit at
-      speed v plus the weight; ``m_red`` the pair's reduced mass ``1/(1/m_a + 1/m_b)``). Longer
-      substeps make the friction chatter.
+      ``F = v*(kd + sqrt(ke*m_red)) + m_red*g`` (the pair's spring-damper hit at speed v plus the
+      weight; ``m_red`` the reduced mass of the pair's bodies), with
+      ``1/m_eff = sum over the pair's bodies of 1/m + r^2/I`` (r the largest distance of the
+      candidate from the body's centre of mass, I the mean principal moment: a typical direction
+      of push). Longer substeps make the friction chatter.
 
-    Why the sum over a body's candidates is safe: the highest contact frequency of the free bodies,
+    Why the per-body sums are safe: the highest contact frequency of the free bodies,
     ``lambda_max(M^-1 K)`` with ``K = sum_c ke_c J_c^T J_c``, is at most
     ``max_b sum_{c at b} ke_c (w_a + w_b)`` (``(x - y)^2 <= (1 + t) x^2 + (1 + 1/t) y^2`` with
     ``t = w_b / w_a`` splits each pair onto its two bodies, then the trace bound per body), and
-    every candidate is counted as if it were touching at once. Articulated links use their own
-    mass and inertia as free bodies: the joints restrict the motion to a subspace and armature
-    and the implicit joint springs, dampers and limits only add inertia, so the articulated
-    system's contact frequencies are at most those of its free links (the Rayleigh quotient's
-    maximum over a subspace) and the bound stays safe (conservative for a link whose contact
-    also moves its heavy parent). The joints' own springs and limits are integrated implicitly
-    (:mod:`simulator.articulation`) and need no bound.
+    likewise for the damping. Articulated links: the joints restrict the motion to a subspace and
+    armature and the implicit joint springs, dampers and limits only add inertia, so the
+    articulated system's contact frequencies are at most those of its free links (the Rayleigh
+    quotient's maximum over a subspace); the joint bounds hold in every configuration. The joints'
+    own springs and limits are integrated implicitly (:mod:`simulator.articulation`) and need no
+    bound. The bound is conservative: the trace counts every mode of a body at its worst, and the
+    link bounds ignore the inertia of the rest of a robot (the ant settles at 2.5x its 1.09 ms).
 
     The limits are the smallest over worlds, bodies and candidates; they are kept per parameter
     values (``model.parameter_snapshot()``), so a parameter written after finalize is seen.
