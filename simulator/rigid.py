@@ -312,7 +312,7 @@ def contact_time_scales(model: Model) -> dict[str, float]:
     return dict(scales)
 
 
-_NO_CONTACT_LIMITS = {"stiffness": math.inf, "damping": math.inf, "spring-damper": math.inf, "friction": math.inf, "impact friction": math.inf}
+_NO_CONTACT_LIMITS = dict.fromkeys(("stiffness", "damping", "spring-damper", "friction", "impact friction"), math.inf)
 
 
 def _shape_extent(kind: int, size: np.ndarray) -> float:
@@ -342,7 +342,8 @@ def _target_core_points(model: Model) -> list[np.ndarray]:
     contact normal, holds the target's contact point: a sphere's centre, a capsule's segment
     ends, a box's corners (the same point repeated where a shape has fewer)."""
     target = model.candidate_target.numpy()
-    transforms, sizes, kinds = model.shape_transform.numpy().astype(np.float64), model.shape_size.numpy().astype(np.float64), model.shape_type.numpy()
+    transforms, sizes = model.shape_transform.numpy().astype(np.float64), model.shape_size.numpy().astype(np.float64)
+    kinds = model.shape_type.numpy()
     local = np.zeros((8, len(target), 3))
     for c, t in enumerate(target):
         kind, size = int(kinds[t]), sizes[t]
@@ -473,7 +474,7 @@ def _sliding_inverse_masses(model: Model) -> np.ndarray:
     link_body, parent, kind = art.link_body.numpy(), art.link_parent.numpy(), art.link_type.numpy()
     axis, parent_xform = art.link_axis.numpy().astype(np.float64), art.link_parent_xform.numpy().astype(np.float64)
     child_xform = art.link_child_xform.numpy().astype(np.float64)
-    dof_start, dof_count = art.link_qd_start.numpy(), art.link_dof_count.numpy()
+    dof_start = art.link_qd_start.numpy()
     armature = model.joint_armature.numpy().astype(np.float64).reshape(W, -1)
     mass = model.body_mass.numpy().astype(np.float64).reshape(W, -1)
     rotation = {}  # link -> its COM frame's (constant) rotation in the world, for links on slides only
@@ -527,7 +528,7 @@ def _simultaneous(model: Model, inverse_pair: np.ndarray) -> np.ndarray:
         cap = _SIMULTANEOUS.get(int(kinds[s]), len(members))
         if len(members) > cap:
             members = np.array(members)
-            order = np.argsort(-inverse_pair[:, members], axis=1)  # (W, n): the heaviest-loaded first
+            order = np.argsort(-inverse_pair[:, members], axis=1)  # (W, n): the lightest effective mass first
             counted[np.arange(inverse_pair.shape[0])[:, None], members[order[:, cap:]]] = False
     return counted
 
