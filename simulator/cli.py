@@ -9,7 +9,7 @@ import sys
 
 from .errors import ParameterError, output_folder
 
-BENCHMARKS = ("rigid", "md")
+BENCHMARKS = ("rigid", "md", "mjcf")
 
 
 def _info(args) -> int:

@@ -32,6 +32,10 @@ Choosing stiffness, damping, dt and softness
 * The explicit integrator is stable only if every substep resolves the contact oscillation:
   ``dt_sub < 2*sqrt(m/ke)`` is the hard limit; use a fifth of it for accuracy
   (``dt_sub ~ 0.4*sqrt(m/ke)``). Stiffer contact needs smaller substeps, not larger damping.
+  ``check_stable_timestep`` applies this per contact pair and per body: m is the pair's effective
+  mass at the contact point (rotation included), the contacts that can touch a body at once add
+  their stiffness and damping, and a body with no contact candidate sets no limit
+  (:func:`simulator.rigid.contact_time_scales`).
 * Damping: ``kd = 2*zeta*sqrt(ke*m)`` gives a damping ratio ``zeta`` (0.1-1 typical; the
   coefficient of restitution is about ``exp(-pi*zeta/sqrt(1 - zeta^2))``). Keep
   ``dt_sub < 2*m/kd`` as well. With no damping at all, the explicit step can exchange energy

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from simulator.cli import main
 
@@ -70,3 +71,20 @@ def test_cli_out_naming_a_file_is_one_error_line(tmp_path, capsys):
 def test_cli_horizon_zero_is_refused(tmp_path, capsys):
     assert main(["optimize", "pendulum", "--horizon", "0", "--iterations", "1", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: num_steps must be a positive integer, got 0")
+
+
+
+def test_bench_mjcf_rows(capsys):
+    """``bench mjcf``: one row per gymnasium model with steps/s, substeps, MuJoCo's steps/s and the
+    ratio (two models here), and the CLI's JSON output of the same rows."""
+    pytest.importorskip("mujoco")
+    pytest.importorskip("gymnasium")
+    from simulator.bench import mjcf as bench
+
+    result = bench.run(quick=True, device="cpu", models=["reacher.xml", "pusher.xml"])
+    rows = {row["model"]: row for row in result["rows"]}
+    assert set(rows) == {"reacher.xml", "pusher.xml"}
+    assert rows["reacher.xml"]["substeps"] == 1  # no contact candidate: no contact substeps
+    for row in rows.values():
+        assert row["steps_per_s"] > 0 and row["mujoco_steps_per_s"] > 0
+        assert row["ratio"] == pytest.approx(row["steps_per_s"] / row["mujoco_steps_per_s"])

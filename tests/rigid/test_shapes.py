@@ -1,12 +1,14 @@
 """Shapes: mass properties against trimesh (the reference), several shapes per body, and each
 contact pair type coming to rest where geometry says it should."""
 
+import math
+
 import numpy as np
 import pytest
 import trimesh
 
 import simulator as sim
-from simulator import shapes
+from simulator import rigid, shapes
 
 
 G = 9.81
@@ -66,8 +68,10 @@ def test_mesh_shape_uses_trimesh_mass_and_scale(device):
 
 
 def _settle(builder, seconds=1.5, dt=5e-4, worlds=1, *, device):
+    """Settle for ``seconds`` in steps of ``dt``, split into the substeps the contact bound asks."""
     model = builder.finalize(num_worlds=worlds, device=device, precision="float64")
-    final = sim.rollout(model, model.state(), num_steps=int(seconds / dt), dt=dt, record=False).final
+    substeps = max(1, math.ceil(dt / min(rigid.contact_time_scales(model).values())))
+    final = sim.rollout(model, model.state(), num_steps=int(seconds / dt), dt=dt, substeps=substeps, record=False).final
     return model, final
 
 

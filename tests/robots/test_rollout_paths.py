@@ -22,10 +22,11 @@ def test_graph_replay_matches_recorded_rollout(substeps, threads):
     controls.joint_act.assign(rng.uniform(-1.0, 1.0, size=controls.joint_act.shape).astype(np.float32))
     controls.body_force.assign(rng.normal(0.0, 0.1, size=(steps, worlds, model.body_count, 3)).astype(np.float32))
     initial = model.state()
-    fast = sim.rollout(model, initial, controls, num_steps=steps, dt=0.01, substeps=substeps, record=False, threads=threads)
+    dt = 0.003  # substeps of 1 ms and 0.75 ms, within the ant's contact bound (1.09 ms)
+    fast = sim.rollout(model, initial, controls, num_steps=steps, dt=dt, substeps=substeps, record=False, threads=threads)
     tape = wp.Tape()
     with tape:
-        recorded = sim.rollout(model, initial, controls, num_steps=steps, dt=0.01, substeps=substeps)
+        recorded = sim.rollout(model, initial, controls, num_steps=steps, dt=dt, substeps=substeps)
     assert fast.states[0] is initial and len(fast.states) == 2
     for name in ("body_q", "body_v", "body_w", "joint_q", "joint_qd", "body_contact_force"):
         np.testing.assert_array_equal(getattr(fast.final, name).numpy(), getattr(recorded.final, name).numpy(), err_msg=name)
@@ -42,7 +43,7 @@ def test_graph_replay_names_first_nonfinite_substep(record, threads):
     forces[7, 0, 0, 2] = np.inf
     controls.body_force.assign(forces)
     with pytest.raises(sim.SimulationDivergedError, match=r"non-finite at step 5 \(substep 15\) in world 2 \(2 of 3") as info:
-        sim.rollout(model, model.state(), controls, num_steps=9, dt=0.0075, substeps=3, record=record, threads=threads)
+        sim.rollout(model, model.state(), controls, num_steps=9, dt=0.003, substeps=3, record=record, threads=threads)
     assert (info.value.step, info.value.world) == (5, 2)
 
 
@@ -63,7 +64,7 @@ def test_captured_tape_replays_give_the_plain_gradient():
 
     def record(tape, state):
         with tape:  # check_divergence reads back to the host, which a capture cannot do
-            traj = sim.rollout(model, state, controls, num_steps=steps, dt=0.01, substeps=4, check_divergence=False)
+            traj = sim.rollout(model, state, controls, num_steps=steps, dt=scene.dt, substeps=scene.substeps, check_divergence=False)
             return scene.loss(traj, controls)
 
     tape = wp.Tape()
