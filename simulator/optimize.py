@@ -99,15 +99,16 @@ def _read_log(path: Path, upto: int) -> list[dict]:
     for number, values in enumerate(lines, start=first_line):
         if not values:
             continue
+        problem = f"{len(values)} fields instead of {len(LOG_COLUMNS)}" if len(values) != len(LOG_COLUMNS) else None
+        row = dict(zip(LOG_COLUMNS, values))
         try:
-            if len(values) != len(LOG_COLUMNS):
-                raise ValueError(f"{len(values)} fields instead of {len(LOG_COLUMNS)}")
-            row = dict(zip(LOG_COLUMNS, values))
             iteration = int(row["iteration"])
             float(row["loss"])
-        except ValueError as exc:
-            raise ParameterError(f"{path} line {number} is not a log row ({exc}): {values!r}; remove the line (the checkpoint "
-                                 f"holds the parameters) or delete the log") from exc
+        except (KeyError, ValueError) as exc:
+            problem = problem or str(exc)
+        if problem is not None:
+            raise ParameterError(f"{path} line {number} is not a log row ({problem}): {values!r}; remove the line (the checkpoint "
+                                 f"holds the parameters) or delete the log")
         if iteration < upto:
             rows.append(row)
     return rows
