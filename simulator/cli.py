@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "json", False):
+        import warp as wp
+
+        wp.config.quiet = True  # stdout carries one JSON object: Warp's start-up and module-load lines stay off it
     try:
         return args.handler(args)
     except (ValueError, FileNotFoundError) as exc:  # user mistakes: one clear line, no traceback
