@@ -531,7 +531,7 @@ def _raise_if_diverged(first_bad: wp.array, solver, dt: float, substeps: int, *,
     where = f"step {step} (substep {index})" if per_substep else f"step {step}"
     raise SimulationDivergedError(
         f"the simulation became non-finite at {where} in world {world} ({bad_worlds.size} of {len(first_bad)} worlds "
-        f"diverged); dt={dt} with substeps={substeps}{solver.divergence_advice()}",
+        f"diverged); dt={dt} with substeps={substeps}{solver.divergence_advice(dt / substeps)}",
         step=step,
         world=world,
     )

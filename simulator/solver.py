@@ -117,8 +117,9 @@ class Solver(ABC):
         """Note on ``state`` that it is ``count`` substeps after ``start`` (for states that count
         their steps); the engine calls it where a replay ran the steps without Python."""
 
-    def divergence_advice(self) -> str:
-        """A hint appended to a divergence error (what usually fixes it)."""
+    def divergence_advice(self, substep: float) -> str:
+        """A hint appended to a divergence error of a rollout whose substeps were ``substep`` [s]
+        long (what usually fixes it)."""
         return ""
 
     def state_arrays(self, state) -> dict[str, wp.array]:
@@ -203,9 +204,12 @@ class RigidSolver(Solver):
             buffers += [getattr(work, f.name).grad for f in dataclasses.fields(work) if getattr(work, f.name).grad is not None]
         return buffers
 
-    def divergence_advice(self) -> str:
+    def divergence_advice(self, substep: float) -> str:
         limit = min(rigid.contact_time_scales(self.model).values())
-        return f"; the contact needs substeps shorter than {limit:.3g} s (dt < 2*sqrt(m/k))" if np.isfinite(limit) else ""
+        if np.isfinite(limit) and substep >= limit:
+            return f"; the contact needs substeps shorter than {limit:.3g} s (dt < 2*sqrt(m/k))"
+        return (f"; the substep {substep:.3g} s is within the contact's stable limit, so look elsewhere: a very small "
+                f"inertia or mass, a stiff joint spring or limit, large actuator gains, or a parameter written after finalize")
 
     def world_range(self, lo: int, hi: int) -> RigidSolver:
         model = self.model

@@ -100,5 +100,5 @@ class MDSolver(Solver):
                   inputs=[state.positions, state.velocities, self._zero_step if step_base is None else step_base, int(step_index)],
                   outputs=[first_bad], device=self.model.device, record_tape=False)
 
-    def divergence_advice(self) -> str:
+    def divergence_advice(self, substep: float) -> str:
         return "; reduce dt or check for overlapping particles"
