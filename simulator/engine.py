@@ -147,6 +147,17 @@ def _control_at(controls, step_index: int):
 _POOL: tuple[ThreadPoolExecutor, int] | None = None  # the threads world ranges replay on, and their number
 
 
+def _forget_the_pool() -> None:
+    """In a forked child the pool's threads do not exist: a new pool is made on first use (else
+    the first threaded replay waits forever on workers that were never forked)."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_the_pool)
+
+
 def _run_ranges(function, parts) -> None:
     """``function(part)`` for every part, on one thread per part (graph replays release the GIL;
     the threads live in one process-wide pool)."""

@@ -15,6 +15,7 @@ iteration that was in flight, and finished rows of the log are never lost or dup
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -85,11 +86,17 @@ def _read_checkpoint(path: Path, out_dir) -> dict:
 
 def _read_log(path: Path, upto: int) -> list[dict]:
     """The rows of iterations ``< upto`` of ``log.csv`` (a missing header line is tolerated: the
-    columns are fixed); a row that does not parse raises :class:`ParameterError` naming its line."""
+    columns are fixed; so is a last line cut short without its newline); a row that does not parse
+    raises :class:`ParameterError` naming its line."""
     if not path.exists():
         return []
     with path.open(newline="") as handle:
-        lines = list(csv.reader(handle))
+        text = handle.read()
+    lines = list(csv.reader(io.StringIO(text, newline="")))
+    if lines and not text.endswith("\n") and not _parses(lines[-1]):
+        # an append cut short by a kill: the row of the iteration in flight, whose checkpoint was
+        # never written (the row is appended first), so it is dropped like any row past ``upto``
+        lines.pop()
     if lines and tuple(lines[0]) == LOG_COLUMNS:
         lines = lines[1:]
         first_line = 2
@@ -112,6 +119,17 @@ def _read_log(path: Path, upto: int) -> list[dict]:
         if iteration < upto:
             rows.append(row)
     return rows
+
+
+def _parses(values) -> bool:
+    if len(values) != len(LOG_COLUMNS):
+        return False
+    try:
+        int(values[0])
+        float(values[1])
+    except ValueError:
+        return False
+    return True
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:

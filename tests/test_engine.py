@@ -2,6 +2,12 @@
 (ES's fast path) and its recorded forward and reverse pass (backprop's fast path) must give
 bitwise the losses and gradients of the Python loop, whatever the thread count."""
 
+import importlib
+import os
+import signal
+import threading
+import time
+
 import numpy as np
 import pytest
 import warp as wp
@@ -125,3 +131,33 @@ def test_execution_is_a_parameter():
     python = sim.rollout(model, model.state(), num_steps=3, dt=0.01, record=False, execution="python")
     np.testing.assert_array_equal(graph.final.joint_q.numpy(), python.final.joint_q.numpy())
     assert graph.num_steps == 3 and graph.elapsed == pytest.approx(0.03)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threaded_replays_work_in_a_forked_child():
+    """The engine's thread pool does not survive a fork: a child forked after a threaded replay
+    (multiprocessing's default on Linux, a fork server) makes a new pool instead of waiting
+    forever on the parent's workers."""
+    engine_module = importlib.import_module("simulator.engine")
+    together = threading.Barrier(3, timeout=30.0)  # every part waits for the others: the pool holds two live workers
+    engine_module._run_ranges(lambda part: together.wait(), [0, 1, 2])
+    time.sleep(0.05)  # both workers idle again
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            done = []
+            engine_module._run_ranges(done.append, [0, 1, 2])
+            code = 0 if sorted(done) == [0, 1, 2] else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(pid, os.WNOHANG)
+        if finished:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in a threaded replay")

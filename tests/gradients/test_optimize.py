@@ -101,3 +101,24 @@ def test_resume_keeps_every_row_of_a_log_without_header_and_names_damaged_files(
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
     with pytest.raises(sim.errors.ParameterError, match=r"checkpoint\.npz cannot be read"):
         sim.optimize(obj, theta0, iterations=5, out_dir=tmp_path, progress=False)
+
+
+def test_resume_drops_a_last_row_cut_short_by_a_kill(tmp_path, device):
+    """A kill during the append of a row leaves a last line without its newline (and, cut early,
+    with too few fields): it is the row of the iteration in flight (appended before its
+    checkpoint), so the resume drops it and ends with the log of an uninterrupted run."""
+    obj = objective(device=device)
+    theta0 = np.zeros(obj.num_parameters)
+    reference = sim.optimize(obj, theta0, iterations=4, progress=False)
+    sim.optimize(obj, theta0, iterations=3, out_dir=tmp_path, progress=False)
+    log = tmp_path / "log.csv"
+    log.write_text(log.read_text() + "3,0.12")  # the torn row of iteration 3
+    resumed = sim.optimize(obj, theta0, iterations=4, out_dir=tmp_path, progress=False)
+    assert resumed.resumed_from == 3 and np.array_equal(resumed.theta, reference.theta)
+    with log.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["iteration"]) for r in rows] == [0, 1, 2, 3]
+    assert [float(r["loss"]) for r in rows] == [r["loss"] for r in reference.history]
+    log.write_text(log.read_text() + "4,0.1\n")  # a short row that is complete (newline): damage, named
+    with pytest.raises(sim.errors.ParameterError, match=r"log\.csv line 6 is not a log row \(2 fields instead of 7\)"):
+        sim.optimize(obj, theta0, iterations=5, out_dir=tmp_path, progress=False)
