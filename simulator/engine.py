@@ -571,6 +571,9 @@ class _Run:
         states, substates = [start], []
         current = start
         spare = None if record else solver.output_state(requires_grad=False)
+        tape = active_tape() if record else None
+        if tape is not None:  # runs last in the backward pass: the initial state and the parameters
+            tape.record_func(_AdjointWatch(solver, start, first_step, full=True, parameters=True), [])
         for t in range(num_steps):
             control = _control_at(self.controls, first_step + t)
             for k in range(self.substeps):
@@ -590,6 +593,9 @@ class _Run:
                 current = nxt
             if record:
                 states.append(current)
+            if tape is not None:  # the adjoint of the state after step t, before step t consumes it
+                last = t == num_steps - 1
+                tape.record_func(_AdjointWatch(solver, current, first_step + t + 1, final=last, full=last), [])
         if not record and num_steps > 0:
             states.append(current)
         return states, substates
@@ -784,6 +790,63 @@ def _zero_gradients(solver, state) -> None:
         grad.zero_()
 
 
+def _first_non_finite(arrays: dict[str, wp.array], worlds: int) -> tuple[str, str] | None:
+    """``(name, where)`` of the first array in ``arrays`` (name -> gradient) holding a NaN or inf,
+    ``where`` naming its world when the array's leading dimension is a multiple of ``worlds``;
+    None if every entry is finite."""
+    for name, array in arrays.items():
+        values = array.numpy()
+        if values.dtype.fields is not None or np.all(np.isfinite(values)):  # (struct arrays are not checked)
+            continue
+        index = int(np.argwhere(~np.isfinite(values))[0][0]) if values.ndim else 0
+        if values.ndim and values.shape[0] % worlds == 0:
+            return name, f"world {index // (values.shape[0] // worlds)}"
+        return name, f"entry {index}"
+    return None
+
+
+def _parameter_gradients(solver) -> dict[str, wp.array]:
+    return {name: a.grad for name, a in solver.model.parameters().items() if a.grad is not None}
+
+
+class _AdjointWatch:
+    """A tape entry recorded after the steps that write ``state`` (and before those that read
+    it), so that the backward pass runs it when the adjoint of ``state`` is complete and not yet
+    consumed (the steps zero what they read): it raises :class:`GradientNotFiniteError` naming
+    ``step`` if that adjoint is non-finite. The backward pass runs from the last step to the
+    first, so the first watch that raises names where the blow-up entered.
+
+    Between the ends a watch checks only the state's first array with a gradient (the poses or
+    positions, into which every other adjoint flows within a step), about 1% of a step's backward
+    pass; the watches at the final and the initial state check every array (``full``), the
+    initial one the model parameters' gradients as well (``parameters``)."""
+
+    def __init__(self, solver, state, step: int, *, final: bool = False, full: bool = False, parameters: bool = False):
+        self.solver, self.state, self.step = solver, state, step
+        self.final, self.full, self.parameters = final, full, parameters
+
+    def __call__(self) -> None:
+        solver = self.solver
+        arrays = _state_gradients(solver, self.state)
+        if not self.full:
+            arrays = dict(list(arrays.items())[:1])
+        bad = _first_non_finite(arrays, solver.num_worlds)
+        if bad is None and self.parameters:
+            bad = _first_non_finite(_parameter_gradients(solver), solver.num_worlds)
+            if bad is not None:
+                raise GradientNotFiniteError(f"the gradient of the model parameter {bad[0]} ({bad[1]}) is non-finite after the "
+                                             f"backward pass of the rollout from step {self.step} (the state adjoints stayed finite: "
+                                             f"the parameter's contributions overflowed); shorten the rollout, use float64 or ES",
+                                             step=self.step)
+        if bad is None:
+            return
+        cause = ("the loss's gradient is not finite" if self.final else
+                 "the rollout is too long or too chaotic to backpropagate: shorten it, soften contact, use float64, or estimate "
+                 "the gradient with ES")
+        raise GradientNotFiniteError(f"the adjoint became non-finite in the backward pass at step {self.step} ({bad[0]}, {bad[1]}); "
+                                     f"{cause}", step=self.step)
+
+
 class _CheckpointedBackward:
     """The tape entry of a checkpointed rollout: every segment re-simulated on a local tape from
     its checkpoint (with the bookkeeping snapshot its forward pass used) and back-propagated,
@@ -799,8 +862,29 @@ class _CheckpointedBackward:
         self.steps = [min(every, num_steps - segment * every) for segment in range(len(checkpoints) - 1)]
         self.control_arrays = control_arrays
 
+    def _check(self, adjoint: dict[str, wp.array], segment: int) -> None:
+        """Raise :class:`GradientNotFiniteError` naming the window of ``segment`` if the adjoint
+        of its start (``adjoint``) or a parameter gradient became non-finite in it (the adjoint of
+        its end was finite: the window after it was checked first)."""
+        solver = self.engine.solver
+        bad = _first_non_finite(adjoint, solver.num_worlds) or _first_non_finite(_parameter_gradients(solver), solver.num_worlds)
+        if bad is None:
+            return
+        first = self.first_step + segment * self.every
+        last = first + self.steps[segment]
+        raise GradientNotFiniteError(
+            f"the adjoint became non-finite in the backward pass of the checkpointed rollout in the window of steps {first} to "
+            f"{last} (checkpoint_every={self.every}; {bad[0]}, {bad[1]}); the rollout is too long or too chaotic to "
+            f"backpropagate: shorten it, soften contact, use float64, or estimate the gradient with ES", step=first)
+
     def __call__(self) -> None:
         engine, solver, checkpoints = self.engine, self.engine.solver, self.checkpoints
+        seed = _first_non_finite(_state_gradients(solver, checkpoints[-1]), solver.num_worlds)
+        if seed is not None:
+            step = self.first_step + sum(self.steps)
+            raise GradientNotFiniteError(f"the adjoint of the final state of the checkpointed rollout (step {step}; {seed[0]}, "
+                                         f"{seed[1]}) is non-finite before its backward pass: the loss's gradient is not "
+                                         f"finite", step=step)
         if self.run.execution == "auto" and self._windows_possible():
             # what a failed window must put back: the parameters', controls' and final state's gradients
             kept = [*solver.parameters(), *self.control_arrays, *solver.state_arrays(checkpoints[-1]).values()]
@@ -832,6 +916,7 @@ class _CheckpointedBackward:
             # the last substep rewrites the same values into ``end``, so its adjoint seeds the segment
             self.run.python(start, self.steps[segment], self.first_step + segment * self.every, record=True, out=end, first_bad=None)
         local.backward()
+        self._check(_state_gradients(solver, start), segment)
         if segment + 1 < len(checkpoints) - 1:
             _zero_gradients(solver, end)  # a checkpoint's adjoint is consumed
 
@@ -852,6 +937,7 @@ class _CheckpointedBackward:
                         wp.copy(grad, source[name])
                 if not window.run(checkpoints[segment], self.snapshots[segment]):
                     return False
+                self._check(window.seed, segment)  # the seed now holds the adjoint of the window's start
                 previous = window
             start = _state_gradients(solver, checkpoints[0])
             for name, adjoint in _state_gradients(solver, previous.pool[0]).items():

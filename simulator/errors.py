@@ -44,10 +44,11 @@ class GradientNotFiniteError(SimulatorError, FloatingPointError):
 
     Attributes:
         step: the latest rollout step whose state adjoint was non-finite (the backward pass runs
-            from the last step to the first, so this is where the blow-up first appeared).
+            from the last step to the first, so this is where the blow-up first appeared); None
+            where no step is known (an estimator's output, an optimiser's update).
     """
 
-    def __init__(self, message: str, *, step: int):
+    def __init__(self, message: str, *, step: int | None):
         super().__init__(message)
         self.step = step
 

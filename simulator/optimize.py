@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .errors import ParameterError, check_finite, output_folder
-from .gradients import grad
+from .errors import GradientNotFiniteError, ParameterError, check_finite, output_folder
+from .gradients import Estimator, grad
 from .gradients.objective import RolloutObjective, check_theta
 
 LOG_COLUMNS = ("iteration", "loss", "gradient_norm", "gradient_variance", "seconds", "sim_steps", "estimator")
@@ -78,10 +78,14 @@ def _read_checkpoint(path: Path, out_dir) -> dict:
         with np.load(path) as saved:
             arrays = {name: np.array(saved[name]) for name in ("theta", "iteration", "config", "m", "v", "t")}
         arrays["config"] = json.loads(str(arrays["config"]))
-        return arrays
     except Exception as exc:  # a truncated zip, a missing key, a config that is not JSON
         raise ParameterError(f"out_dir={str(out_dir)!r}: {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start "
                              f"over (log.csv keeps the finished rows)") from exc
+    for name in ("theta", "m", "v"):
+        if not np.all(np.isfinite(arrays[name])):
+            raise ParameterError(f"out_dir={str(out_dir)!r}: {path} holds a non-finite {name} ({arrays[name].tolist()}); it was "
+                                 f"not written by this version of optimize, which never saves one: delete it to start over")
+    return arrays
 
 
 def _read_log(path: Path, upto: int) -> list[dict]:
@@ -146,7 +150,7 @@ def optimize(
     objective: RolloutObjective,
     theta0,
     *,
-    estimator: str = "analytic",
+    estimator: str | Estimator = "analytic",
     iterations: int = 100,
     learning_rate: float = 1e-2,
     out_dir: str | os.PathLike | None = None,
@@ -159,7 +163,8 @@ def optimize(
     Args:
         objective: a rollout objective (e.g. :class:`simulator.ControlObjective`).
         theta0: initial parameters ``(P,)`` (ignored when resuming from a checkpoint).
-        estimator: ``analytic``, ``truncated``, ``es``, ``hybrid``, ``auto`` or a registered name.
+        estimator: ``analytic``, ``truncated``, ``es``, ``hybrid``, ``auto``, a registered name or an
+            :class:`simulator.gradients.Estimator` instance (recorded in the checkpoint by its class).
         iterations: total number of iterations (including those already done when resuming).
         learning_rate: Adam step size.
         out_dir: folder for ``log.csv`` and ``checkpoint.npz``; None keeps everything in memory.
@@ -178,7 +183,8 @@ def optimize(
     if learning_rate <= 0:
         raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
     adam = Adam(theta.shape[0], learning_rate=learning_rate)
-    config = {"estimator": estimator, "num_parameters": int(objective.num_parameters), "learning_rate": learning_rate,
+    estimator_name = estimator if isinstance(estimator, str) else f"{type(estimator).__qualname__}:{getattr(estimator, 'name', '')}"
+    config = {"estimator": estimator_name, "num_parameters": int(objective.num_parameters), "learning_rate": learning_rate,
               "seed": int(seed), "options": {k: repr(v) for k, v in sorted(estimator_options.items())}}
 
     start, history = 0, []
@@ -198,11 +204,16 @@ def optimize(
         _write_log(log_path, history)  # drops a row of an unfinished iteration; restores a lost header
 
     result = OptimizationResult(theta=theta, history=history, resumed_from=start)
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress, desc=f"optimize ({estimator})")
+    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress, desc=f"optimize ({estimator_name})")
     try:
         for iteration in bar:
             estimate = grad(objective, theta, estimator=estimator, seed=seed + iteration, **estimator_options)
-            theta = adam.update(theta, estimate.gradient)
+            updated = adam.update(theta, estimate.gradient)
+            if not np.all(np.isfinite(updated)):  # never logged nor checkpointed: a resume would start from it
+                raise GradientNotFiniteError(f"iteration {iteration}: the Adam update gave a non-finite theta (gradient norm "
+                                             f"{estimate.diagnostics['gradient_norm']!r}); nothing of this iteration was written, the "
+                                             f"checkpoint holds the parameters before it", step=None)
+            theta = updated
             row = {
                 "iteration": iteration,
                 "loss": estimate.value,

@@ -254,6 +254,27 @@ def _require_a_finite_part(first: GradientResult, zeroth: GradientResult, blocks
             ) from cause
 
 
+def _warn_about_dropped_parts(first: GradientResult, zeroth: GradientResult, blocks, name: str) -> None:
+    """Log a warning for each block whose analytic or ES part was non-finite and left out (a
+    backward pass that raised was reported when it was caught)."""
+    for block in blocks:
+        where = f"theta[{block.start}:{block.stop}]"
+        if "error" not in first.diagnostics and not _usable(first.gradient, first.variance, block):
+            log.warning("%s: the analytic gradient or its variance is non-finite in %s; that block uses the ES gradient", name, where)
+        if not _usable(zeroth.gradient, zeroth.variance, block):
+            log.warning("%s: the ES gradient or its variance is non-finite in %s; that block uses the analytic gradient", name, where)
+
+
+def _require_a_finite_result(name: str, result: GradientResult) -> None:
+    """Raise :class:`GradientNotFiniteError` if an estimator returned a non-finite gradient (a
+    registered estimator that does not check its own result, or an overflow in a combination)."""
+    bad = np.flatnonzero(~np.isfinite(result.gradient))
+    if bad.size:
+        raise GradientNotFiniteError(f"the {name} estimator returned a non-finite gradient: theta[{int(bad[0])}] has "
+                                     f"{float(result.gradient[bad[0]])!r} ({bad.size} of {result.gradient.size} entries are not finite)",
+                                     step=None)
+
+
 @register_estimator("hybrid")
 class HybridEstimator(Estimator):
     """Inverse-variance weighting of the analytic and ES estimates, per parameter block (as in
@@ -281,7 +302,7 @@ class HybridEstimator(Estimator):
         try:
             first = self.first_order.estimate(objective, theta, seed=seed)
         except GradientNotFiniteError as error:
-            log.info("analytic gradient non-finite (%s); hybrid uses ES only", error)
+            log.warning("the analytic gradient is non-finite (%s); %s uses the ES gradient for every parameter block", error, self.name)
             nan = np.full(theta.shape, np.nan)
             first = GradientResult(value=math.nan, gradient=nan, variance=np.full(theta.shape, np.inf),
                                    diagnostics={"sim_steps": 0, "error": error})
@@ -293,6 +314,7 @@ class HybridEstimator(Estimator):
         blocks = _blocks(objective, theta.shape[0])
         _require_a_finite_part(first, zeroth, blocks)
         gradient, variance, weights = inverse_variance_combine(first.gradient, first.variance, zeroth.gradient, zeroth.variance, blocks)
+        _warn_about_dropped_parts(first, zeroth, blocks, self.name)
         return GradientResult(
             value=zeroth.value,
             gradient=gradient,
@@ -359,6 +381,8 @@ class AutoEstimator(HybridEstimator):
         first, zeroth = self.both(objective, theta, seed)
         choice, reason = self.choose(first, zeroth)
         log.info("auto estimator chose %s: %s", choice, reason)
+        if choice == "hybrid":
+            _warn_about_dropped_parts(first, zeroth, _blocks(objective, theta.shape[0]), self.name)
         if choice == "analytic":
             gradient, variance = first.gradient, first.variance
         elif choice == "es":
@@ -397,7 +421,8 @@ def grad(objective: RolloutObjective, theta, *, estimator: str | Estimator = "an
     Raises:
         ParameterError: non-finite theta, bad estimator options (a ``ValueError``).
         LossNotFiniteError: a non-finite objective value (also a ``ValueError``).
-        GradientNotFiniteError: the backward pass blew up (names the step).
+        GradientNotFiniteError: the backward pass blew up (names the step), or the estimator
+            returned a non-finite gradient (``step`` None): a non-finite gradient is never returned.
     """
     theta = check_theta(objective, theta)
     if isinstance(estimator, str):
@@ -407,6 +432,7 @@ def grad(objective: RolloutObjective, theta, *, estimator: str | Estimator = "an
                              f"instance and options {sorted(options)}")
     start = time.perf_counter()
     result = estimator.estimate(objective, theta, seed=seed)
+    _require_a_finite_result(estimator.name, result)
     result.diagnostics.update(
         estimator=estimator.name,
         gradient_norm=float(np.linalg.norm(result.gradient)),

@@ -369,3 +369,48 @@ def test_hundred_thousand_step_gradient_with_sqrt_memory(device):
     result = reverse_sweep(objective, np.ones((1, 1)), checkpoint_every=316)
     assert result.peak_states <= T // 316 + 316 + 2 < 3 * int(np.sqrt(T))
     assert result.gradients[0, 0] == pytest.approx((1.0 - a**T) / (1.0 - a), rel=1e-9)
+
+
+def test_optimize_with_hybrid_at_a_non_finite_analytic_gradient_never_saves_nan(tmp_path, caplog, device):
+    """The issue's case: at theta = 1 the analytic gradient of sqrt(|x_3|) is infinite. hybrid
+    must fall back to ES with a logged warning, and ``optimize(estimator="hybrid")`` must log and
+    checkpoint a finite theta (before, 0 * nan reached theta and every resume failed)."""
+    objective = SqrtChain(device, absolute=True)
+    with caplog.at_level("WARNING", logger="simulator.gradients"):
+        result = sim.optimize(objective, np.array([1.0]), estimator="hybrid", iterations=1, learning_rate=0.1, out_dir=tmp_path,
+                              progress=False, sigma=0.1, population=16, samples=2)
+    assert "the analytic gradient is non-finite" in caplog.text and "uses the ES gradient" in caplog.text
+    assert np.all(np.isfinite(result.theta)) and result.theta[0] != 1.0
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        assert np.array_equal(saved["theta"], result.theta) and int(saved["iteration"]) == 1
+    assert np.isfinite(float(result.history[0]["gradient_norm"]))
+
+
+class _NanAfter(sim.gradients.Estimator):
+    """ES whose gradient is NaN from seed ``bad_seed`` on (a registered estimator that does not
+    check its result)."""
+
+    name = "nan_after"
+
+    def __init__(self, bad_seed):
+        self.es, self.bad_seed = sim.gradients.ESEstimator(sigma=0.05, population=4), bad_seed
+
+    def estimate(self, objective, theta, *, seed=0):
+        result = self.es.estimate(objective, theta, seed=seed)
+        if seed >= self.bad_seed:
+            result.gradient = np.full_like(result.gradient, np.nan)
+        return result
+
+
+def test_a_non_finite_estimate_raises_and_optimize_writes_nothing_of_that_iteration(tmp_path, device):
+    objective = quadratic_objective(device=device)
+    theta = np.zeros(objective.num_parameters)
+    with pytest.raises(GradientNotFiniteError, match=r"the nan_after estimator returned a non-finite gradient: theta\[0\] has nan "
+                                                     r"\(15 of 15 entries are not finite\)") as info:
+        sim.grad(objective, theta, estimator=_NanAfter(0))
+    assert info.value.step is None
+    with pytest.raises(GradientNotFiniteError, match="non-finite gradient"):
+        sim.optimize(objective, theta, estimator=_NanAfter(2), iterations=5, out_dir=tmp_path, progress=False)
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        assert int(saved["iteration"]) == 2 and np.all(np.isfinite(saved["theta"]))
+    assert (tmp_path / "log.csv").read_text().count("\n") == 3  # the header and iterations 0 and 1

@@ -122,3 +122,18 @@ def test_resume_drops_a_last_row_cut_short_by_a_kill(tmp_path, device):
     log.write_text(log.read_text() + "4,0.1\n")  # a short row that is complete (newline): damage, named
     with pytest.raises(sim.errors.ParameterError, match=r"log\.csv line 6 is not a log row \(2 fields instead of 7\)"):
         sim.optimize(obj, theta0, iterations=5, out_dir=tmp_path, progress=False)
+
+
+def test_resume_refuses_a_checkpoint_with_a_non_finite_theta(tmp_path, device):
+    """A checkpoint holding a NaN theta (written by an older version) is named as the problem,
+    not reported later as a bad ``theta`` argument."""
+    obj = objective(device=device)
+    theta0 = np.zeros(obj.num_parameters)
+    sim.optimize(obj, theta0, iterations=1, out_dir=tmp_path, progress=False)
+    path = tmp_path / "checkpoint.npz"
+    with np.load(path) as saved:
+        arrays = {name: np.array(saved[name]) for name in saved.files}
+    arrays["theta"][0] = np.nan
+    np.savez(path, **arrays)
+    with pytest.raises(sim.errors.ParameterError, match=r"checkpoint\.npz holds a non-finite theta"):
+        sim.optimize(obj, theta0, iterations=2, out_dir=tmp_path, progress=False)

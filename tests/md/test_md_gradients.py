@@ -14,6 +14,7 @@ import pytest
 import warp as wp
 
 from simulator import md
+from simulator.errors import GradientNotFiniteError
 from simulator.scenes.md_systems import bidisperse_packing, lattice_positions
 
 
@@ -396,3 +397,27 @@ def test_md_integrators_are_solvers_the_engine_steps(device):
     for a, b in zip(via_md, via_engine):
         np.testing.assert_array_equal(a, b)
     assert np.all(via_md[1] != 0.0)
+
+
+def test_checkpointed_md_gradient_that_overflows_names_its_window(device):
+    """The issue's case in small: a checkpointed MD gradient whose backward pass overflows (here
+    the adjoint seeded near float64's largest value, so that the few percent it grows over the
+    rollout overflow the model parameter's gradient) raises GradientNotFiniteError naming the window
+    instead of returning inf; a seed a little smaller passes and stays finite."""
+    model = lj_system(n=108, density=0.8, device=device)
+    integrator = md.VelocityVerlet(neighbors=md.NeighborList(model, skin=0.3))
+
+    def backward(seed_value):
+        state = model.state()
+        tape = wp.Tape()
+        with tape:
+            final = md.rollout(model, state, integrator, num_steps=120, dt=0.005, checkpoint_every=10).final.positions
+        tape.backward(grads={final: wp.array(np.full(final.numpy().shape, seed_value), dtype=final.dtype, device=device)})
+        gradient = state.positions.grad.numpy().copy()
+        tape.zero()
+        return gradient
+
+    assert np.all(np.isfinite(backward(1e300)))
+    with pytest.raises(GradientNotFiniteError, match=r"window of steps (\d+) to \d+ \(checkpoint_every=10; particle_mass") as info:
+        backward(1.79e308)
+    assert info.value.step % 10 == 0 and 0 <= info.value.step < 120
