@@ -24,6 +24,17 @@ from .kernels.constants import NO_DIVERGENCE
 from .model import Control, Model, State
 
 
+def world_slice(array: wp.array | None, lo: int, hi: int) -> wp.array | None:
+    """``array[lo:hi]`` along the world dimension; an array with no entries (a model without
+    joint dofs has ``(W, 0)`` joint arrays, which Warp cannot slice) becomes a new empty array of
+    ``hi - lo`` worlds (there is nothing in it to share)."""
+    if array is None:
+        return None
+    if array.size == 0:
+        return wp.empty((hi - lo, *array.shape[1:]), dtype=array.dtype, device=array.device, requires_grad=array.requires_grad)
+    return array[lo:hi]
+
+
 class Solver(ABC):
     """What every physics implements (the model is fixed at construction).
 
@@ -215,21 +226,22 @@ class RigidSolver(Solver):
         model = self.model
         if lo == 0 and hi == model.num_worlds:
             return self
-        views = {name: getattr(model, name)[lo:hi] for name in model.PER_WORLD_ARRAYS}
+        views = {name: world_slice(getattr(model, name), lo, hi) for name in model.PER_WORLD_ARRAYS}
         return RigidSolver(dataclasses.replace(model, num_worlds=hi - lo, **views))
 
     def state_view(self, state: State, lo: int, hi: int) -> State:
-        view = dataclasses.replace(state, **{name: a[lo:hi] for name, a in state.arrays().items()})
+        view = dataclasses.replace(state, **{name: world_slice(a, lo, hi) for name, a in state.arrays().items()})
         if state.joint_work is not None:
             work = state.joint_work
-            view.joint_work = dataclasses.replace(work, **{f.name: getattr(work, f.name)[lo:hi] for f in dataclasses.fields(work)})
+            view.joint_work = dataclasses.replace(work, **{f.name: world_slice(getattr(work, f.name), lo, hi)
+                                                           for f in dataclasses.fields(work)})
         return view
 
     def control_view(self, control: Control, lo: int, hi: int) -> Control:
         return Control(
-            body_force=control.body_force[lo:hi],
-            body_torque=control.body_torque[lo:hi],
-            joint_act=None if control.joint_act is None else control.joint_act[lo:hi],
+            body_force=world_slice(control.body_force, lo, hi),
+            body_torque=world_slice(control.body_torque, lo, hi),
+            joint_act=None if control.joint_act is None else world_slice(control.joint_act, lo, hi),
         )
 
 

@@ -161,3 +161,21 @@ def test_threaded_replays_work_in_a_forked_child():
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     pytest.fail("the forked child hung in a threaded replay")
+
+
+def test_a_model_without_joint_dofs_replays_on_threads():
+    """A fixed joint gives (W, 0) joint arrays, which Warp cannot slice: the per-thread world
+    ranges of a replay failed with a Warp 'Invalid indexing in slice' error (found by the fuzz
+    suite). Two threads now give the bits of one."""
+    b = sim.SceneBuilder()
+    held = b.add_body(position=(0.0, 0.0, 1.0))
+    b.add_sphere(held, radius=0.1)
+    b.add_joint("fixed", -1, held)
+    free = b.add_body(position=(0.3, 0.0, 1.0), velocity=(0.0, 0.5, 0.0))
+    b.add_sphere(free, radius=0.1)
+    model = b.finalize(num_worlds=2, precision="float32")
+    assert model.state().joint_q.shape == (2, 0)
+    finals = [sim.rollout(model, model.state(), num_steps=6, dt=1e-3, record=False, execution="graph", threads=threads).final
+              for threads in (1, 2)]
+    assert np.array_equal(finals[0].body_q.numpy(), finals[1].body_q.numpy())
+    assert finals[0].body_q.numpy()[0, 1, 2] < 1.0  # the free body fell

@@ -297,6 +297,9 @@ class HybridEstimator(Estimator):
         else:
             self.first_order = TruncatedEstimator(window=window or 10**9, clip=clip, samples=samples, checkpoint_every=checkpoint_every)
         self.zeroth_order = ESEstimator(sigma=sigma, population=population, shaping=shaping)
+        if self.zeroth_order.population < 4:
+            raise ParameterError(f"population must be >= 4 for {self.name}: the weights need the ES variance, estimated from at "
+                                 f"least 2 antithetic pairs, got {population}")
 
     def both(self, objective, theta, seed):
         try:

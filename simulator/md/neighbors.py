@@ -61,11 +61,13 @@ class NeighborList:
         self._kernels = neighbor_kernels(model.precision.scalar)
         n = model.particle_count
         density = n / max(model.volume(), 1e-30)
+        radius = min(self.search_radius, 1e6)  # (a larger cutoff lists every pair: the count is capped at N below)
         if model.dim == 3:
-            expected = density * 4.0 / 3.0 * math.pi * self.search_radius**3 / 2.0
+            expected = density * 4.0 / 3.0 * math.pi * radius**3 / 2.0
         else:
-            expected = density * math.pi * self.search_radius**2 / 2.0
-        self.capacity = int(capacity) if capacity is not None else max(8, int(1.5 * expected) + 8)
+            expected = density * math.pi * radius**2 / 2.0
+        # a particle lists at most N - 1 partners: a huge cutoff must not ask for an (N, 10^60) array
+        self.capacity = int(capacity) if capacity is not None else max(8, int(min(1.5 * expected, n)) + 8)
         self._cell_capacity = cell_capacity
         self.neighbor_count = None
         self.neighbor_index = None

@@ -292,6 +292,8 @@ def test_auto_at_a_symmetric_point_does_not_report_a_disagreement():
     (lambda o, t: sim.grad(o, t, estimator="truncated", clip=-1.0), r"clip must be a finite norm > 0"),
     (lambda o, t: sim.grad(o, t, estimator="magic"), r"unknown estimator 'magic'; available: analytic, auto, es, hybrid, truncated"),
     (lambda o, t: sim.grad(o, t, estimator="hybrid", samples=1), r"samples must be >= 2"),
+    (lambda o, t: sim.grad(o, t, estimator="hybrid", population=2), r"population must be >= 4 for hybrid"),  # was a TypeError
+    (lambda o, t: sim.grad(o, t, estimator="auto", population=2), r"population must be >= 4 for auto"),
     (lambda o, t: sim.grad(o, t, estimator="auto", z=-1.0), r"z must be > 0, got -1\.0"),
     (lambda o, t: sim.grad(o, t, estimator="auto", z=float("nan")), r"z must be finite, got nan"),
 ])

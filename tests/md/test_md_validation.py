@@ -2,6 +2,7 @@
 parameter and the value (issue 15): nothing is silently accepted."""
 
 import numpy as np
+import warp as wp
 import pytest
 
 from simulator import md
@@ -138,3 +139,21 @@ def test_public_step_checks_a_fresh_state_and_raises_on_divergence(fluid):
     out.velocities.assign(velocities)  # a blow-up inside the loop
     with pytest.raises(SimulationDivergedError, match=r"VelocityVerlet\.step: the particle state became non-finite at step 1 \(dt=0\.001"):
         integrator.step(fluid, out, start, None, 1e-3)
+
+
+def test_a_huge_cutoff_builds_a_neighbor_list_of_every_pair(device):
+    """A cutoff far beyond the system (non-periodic) used to size the list for the particles in a
+    sphere of that radius: an (N, 10^60) array and a Warp-level error (found by the fuzz suite).
+    The capacity is now capped at N, and the listed forces are the all-pairs ones."""
+    rng = np.random.default_rng(3)
+    builder = md.ParticleBuilder(dim=3, box=None, periodic=False)
+    builder.add_particles(np.arange(8)[:, None] * np.array([1.1, 0.0, 0.0]) + rng.uniform(-0.05, 0.05, (8, 3)))
+    model = builder.finalize(md.LennardJones(cutoff=1e30), device=device)
+    neighbors = md.NeighborList(model)
+    assert neighbors.capacity <= model.particle_count + 8
+    state = model.state()
+    listed, exact = wp.zeros_like(state.forces), wp.zeros_like(state.forces)
+    md.compute_forces(model, state.positions, listed, neighbors)
+    md.compute_forces(model, state.positions, exact)
+    assert neighbors.pair_count() == 8 * 7 // 2
+    np.testing.assert_allclose(listed.numpy(), exact.numpy(), rtol=1e-12, atol=1e-12)
