@@ -9,7 +9,12 @@ on a rollout objective. With ``out_dir`` it writes
   iteration, written atomically (a temporary file then a rename).
 
 Running the same call again resumes from the checkpoint: a killed run loses at most the
-iteration that was in flight, and finished rows of the log are never lost or duplicated.
+iteration that was in flight, and finished rows of the log are never lost or duplicated. The row
+of an iteration is appended before its checkpoint is written, so on resume the log is cut back to
+the checkpoint's iteration (a row, or a row cut short, of the iteration in flight is dropped).
+``tests/gradients/test_optimize_kill.py`` kills a run 50 times (SIGKILL and SIGINT) and checks
+the log and the parameters against an uninterrupted run. A non-finite gradient or update raises
+:class:`simulator.GradientNotFiniteError` before anything of that iteration is written.
 """
 
 from __future__ import annotations
