@@ -2,11 +2,10 @@
 (ES's fast path) and its recorded forward and reverse pass (backprop's fast path) must give
 bitwise the losses and gradients of the Python loop, whatever the thread count."""
 
-import importlib
 import os
-import signal
-import threading
-import time
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -133,34 +132,34 @@ def test_execution_is_a_parameter():
     assert graph.num_steps == 3 and graph.elapsed == pytest.approx(0.03)
 
 
+FORKED_CHILD = textwrap.dedent("""
+    import os, sys, threading, time
+    import simulator.engine as engine
+    together = threading.Barrier(3, timeout=30.0)  # every part waits for the others: the pool holds two live workers
+    engine._run_ranges(lambda part: together.wait(), [0, 1, 2])
+    time.sleep(0.05)  # both workers idle again
+    pid = os.fork()
+    if pid == 0:
+        done = []
+        engine._run_ranges(done.append, [0, 1, 2])
+        os._exit(0 if sorted(done) == [0, 1, 2] else 1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+""")
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_threaded_replays_work_in_a_forked_child():
     """The engine's thread pool does not survive a fork: a child forked after a threaded replay
     (multiprocessing's default on Linux, a fork server) makes a new pool instead of waiting
-    forever on the parent's workers."""
-    engine_module = importlib.import_module("simulator.engine")
-    together = threading.Barrier(3, timeout=30.0)  # every part waits for the others: the pool holds two live workers
-    engine_module._run_ranges(lambda part: together.wait(), [0, 1, 2])
-    time.sleep(0.05)  # both workers idle again
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            done = []
-            engine_module._run_ranges(done.append, [0, 1, 2])
-            code = 0 if sorted(done) == [0, 1, 2] else 1
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + 20.0
-    while time.monotonic() < deadline:
-        finished, status = os.waitpid(pid, os.WNOHANG)
-        if finished:
-            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
-            return
-        time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail("the forked child hung in a threaded replay")
+    forever on the parent's workers. Run in a fresh interpreter (forking the test process, which
+    may hold other libraries' threads, is unsafe)."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    try:
+        done = subprocess.run([sys.executable, "-c", FORKED_CHILD], env=env, timeout=60, capture_output=True, text=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the forked child hung in a threaded replay")
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_a_model_without_joint_dofs_replays_on_threads():
