@@ -175,7 +175,7 @@ def optimize(
         out_dir: folder for ``log.csv`` and ``checkpoint.npz``; None keeps everything in memory.
         seed: iteration ``i`` uses seed ``seed + i`` (ES noise, random initial states), so a
             resumed run draws the same noise as an uninterrupted one.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (False: tqdm is not used at all).
         **estimator_options: passed to the estimator (``sigma``, ``population``, ``window``, ...).
 
     A ``KeyboardInterrupt`` stops after saving the last finished iteration
@@ -209,9 +209,12 @@ def optimize(
         _write_log(log_path, history)  # drops a row of an unfinished iteration; restores a lost header
 
     result = OptimizationResult(theta=theta, history=history, resumed_from=start)
-    bar = tqdm(range(start, iterations), initial=start, total=iterations, disable=not progress, desc=f"optimize ({estimator_name})")
+    # no tqdm object at all without a bar: even a disabled one takes tqdm's lock, a semaphore shared
+    # with every process forked from this one, which a process killed while holding it (SIGKILL in
+    # a worker pool) leaves held, so the next worker to start a run waits forever
+    bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"optimize ({estimator_name})") if progress else None
     try:
-        for iteration in bar:
+        for iteration in bar if bar is not None else range(start, iterations):
             estimate = grad(objective, theta, estimator=estimator, seed=seed + iteration, **estimator_options)
             updated = adam.update(theta, estimate.gradient)
             if not np.all(np.isfinite(updated)):  # never logged nor checkpointed: a resume would start from it
@@ -234,10 +237,12 @@ def optimize(
                 with log_path.open("a", newline="") as handle:
                     csv.DictWriter(handle, fieldnames=LOG_COLUMNS).writerow(row)
                 _write_checkpoint(checkpoint_path, theta, iteration + 1, adam, config)
-            bar.set_postfix(loss=f"{estimate.value:.4g}", grad=f"{row['gradient_norm']:.3g}")
+            if bar is not None:
+                bar.set_postfix(loss=f"{estimate.value:.4g}", grad=f"{row['gradient_norm']:.3g}")
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     result.theta = theta
     return result

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -46,10 +47,27 @@ class Server:
         assert word == "pid"
         return int(value)
 
-    def reap(self) -> int:
-        self.process.stdin.write("reap\n")
-        self.process.stdin.flush()
-        word, value = self._answer()
+    def reap(self, pid: int, limit: float = 60.0) -> int:
+        """The child's wait status; a child still running after ``limit`` seconds (a deadlock) is
+        killed and the test fails."""
+        hung = []
+
+        def kill():
+            hung.append(pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(limit, kill)
+        timer.start()
+        try:
+            self.process.stdin.write("reap\n")
+            self.process.stdin.flush()
+            word, value = self._answer()
+        finally:
+            timer.cancel()
+        assert not hung, f"worker {pid} hung: no exit within {limit} s"
         assert word == "status"
         return int(value)
 
@@ -84,8 +102,7 @@ def test_optimize_killed_50_times_resumes_to_the_uninterrupted_result(tmp_path):
     server = Server()
     try:
         reference, killed = tmp_path / "reference", tmp_path / "killed"
-        server.start(reference)
-        status = server.reap()
+        status = server.reap(server.start(reference))
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
         rng = np.random.default_rng(15)
@@ -98,7 +115,7 @@ def test_optimize_killed_50_times_resumes_to_the_uninterrupted_result(tmp_path):
             pid = server.start(killed)
             time.sleep(rng.uniform(0.0, longest))
             os.kill(pid, sig)
-            status = server.reap()
+            status = server.reap(pid)
             assert not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2), "a resume failed (see the worker's stderr)"
             if sig == signal.SIGKILL:
                 hit = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
@@ -110,8 +127,7 @@ def test_optimize_killed_50_times_resumes_to_the_uninterrupted_result(tmp_path):
         assert landed == KILLS, f"only {landed} of {KILLS} kills landed before the run finished"
         assert 0 < progress[-1] < ITERATIONS and by_signal[signal.SIGINT] > 0, (progress, by_signal)
 
-        server.start(killed)
-        status = server.reap()
+        status = server.reap(server.start(killed))
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     finally:
         server.close()
