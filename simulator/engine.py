@@ -817,9 +817,10 @@ class _AdjointWatch:
     first, so the first watch that raises names where the blow-up entered.
 
     Between the ends a watch checks only the state's first array with a gradient (the poses or
-    positions, into which every other adjoint flows within a step), about 1% of a step's backward
-    pass; the watches at the final and the initial state check every array (``full``), the
-    initial one the model parameters' gradients as well (``parameters``)."""
+    positions, into which every other adjoint flows within a step): about 20 us a step on the CPU;
+    the watches at the final and the initial state check every array (``full``), the initial one
+    the model parameters' gradients as well (``parameters``): about 0.2 ms each for the ant, whose
+    40-step backward pass takes about 300 ms (so well under 1% together)."""
 
     def __init__(self, solver, state, step: int, *, final: bool = False, full: bool = False, parameters: bool = False):
         self.solver, self.state, self.step = solver, state, step
