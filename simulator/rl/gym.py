@@ -71,9 +71,8 @@ class VectorEnv(gymnasium.vector.VectorEnv):
         return array
 
     def _info(self, info: dict) -> dict:
-        if self.array_backend == "numpy":
-            return info
-        return {k: (self._out(v, v.dtype) if isinstance(v, np.ndarray) and v.dtype != object else v) for k, v in info.items()}
+        """The info arrays in the backend's type (the final observations float32, as observations)."""
+        return {k: self._out(v, np.float32 if k == "final_obs" else v.dtype) for k, v in info.items()}
 
     def reset(self, *, seed: int | list | None = None, options: dict | None = None):
         if isinstance(seed, (list, tuple)):

@@ -13,10 +13,9 @@ convention of :func:`simulator.mjcf.to_mujoco_state`), in float64 numpy:
   ``terminate_when_unhealthy``; every episode is cut (``truncated``) at ``max_episode_steps``.
 
 The locomotion tasks (:data:`LOCOMOTION`: ``hopper``, ``walker2d``, ``half_cheetah``, ``ant``) and
-``inverted_pendulum``
-load gymnasium's own MJCF files and follow gymnasium's v5 definitions term by term (the
-``gymnasium.envs.mujoco`` ``*_v5.py`` sources and their documentation pages are the reference;
-the one difference is stated on :class:`Locomotion`). The swing-up tasks (``pendulum_swingup``,
+``inverted_pendulum`` load gymnasium's own MJCF files and follow gymnasium's v5 definitions term by
+term (the ``gymnasium.envs.mujoco`` ``*_v5.py`` sources and their documentation pages are the
+reference; the ant's two differences are stated on :class:`Locomotion`). The swing-up tasks (``pendulum_swingup``,
 ``cartpole_swingup``, ``acrobot_swingup``) are the small cases, on the package's own scenes,
 with dense rewards written here. :func:`make_task` builds a task by name; :class:`BatchedEpisodes`
 (:mod:`simulator.rl.episodes`) runs one on W worlds.
