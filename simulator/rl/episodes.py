@@ -43,6 +43,7 @@ class BatchedEpisodes:
         action_low, action_high: ``(A,)`` bounds of the actions (the actuators' control ranges;
             actions outside are clipped by the actuators).
         model, engine, state: the physics (``state`` is the current one).
+        stepped_coordinates: ``(qpos, qvel)`` reached by the last step, before ended worlds were reset.
     """
 
     def __init__(self, task: str | EpisodeTask, num_worlds: int = 1, *, device=None, precision: str = "float32", seed: int | None = None,
@@ -53,7 +54,7 @@ class BatchedEpisodes:
             "max_episode_steps", max_episode_steps, minimum=1)
         self.model = self.task.build(self.num_worlds, device=device, precision=precision)
         self.substeps = self.task.substeps(self.model)
-        self.engine = Engine(RigidSolver(self.model))
+        self.engine = Engine(RigidSolver(self.model), threads=1)  # one step per call: a thread hand-off would cost more than it splits
         self.engine.solver.check_dt(self.task.dt, self.substeps)
         self._states = [self.model.state(requires_grad=False), self.model.state(requires_grad=False)]
         self._current = 0
@@ -134,7 +135,7 @@ class BatchedEpisodes:
                             execution="graph")
         self._current = 1 - self._current
         self.simulated_steps += self.num_worlds
-        after = self._coordinates = self.task.coordinates(self.model, self.state)
+        after = self._coordinates = self.stepped_coordinates = self.task.coordinates(self.model, self.state)
         reward, terms = self.task.reward(before, after, clipped)
         healthy = self.task.healthy(*after)
         terminated = ~healthy if self.task.terminate_when_unhealthy else np.zeros(self.num_worlds, dtype=bool)

@@ -114,6 +114,11 @@ class EpisodeTask(ABC):
         """(W,) bool: the worlds whose state is acceptable (default: all finite)."""
         return np.all(np.isfinite(qpos), axis=1) & np.all(np.isfinite(qvel), axis=1)
 
+    def posture(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(height [m], upright)`` of the main body per world (``upright`` = the z component of
+        its up axis, 1 upright, -1 upside down), or None where the task has no body to stand up."""
+        return None
+
     def reset_noise(self, qpos0: np.ndarray, qvel0: np.ndarray, rng: np.random.Generator, count: int) -> Coordinates:
         """``count`` initial ``(qpos, qvel)`` rows around the model's initial ones."""
         return np.repeat(qpos0[None], count, 0), np.repeat(qvel0[None], count, 0)
@@ -230,6 +235,14 @@ class Locomotion(EpisodeTask):
                 low, high = self.healthy_angle_range
                 ok &= (low < qpos[:, 2]) & (qpos[:, 2] < high)
         return ok
+
+    def posture(self, qpos, qvel):
+        height = qpos[:, self.height_index]
+        if self.excluded == 2:  # a free root: qpos[3:7] is its quaternion (w, x, y, z)
+            upright = 1.0 - 2.0 * (np.square(qpos[:, 4]) + np.square(qpos[:, 5]))
+        else:  # a planar root: qpos[2] is its pitch
+            upright = np.cos(qpos[:, 2])
+        return height, upright
 
     def reward(self, before, after, action):
         x_velocity = (after[0][:, 0] - before[0][:, 0]) / self.dt

@@ -1,0 +1,126 @@
+"""An episodic task and a policy as a rollout objective: the gradient estimators' view of RL.
+
+``EpisodeObjective(task, policy)`` is a :class:`simulator.RolloutObjective` whose loss per world is
+minus the episode return of the policy with that world's parameter row, over ``horizon`` steps or
+until the episode terminates (rewards after termination do not count), from the task's random
+starts drawn from the evaluation seed. With ``normalize=True`` the policy sees observations
+normalised by running statistics of every observation the objective has simulated (updated after
+each evaluation, ARS-style: Mania et al. 2018, "Simple random search provides a competitive
+approach to reinforcement learning"), which are part of the objective's state
+(:meth:`state_dict`, saved by :func:`simulator.optimize` in its checkpoints).
+
+The episodes run through :class:`simulator.rl.BatchedEpisodes` (the physics in the rollout
+engine, observation, reward and termination on the host), so the black-box estimators (``es``)
+apply; backpropagation through the task's reward (``analytic``, ``truncated``, ``hybrid``,
+``auto``) is not available on this objective yet and raises a :class:`ParameterError` saying so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ParameterError, check_integer
+from ..gradients.objective import RolloutObjective
+from ..precision import get_precision
+from .episodes import BatchedEpisodes
+from .normalize import RunningNormalizer
+from .policies import make_policy
+from .tasks import EpisodeTask, make_task
+
+
+class EpisodeObjective(RolloutObjective):
+    """Minus the return of ``policy`` on ``task`` per world (see the module docstring).
+
+    Args:
+        task: a task name or :class:`simulator.rl.EpisodeTask`.
+        policy: ``"linear"``, ``"mlp"``, a policy config dict or a policy object
+            (:mod:`simulator.rl.policies`).
+        horizon: steps per episode at most (default: the task's ``max_episode_steps``).
+        normalize: normalise observations with running statistics.
+        device, precision: of the physics.
+    """
+
+    def __init__(self, task: str | EpisodeTask, policy="linear", *, horizon: int | None = None, normalize: bool = True, device=None,
+                 precision: str = "float32"):
+        self.task = make_task(task)
+        self.device, self.precision = device, get_precision(precision)
+        self._episodes: dict[int, BatchedEpisodes] = {}
+        probe = self.episodes(1)
+        self.num_steps = self.task.max_episode_steps if horizon is None else check_integer("horizon", horizon, minimum=1)
+        if isinstance(policy, (str, dict)):
+            policy = make_policy(policy, probe.observation_size, probe.action_size, probe.action_low, probe.action_high)
+        if policy.observation_size != probe.observation_size or policy.action_size != probe.action_size:
+            raise ParameterError(f"policy must map {probe.observation_size} observations to {probe.action_size} actions for task "
+                                 f"{self.task.name!r}, got {policy.observation_size} -> {policy.action_size}")
+        self.policy = policy
+        self.num_parameters = policy.num_parameters
+        self.normalizer = RunningNormalizer(probe.observation_size) if normalize else None
+
+    def episodes(self, num_worlds: int) -> BatchedEpisodes:
+        """The ``num_worlds``-world episodes (built once per world count)."""
+        if num_worlds not in self._episodes:
+            self._episodes[num_worlds] = BatchedEpisodes(self.task, num_worlds, device=self.device, precision=self.precision.name,
+                                                         max_episode_steps=10**9)
+        return self._episodes[num_worlds]
+
+    def observe(self, observations: np.ndarray) -> np.ndarray:
+        """What the policy sees: normalised observations (or the raw ones)."""
+        return observations if self.normalizer is None else self.normalizer.normalize(observations)
+
+    def run(self, theta_rows: np.ndarray, *, seed: int = 0, horizon: int | None = None, update_statistics: bool = True) -> dict:
+        """Run one episode per world with that world's parameter row; returns per-world
+        ``return``, ``length`` (steps until termination or the horizon), ``height`` [m],
+        ``upright`` and ``x_velocity`` [m/s] (means over the steps alive, where the task defines
+        them; 0 elsewhere) and ``world_steps`` (steps simulated in all)."""
+        theta_rows = np.asarray(theta_rows, dtype=np.float64)
+        if theta_rows.ndim != 2 or theta_rows.shape[1] != self.num_parameters:
+            raise ParameterError(f"theta rows must have shape (worlds, {self.num_parameters}), got {theta_rows.shape}")
+        horizon = self.num_steps if horizon is None else check_integer("horizon", horizon, minimum=1)
+        worlds = theta_rows.shape[0]
+        episodes = self.episodes(worlds)
+        observations = episodes.reset(seed=seed)
+        alive = np.ones(worlds, dtype=bool)
+        total, length = np.zeros(worlds), np.zeros(worlds, dtype=np.int64)
+        height, upright, speed = np.zeros(worlds), np.zeros(worlds), np.zeros(worlds)
+        seen = [observations]
+        steps = 0
+        for _ in range(horizon):
+            actions = self.policy.act(theta_rows, self.observe(observations))
+            observations, reward, terminated, _, info = episodes.step(actions)
+            steps += int(alive.sum())
+            total += np.where(alive, reward, 0.0)
+            length += alive
+            speed += np.where(alive, info.get("x_velocity", 0.0), 0.0)
+            posture = self.task.posture(*episodes.stepped_coordinates)
+            if posture is not None:
+                height += np.where(alive, posture[0], 0.0)
+                upright += np.where(alive, posture[1], 0.0)
+            alive &= ~terminated
+            if not alive.any():
+                break
+            seen.append(observations[alive])
+        if update_statistics and self.normalizer is not None:
+            self.normalizer.update(np.concatenate(seen))
+        counted = np.maximum(length, 1)
+        return {"return": total, "length": length, "height": height / counted, "upright": upright / counted,
+                "x_velocity": speed / counted, "world_steps": steps}
+
+    def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
+        """Minus the episode return per world (the estimators' loss)."""
+        return -self.run(theta_rows, seed=seed)["return"]
+
+    # ------------------------------------------------------------------ the objective's state
+    def state_dict(self) -> dict:
+        """The running observation statistics (empty without normalisation)."""
+        return {} if self.normalizer is None else self.normalizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.normalizer is not None and state:
+            self.normalizer.load_state_dict(state)
+
+    # ------------------------------------------------------------------ no tape path yet
+    def _no_backprop(self, *args, **kwargs):
+        raise ParameterError(f"estimator must be a black-box one ('es') for an EpisodeObjective: backpropagation through the "
+                             f"episodic task {self.task.name!r} (its reward, termination and reset) is not available yet")
+
+    initial_state = advance = add_loss = state_arrays = _no_backprop

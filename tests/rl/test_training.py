@@ -1,0 +1,116 @@
+"""Training policies on episodic tasks with the package's estimators: the episode objective,
+optimize's objective state, best-so-far and clipping, policy files, and the CLI commands."""
+
+import numpy as np
+import pytest
+
+import simulator as sim
+from simulator.cli import main
+from simulator.errors import ParameterError
+from simulator.rl import BatchedEpisodes
+from simulator.rl.objective import EpisodeObjective
+from simulator.rl.policies import LinearPolicy, MLPPolicy
+from simulator.rl.training import evaluate_policy, load_policy, record_episode, save_policy, train
+
+pytest.importorskip("gymnasium")
+
+
+def test_loss_is_minus_the_return_until_termination():
+    """InvertedPendulum-v5 pays 1 per step while upright: minus the loss of each world equals the
+    number of steps before the pole fell, counted by stepping the same episodes by hand."""
+    objective = EpisodeObjective("inverted_pendulum", "linear", horizon=300)
+    rng = np.random.default_rng(0)
+    rows = rng.normal(scale=0.5, size=(6, objective.num_parameters))
+    run = objective.run(rows, seed=7, update_statistics=False)
+    episodes = BatchedEpisodes("inverted_pendulum", 6, max_episode_steps=10**9)
+    observations = episodes.reset(seed=7)
+    alive, steps = np.ones(6, bool), np.zeros(6)
+    for _ in range(300):
+        observations, reward, terminated, _, _ = episodes.step(objective.policy.act(rows, objective.observe(observations)))
+        steps += alive * reward
+        alive &= ~terminated
+    np.testing.assert_array_equal(run["return"], steps)
+    np.testing.assert_array_equal(objective.evaluate_rows(rows, seed=7), -steps)
+    assert np.all(run["length"] >= run["return"]) and np.all(run["length"] <= 300)
+
+
+def test_backprop_estimators_refuse_clearly():
+    objective = EpisodeObjective("pendulum_swingup", "linear", horizon=5)
+    with pytest.raises(ParameterError, match="black-box"):
+        sim.grad(objective, np.zeros(objective.num_parameters), estimator="analytic")
+
+
+def test_policies_act_inside_the_action_box():
+    low, high = np.array([-3.0, 0.0]), np.array([3.0, 1.0])
+    rows = np.random.default_rng(1).normal(scale=5.0, size=(4, 2 * 5))
+    obs = np.random.default_rng(2).normal(size=(4, 5))
+    actions = LinearPolicy(5, 2, low, high).act(rows, obs)
+    assert np.all(actions >= low) and np.all(actions <= high)
+    mlp = MLPPolicy(5, 2, low, high, hidden=(8,))
+    actions = mlp.act(np.tile(mlp.initial_parameters(0), (4, 1)) * 50, obs)
+    assert np.all(actions >= low) and np.all(actions <= high)
+    assert mlp.num_parameters == 8 * 6 + 2 * 9
+
+
+def test_es_training_improves_and_resumes_bitwise(tmp_path):
+    """ES (rank-shaped, observation-normalised) on the inverted pendulum: the mean return rises; a
+    run stopped after 4 iterations and resumed equals an uninterrupted one bitwise (the running
+    observation statistics travel in the checkpoint); best.npz and the policy files are written."""
+    options = dict(policy="linear", iterations=10, horizon=200, learning_rate=0.05, sigma=0.05, population=32, progress=False)
+    objective, result = train("inverted_pendulum", out_dir=tmp_path / "full", **options)
+    losses = [float(row["loss"]) for row in result.history]
+    assert np.mean(losses[-3:]) < 2 * np.mean(losses[:2]), losses  # at least twice the return
+    train("inverted_pendulum", out_dir=tmp_path / "split", **{**options, "iterations": 4})
+    resumed_objective, resumed = train("inverted_pendulum", out_dir=tmp_path / "split", **options)
+    assert resumed.resumed_from == 4
+    np.testing.assert_array_equal(resumed.theta, result.theta)
+    np.testing.assert_array_equal(resumed_objective.normalizer.mean, objective.normalizer.mean)
+    for name in ("best.npz", "policy.npz", "best_policy.npz", "log.csv", "checkpoint.npz"):
+        assert (tmp_path / "full" / name).exists(), name
+    with np.load(tmp_path / "full" / "best.npz") as best:
+        assert float(best["loss"]) == min(losses)
+    loaded, theta = load_policy(tmp_path / "full")
+    np.testing.assert_array_equal(theta, result.theta)
+    assert evaluate_policy(loaded, theta, episodes=3) == evaluate_policy(objective, result.theta, episodes=3)
+
+
+def test_clip_norm_bounds_every_step():
+    objective = EpisodeObjective("pendulum_swingup", "linear", horizon=20)
+    theta0 = np.zeros(objective.num_parameters)
+    clipped = sim.optimize(objective, theta0, estimator="es", iterations=1, learning_rate=0.1, clip_norm=1e-3, sigma=0.1,
+                           population=8, progress=False)
+    assert clipped.history[0]["gradient_norm"] > 1e-3  # the estimate is reported unclipped
+    with pytest.raises(ParameterError, match="clip_norm"):
+        sim.optimize(objective, theta0, estimator="es", iterations=1, clip_norm=-1.0, progress=False)
+
+
+def test_policy_file_roundtrip_and_bad_paths(tmp_path):
+    objective = EpisodeObjective("cartpole_swingup", {"kind": "mlp", "hidden": [8]}, horizon=30)
+    theta = objective.policy.initial_parameters(3)
+    objective.run(np.tile(theta, (2, 1)), seed=0)  # some observation statistics
+    path = save_policy(tmp_path / "p.npz", objective, theta)
+    loaded, loaded_theta = load_policy(path)
+    assert loaded.policy.config() == {"kind": "mlp", "hidden": [8]} and loaded.num_steps == 30
+    np.testing.assert_array_equal(loaded.normalizer.mean, objective.normalizer.mean)
+    assert evaluate_policy(loaded, loaded_theta, episodes=2) == evaluate_policy(objective, theta, episodes=2)
+    with pytest.raises(ParameterError, match="saved policy"):
+        load_policy(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ParameterError, match="not a saved policy"):
+        load_policy(tmp_path / "bad.npz")
+    model, trajectory = record_episode(loaded, loaded_theta, horizon=10)
+    assert trajectory.num_steps == 10 and model.num_worlds == 1
+
+
+def test_cli_train_evaluate_render(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "inverted_pendulum", "--iterations", "2", "--population", "4", "--horizon", "50", "--out", str(out),
+                 "--eval-episodes", "2"]) == 0
+    assert "return" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--episodes", "2", "--horizon", "100"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("task")]
+    assert len(lines) == 2 and "horizon 100" in lines[1]
+    assert main(["render", str(out), "--out", str(tmp_path / "ip.gif"), "--horizon", "10"]) == 0
+    assert (tmp_path / "ip.gif").stat().st_size > 0
+    assert main(["train", "humanoid_dance", "--out", str(out)]) == 2
+    assert "task must be one of" in capsys.readouterr().err
