@@ -9,7 +9,7 @@ import sys
 
 from .errors import ParameterError, output_folder
 
-BENCHMARKS = ("rigid", "md", "mjcf")
+BENCHMARKS = ("rigid", "md", "mjcf", "rl")
 
 
 def _info(args) -> int:

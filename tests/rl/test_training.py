@@ -114,3 +114,16 @@ def test_cli_train_evaluate_render(tmp_path, capsys):
     assert (tmp_path / "ip.gif").stat().st_size > 0
     assert main(["train", "humanoid_dance", "--out", str(out)]) == 2
     assert "task must be one of" in capsys.readouterr().err
+
+
+def test_bench_rl_splits_an_iteration():
+    """``bench rl``: the parts of an ES iteration add up to its time, and every environment row has
+    gymnasium's rate beside it (a small iteration here)."""
+    pytest.importorskip("mujoco")
+    from simulator.bench import rl as bench
+
+    split = bench.iteration_split("hopper", population=4, steps=5, repeats=1, device="cpu")
+    parts = [split[k] for k in ("physics", "task_host", "policy", "estimator")]
+    assert min(parts[:3]) > 0 and sum(parts) == pytest.approx(split["total"])
+    row = bench.env_steps("hopper", 2, 5, 1, "cpu")
+    assert row["world_steps_per_s"] > 0 and bench.gymnasium_steps("hopper", 5, 1) > 0
