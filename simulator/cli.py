@@ -106,6 +106,7 @@ def _train(args) -> int:
         options.update(sigma=args.sigma, population=args.population)
     objective, result = train(args.task, policy=policy, estimator=args.estimator, iterations=args.iterations, learning_rate=args.lr,
                               horizon=args.horizon, out_dir=args.out, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
+                              survival_shift=args.survival_shift,
                               **options)
     summary = evaluate_policy(objective, result.theta, episodes=args.eval_episodes)
     print(f"policy and log in {args.out}; evaluation on fresh starts:")
@@ -196,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--sigma", type=float, default=0.05, help="ES smoothing std (default 0.05)")
     tr.add_argument("--population", type=int, default=32, help="ES population, even (default 32)")
     tr.add_argument("--horizon", type=int, default=None, help="episode steps at most (default: the task's)")
+    tr.add_argument("--survival-shift", type=float, default=0.0,
+                    help="subtract this from every step's reward in the training loss (ARS's shift; 1 for hopper, walker2d, ant)")
     tr.add_argument("--clip-norm", type=float, default=None, help="clip every gradient estimate to this norm")
     tr.add_argument("--seed", type=int, default=0, help="seed of the initial parameters, noise and starts (default 0)")
     tr.add_argument("--eval-episodes", type=int, default=8, help="episodes of the final evaluation (default 8)")

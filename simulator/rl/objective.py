@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, check_integer
+from ..errors import ParameterError, check_finite, check_integer
 from ..gradients.objective import RolloutObjective
 from ..precision import get_precision
 from .episodes import BatchedEpisodes
@@ -37,11 +37,14 @@ class EpisodeObjective(RolloutObjective):
             (:mod:`simulator.rl.policies`).
         horizon: steps per episode at most (default: the task's ``max_episode_steps``).
         normalize: normalise observations with running statistics.
+        survival_shift: subtracted from every step's reward in the loss (not in the reported
+            return): ARS's "shift" (Mania et al. 2018, sec. 4), 1 for the tasks with a survival
+            bonus of 1, so that standing still is no longer a local optimum worth a full return.
         device, precision: of the physics.
     """
 
-    def __init__(self, task: str | EpisodeTask, policy="linear", *, horizon: int | None = None, normalize: bool = True, device=None,
-                 precision: str = "float32"):
+    def __init__(self, task: str | EpisodeTask, policy="linear", *, horizon: int | None = None, normalize: bool = True,
+                 survival_shift: float = 0.0, device=None, precision: str = "float32"):
         self.task = make_task(task)
         self.device, self.precision = device, get_precision(precision)
         self._episodes: dict[int, BatchedEpisodes] = {}
@@ -55,6 +58,7 @@ class EpisodeObjective(RolloutObjective):
         self.policy = policy
         self.num_parameters = policy.num_parameters
         self.normalizer = RunningNormalizer(probe.observation_size) if normalize else None
+        self.survival_shift = float(check_finite("survival_shift", survival_shift))
 
     def episodes(self, num_worlds: int) -> BatchedEpisodes:
         """The ``num_worlds``-world episodes (built once per world count)."""
@@ -106,8 +110,9 @@ class EpisodeObjective(RolloutObjective):
                 "x_velocity": speed / counted, "world_steps": steps}
 
     def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
-        """Minus the episode return per world (the estimators' loss)."""
-        return -self.run(theta_rows, seed=seed)["return"]
+        """Minus the episode return per world, less ``survival_shift`` per step alive (the estimators' loss)."""
+        run = self.run(theta_rows, seed=seed)
+        return -(run["return"] - self.survival_shift * run["length"])
 
     # ------------------------------------------------------------------ the objective's state
     def state_dict(self) -> dict:

@@ -29,7 +29,7 @@ def save_policy(path, objective: EpisodeObjective, theta) -> Path:
     if theta.shape != (objective.num_parameters,):
         raise ParameterError(f"theta must have {objective.num_parameters} entries, got {theta.shape[0]}")
     meta = {"task": objective.task.name, "policy": objective.policy.config(), "horizon": objective.num_steps,
-            "normalize": objective.normalizer is not None, "precision": objective.precision.name}
+            "normalize": objective.normalizer is not None, "precision": objective.precision.name, "survival_shift": objective.survival_shift}
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, theta=theta, meta=np.array(json.dumps(meta)), **{f"objective.{k}": v for k, v in objective.state_dict().items()})
     os.replace(tmp, path)
@@ -52,7 +52,7 @@ def load_policy(path, *, device=None) -> tuple[EpisodeObjective, np.ndarray]:
     except Exception as exc:
         raise ParameterError(f"path {str(path)!r} is not a saved policy ({type(exc).__name__}: {exc})") from exc
     objective = EpisodeObjective(meta["task"], meta["policy"], horizon=meta["horizon"], normalize=meta["normalize"], device=device,
-                                 precision=meta.get("precision", "float32"))
+                                 precision=meta.get("precision", "float32"), survival_shift=meta.get("survival_shift", 0.0))
     objective.load_state_dict(state)
     return objective, theta
 
@@ -97,15 +97,16 @@ def record_episode(objective: EpisodeObjective, theta, *, seed: int = 1_000_000,
 
 
 def train(task, *, policy="linear", estimator: str = "es", iterations: int = 100, learning_rate: float = 0.02, horizon: int | None = None,
-          out_dir=None, seed: int = 0, normalize: bool = True, device=None, precision: str = "float32", progress: bool = True,
-          clip_norm: float | None = None, **estimator_options):
+          out_dir=None, seed: int = 0, normalize: bool = True, survival_shift: float = 0.0, device=None, precision: str = "float32",
+          progress: bool = True, clip_norm: float | None = None, **estimator_options):
     """Train ``policy`` on ``task`` with :func:`simulator.optimize` (``estimator`` and its options:
     for ES, ``sigma``, ``population``, ``shaping``; default ``shaping="centered_rank"``, the
-    ARS-style rank-shaped update). Returns ``(objective, result)``; with ``out_dir``, the log,
+    ARS-style rank-shaped update; ``survival_shift``: see :class:`EpisodeObjective`). Returns ``(objective, result)``; with ``out_dir``, the log,
     checkpoint (resumable), ``best.npz``, ``policy.npz`` and ``best_policy.npz`` are written there."""
     from ..optimize import optimize
 
-    objective = EpisodeObjective(task, policy, horizon=horizon, normalize=normalize, device=device, precision=precision)
+    objective = EpisodeObjective(task, policy, horizon=horizon, normalize=normalize, survival_shift=survival_shift, device=device,
+                                 precision=precision)
     if estimator == "es":
         estimator_options.setdefault("shaping", "centered_rank")
     theta0 = objective.policy.initial_parameters(seed)

@@ -32,6 +32,8 @@ def test_loss_is_minus_the_return_until_termination():
     np.testing.assert_array_equal(run["return"], steps)
     np.testing.assert_array_equal(objective.evaluate_rows(rows, seed=7), -steps)
     assert np.all(run["length"] >= run["return"]) and np.all(run["length"] <= 300)
+    shifted = EpisodeObjective("inverted_pendulum", "linear", horizon=300, survival_shift=1.0)
+    np.testing.assert_array_equal(shifted.evaluate_rows(rows, seed=7), -(steps - run["length"]))  # ARS's shift: 1 per step alive
 
 
 def test_backprop_estimators_refuse_clearly():
