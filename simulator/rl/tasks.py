@@ -348,9 +348,11 @@ class SwingUp(EpisodeTask):
     the control in [-1, 1]); start ``q, qd ~ U(-0.3, 0.3)``.
 
     ``cartpole_swingup``: ``q = (x, phi)``, ``phi`` = 0 upright; observation
-    ``[x, cos phi, sin phi, xd, phid]``; reward ``cos phi - 0.05 x^2 - 0.01 phid^2 - 0.001 u^2``;
-    start ``phi = pi + U(-0.2, 0.2)``, ``x, xd, phid ~ U(-0.1, 0.1)``; the episode ends
-    (terminated) when ``|x| > rail`` (3 m).
+    ``[x, cos phi, sin phi, xd, phid]``; reward in [0, 1], a product of factors as in the DeepMind
+    control suite's cartpole: ``(1 + cos phi)/2 * (1 + exp(-x^2))/2 * (1 + exp(-0.1 phid^2))/2 *
+    (1 - 0.1 u^2)``; start ``phi = pi + U(-0.2, 0.2)``, ``x, xd, phid ~ U(-0.1, 0.1)``; the episode
+    ends (terminated) when ``|x| > rail`` (3 m). The reward is never negative, so ending an
+    episode early never pays.
 
     ``acrobot_swingup``: ``q = (q1, q2)`` (0 hanging); tip height
     ``h = -cos q1 - cos(q1 + q2)`` [m] in [-2, 2]; observation
@@ -414,10 +416,11 @@ def _pendulum_reward(qpos, qvel, u):
 
 
 def _cartpole_reward(qpos, qvel, u):
-    upright = np.cos(qpos[:, 1])
-    centre, spin, control = -0.05 * np.square(qpos[:, 0]), -0.01 * np.square(qvel[:, 1]), -1e-3 * np.sum(np.square(u), axis=1)
-    return upright + centre + spin + control, {"reward_upright": upright, "reward_centre": centre, "reward_spin": spin,
-                                               "reward_ctrl": control, "upright": upright}
+    upright = 0.5 * (1.0 + np.cos(qpos[:, 1]))
+    centred = 0.5 + 0.5 * np.exp(-np.square(qpos[:, 0]))
+    calm = 0.5 + 0.5 * np.exp(-0.1 * np.square(qvel[:, 1]))
+    gentle = 1.0 - 0.1 * np.mean(np.square(u), axis=1)
+    return upright * centred * calm * gentle, {"upright": np.cos(qpos[:, 1]), "centred": centred, "calm": calm, "gentle": gentle}
 
 
 def _acrobot_reward(qpos, qvel, u):
