@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import ParameterError
 from ..model import Model
+from .arrays import namespace
 
 Coordinates = tuple[np.ndarray, np.ndarray]  # (qpos (W, nq), qvel (W, nv)), float64
 
@@ -112,7 +113,8 @@ class EpisodeTask(ABC):
 
     def healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """(W,) bool: the worlds whose state is acceptable (default: all finite)."""
-        return np.all(np.isfinite(qpos), axis=1) & np.all(np.isfinite(qvel), axis=1)
+        xp = namespace(qpos)
+        return xp.all(xp.isfinite(qpos), 1) & xp.all(xp.isfinite(qvel), 1)
 
     def posture(self, qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``(height [m], upright)`` of the main body per world (``upright`` = the z component of
@@ -217,16 +219,18 @@ class Locomotion(EpisodeTask):
         return _asset_model(self.asset, num_worlds, device, precision, requires_grad)
 
     def observe(self, qpos, qvel):
-        velocity = qvel if self.velocity_clip is None else np.clip(qvel, -self.velocity_clip, self.velocity_clip)
-        return np.concatenate([qpos[:, self.excluded :], velocity], axis=1)
+        xp = namespace(qpos)
+        velocity = qvel if self.velocity_clip is None else xp.clip(qvel, -self.velocity_clip, self.velocity_clip)
+        return xp.concatenate([qpos[:, self.excluded :], velocity], 1)
 
     def healthy(self, qpos, qvel):
         ok = super().healthy(qpos, qvel)
         with np.errstate(invalid="ignore"):
             if self.healthy_state_range is not None:
                 low, high = self.healthy_state_range
-                state = np.concatenate([qpos, qvel], axis=1)[:, 2:]
-                ok &= np.all((low < state) & (state < high), axis=1)
+                xp = namespace(qpos)
+                state = xp.concatenate([qpos, qvel], 1)[:, 2:]
+                ok &= xp.all((low < state) & (state < high), 1)
             if self.healthy_z_range is not None:
                 low, high = self.healthy_z_range
                 z = qpos[:, self.height_index]
@@ -239,15 +243,15 @@ class Locomotion(EpisodeTask):
     def posture(self, qpos, qvel):
         height = qpos[:, self.height_index]
         if self.excluded == 2:  # a free root: qpos[3:7] is its quaternion (w, x, y, z)
-            upright = 1.0 - 2.0 * (np.square(qpos[:, 4]) + np.square(qpos[:, 5]))
+            upright = 1.0 - 2.0 * (qpos[:, 4] ** 2 + qpos[:, 5] ** 2)
         else:  # a planar root: qpos[2] is its pitch
-            upright = np.cos(qpos[:, 2])
+            upright = namespace(qpos).cos(qpos[:, 2])
         return height, upright
 
     def reward(self, before, after, action):
         x_velocity = (after[0][:, 0] - before[0][:, 0]) / self.dt
         forward = self.forward_reward_weight * x_velocity
-        control = -self.ctrl_cost_weight * np.sum(np.square(action), axis=1)
+        control = -self.ctrl_cost_weight * namespace(action).sum(action**2, 1)
         terms = {"reward_forward": forward, "reward_ctrl": control, "x_velocity": x_velocity}
         total = forward + control
         if self.healthy_reward:
@@ -320,14 +324,14 @@ class InvertedPendulum(EpisodeTask):
         return _asset_model(self.asset, num_worlds, device, precision, requires_grad)
 
     def observe(self, qpos, qvel):
-        return np.concatenate([qpos, qvel], axis=1)
+        return namespace(qpos).concatenate([qpos, qvel], 1)
 
     def healthy(self, qpos, qvel):
         with np.errstate(invalid="ignore"):
-            return super().healthy(qpos, qvel) & (np.abs(qpos[:, 1]) <= 0.2)
+            return super().healthy(qpos, qvel) & (namespace(qpos).abs(qpos[:, 1]) <= 0.2)
 
     def reward(self, before, after, action):
-        alive = self.healthy(*after).astype(np.float64)
+        alive = 1.0 * self.healthy(*after)
         return alive, {"reward_survive": alive}
 
     def reset_noise(self, qpos0, qvel0, rng, count):
@@ -397,7 +401,7 @@ class SwingUp(EpisodeTask):
         ok = super().healthy(qpos, qvel)
         if self.rail is not None:
             with np.errstate(invalid="ignore"):
-                ok &= np.abs(qpos[:, 0]) <= self.rail
+                ok &= namespace(qpos).abs(qpos[:, 0]) <= self.rail
         return ok
 
     def reset_noise(self, qpos0, qvel0, rng, count):
@@ -408,44 +412,61 @@ class SwingUp(EpisodeTask):
         return start[:, :nq], start[:, nq:]
 
 
+def _pendulum_observation(q, qd):
+    xp = namespace(q)
+    return xp.stack([-xp.cos(q[:, 0]), -xp.sin(q[:, 0]), qd[:, 0]], 1)  # cos, sin of phi = q - pi
+
+
+def _cartpole_observation(q, qd):
+    xp = namespace(q)
+    return xp.stack([q[:, 0], xp.cos(q[:, 1]), xp.sin(q[:, 1]), qd[:, 0], qd[:, 1]], 1)
+
+
+def _acrobot_observation(q, qd):
+    xp = namespace(q)
+    return xp.stack([xp.cos(q[:, 0]), xp.sin(q[:, 0]), xp.cos(q[:, 1]), xp.sin(q[:, 1]), qd[:, 0], qd[:, 1]], 1)
+
+
 def _pendulum_reward(qpos, qvel, u):
+    xp = namespace(qpos)
     phi, qd = _wrap(qpos[:, 0] - np.pi), qvel[:, 0]
-    angle, velocity, control = -np.square(phi), -0.1 * np.square(qd), -1e-3 * np.sum(np.square(u), axis=1)
+    angle, velocity, control = -(phi**2), -0.1 * qd**2, -1e-3 * xp.sum(u**2, 1)
     return angle + velocity + control, {"reward_angle": angle, "reward_velocity": velocity, "reward_ctrl": control,
-                                        "upright": np.cos(phi)}
+                                        "upright": xp.cos(phi)}
 
 
 def _cartpole_reward(qpos, qvel, u):
-    upright = 0.5 * (1.0 + np.cos(qpos[:, 1]))
-    centred = 0.5 + 0.5 * np.exp(-np.square(qpos[:, 0]))
-    calm = 0.5 + 0.5 * np.exp(-0.1 * np.square(qvel[:, 1]))
-    gentle = 1.0 - 0.1 * np.mean(np.square(u), axis=1)
-    return upright * centred * calm * gentle, {"upright": np.cos(qpos[:, 1]), "centred": centred, "calm": calm, "gentle": gentle}
+    xp = namespace(qpos)
+    upright = 0.5 * (1.0 + xp.cos(qpos[:, 1]))
+    centred = 0.5 + 0.5 * xp.exp(-qpos[:, 0] ** 2)
+    calm = 0.5 + 0.5 * xp.exp(-0.1 * qvel[:, 1] ** 2)
+    gentle = 1.0 - 0.1 * xp.mean(u**2, 1)
+    return upright * centred * calm * gentle, {"upright": xp.cos(qpos[:, 1]), "centred": centred, "calm": calm, "gentle": gentle}
 
 
 def _acrobot_reward(qpos, qvel, u):
-    height = -np.cos(qpos[:, 0]) - np.cos(qpos[:, 0] + qpos[:, 1])
-    spin, control = -0.01 * np.sum(np.square(qvel), axis=1), -1e-3 * np.sum(np.square(u), axis=1)
+    xp = namespace(qpos)
+    height = -xp.cos(qpos[:, 0]) - xp.cos(qpos[:, 0] + qpos[:, 1])
+    spin, control = -0.01 * xp.sum(qvel**2, 1), -1e-3 * xp.sum(u**2, 1)
     return height + spin + control, {"reward_height": height, "reward_spin": spin, "reward_ctrl": control, "tip_height": height}
 
 
 def pendulum_swingup_task() -> SwingUp:
     return SwingUp(name="pendulum_swingup", scene="pendulum", dt=0.02, scene_substeps=2, max_episode_steps=250,
-                   observe_fn=lambda q, qd: np.stack([np.cos(q[:, 0] - np.pi), np.sin(q[:, 0] - np.pi), qd[:, 0]], axis=1),
+                   observe_fn=_pendulum_observation,
                    reward_fn=_pendulum_reward, start_center=(0.0, 0.0), start_spread=(0.3, 0.3))
 
 
 def cartpole_swingup_task() -> SwingUp:
     return SwingUp(name="cartpole_swingup", scene="cartpole", dt=0.02, scene_substeps=2, max_episode_steps=250,
-                   observe_fn=lambda q, qd: np.stack([q[:, 0], np.cos(q[:, 1]), np.sin(q[:, 1]), qd[:, 0], qd[:, 1]], axis=1),
+                   observe_fn=_cartpole_observation,
                    reward_fn=_cartpole_reward, start_center=(0.0, np.pi, 0.0, 0.0), start_spread=(0.1, 0.2, 0.1, 0.1), rail=3.0,
                    scene_options={"swing_up": True})
 
 
 def acrobot_swingup_task() -> SwingUp:
     return SwingUp(name="acrobot_swingup", scene="acrobot", dt=0.01, scene_substeps=4, max_episode_steps=500,
-                   observe_fn=lambda q, qd: np.stack([np.cos(q[:, 0]), np.sin(q[:, 0]), np.cos(q[:, 1]), np.sin(q[:, 1]),
-                                                      qd[:, 0], qd[:, 1]], axis=1),
+                   observe_fn=_acrobot_observation,
                    reward_fn=_acrobot_reward, start_center=(0.0, 0.0, 0.0, 0.0), start_spread=(0.1, 0.1, 0.1, 0.1))
 
 
