@@ -104,6 +104,8 @@ def _train(args) -> int:
     options = {}
     if args.estimator in ("es", "hybrid", "auto"):
         options.update(sigma=args.sigma, population=args.population)
+    if args.estimator == "truncated":
+        options.update(window=args.window)
     objective, result = train(args.task, policy=policy, estimator=args.estimator, iterations=args.iterations, learning_rate=args.lr,
                               horizon=args.horizon, out_dir=args.out, seed=args.seed, device=args.device, clip_norm=args.clip_norm,
                               survival_shift=args.survival_shift,
@@ -189,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         "policy.npz and best_policy.npz into --out; running the same command again resumes.",
     )
     tr.add_argument("task", help="hopper, walker2d, half_cheetah, ant, inverted_pendulum, pendulum_swingup, cartpole_swingup, acrobot_swingup")
-    tr.add_argument("--estimator", default="es", help="es (the black-box estimator; default)")
+    tr.add_argument("--estimator", default="es", help="es (default), analytic, truncated, hybrid or auto")
+    tr.add_argument("--window", type=int, default=10, help="truncation window in steps (default 10)")
     tr.add_argument("--policy", choices=("linear", "mlp"), default="linear", help="linear (ARS-style) or a tanh MLP (default linear)")
     tr.add_argument("--hidden", type=_hidden, default=(64, 64), help="MLP hidden sizes, comma-separated (default 64,64)")
     tr.add_argument("--iterations", type=int, default=200, help="total iterations (default 200)")

@@ -8,7 +8,8 @@ import numpy as np
 
 
 class _Numpy:
-    cos, sin, exp, abs, square, isfinite, where = np.cos, np.sin, np.exp, np.abs, np.square, np.isfinite, np.where
+    cos, sin, exp, abs, square, isfinite, tanh = np.cos, np.sin, np.exp, np.abs, np.square, np.isfinite, np.tanh  # ufuncs
+    where, einsum = staticmethod(np.where), staticmethod(np.einsum)
 
     @staticmethod
     def concatenate(arrays, axis):
@@ -34,6 +35,10 @@ class _Numpy:
     def clip(x, low, high):
         return np.clip(x, low, high)
 
+    @staticmethod
+    def constant(value, like):
+        return np.asarray(value)
+
 
 class _Torch:
     def __init__(self):
@@ -41,7 +46,7 @@ class _Torch:
 
         self.torch = torch
         self.cos, self.sin, self.exp, self.abs, self.square = torch.cos, torch.sin, torch.exp, torch.abs, torch.square
-        self.isfinite, self.where = torch.isfinite, torch.where
+        self.isfinite, self.where, self.tanh, self.einsum = torch.isfinite, torch.where, torch.tanh, torch.einsum
 
     def concatenate(self, arrays, axis):
         return self.torch.cat(list(arrays), dim=axis)
@@ -57,6 +62,9 @@ class _Torch:
 
     def all(self, x, axis):
         return x.all(dim=axis)
+
+    def constant(self, value, like):
+        return self.torch.as_tensor(value, dtype=like.dtype, device=like.device)
 
     def clip(self, x, low, high):
         if isinstance(low, np.ndarray):

@@ -10,17 +10,19 @@ approach to reinforcement learning"), which are part of the objective's state
 (:meth:`state_dict`, saved by :func:`simulator.optimize` in its checkpoints).
 
 The episodes run through :class:`simulator.rl.BatchedEpisodes` (the physics in the rollout
-engine, observation, reward and termination on the host), so the black-box estimators (``es``)
-apply; backpropagation through the task's reward (``analytic``, ``truncated``, ``hybrid``,
-``auto``) is not available on this objective yet and raises a :class:`ParameterError` saying so.
+engine, observation, reward and termination on the host) for the black-box estimator (``es``);
+backpropagation (``analytic``, ``truncated``, and so ``hybrid`` and ``auto``) runs the same
+episodes through :meth:`EpisodeObjective.sweep_rows`: the physics step by step through Warp's
+adjoints (:func:`simulator.torch.joint_step`), and the task's observation, reward and termination
+(written once for numpy and torch) and the policy in torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError, check_finite, check_integer
-from ..gradients.objective import RolloutObjective
+from ..errors import GradientNotFiniteError, ParameterError, check_finite, check_integer
+from ..gradients.objective import RolloutObjective, SweepResult
 from ..precision import get_precision
 from .episodes import BatchedEpisodes
 from .normalize import RunningNormalizer
@@ -48,6 +50,7 @@ class EpisodeObjective(RolloutObjective):
         self.task = make_task(task)
         self.device, self.precision = device, get_precision(precision)
         self._episodes: dict[int, BatchedEpisodes] = {}
+        self._models: dict = {}  # worlds -> the task's model with gradients (backpropagation)
         probe = self.episodes(1)
         self.num_steps = self.task.max_episode_steps if horizon is None else check_integer("horizon", horizon, minimum=1)
         if isinstance(policy, (str, dict)):
@@ -123,9 +126,77 @@ class EpisodeObjective(RolloutObjective):
         if self.normalizer is not None and state:
             self.normalizer.load_state_dict(state)
 
-    # ------------------------------------------------------------------ no tape path yet
-    def _no_backprop(self, *args, **kwargs):
-        raise ParameterError(f"estimator must be a black-box one ('es') for an EpisodeObjective: backpropagation through the "
-                             f"episodic task {self.task.name!r} (its reward, termination and reset) is not available yet")
+    # ------------------------------------------------------------------ backpropagation
+    def _differentiable_model(self, num_worlds: int):
+        if num_worlds not in self._models:
+            self._models[num_worlds] = self.task.build(num_worlds, device=self.device, precision=self.precision.name, requires_grad=True)
+        return self._models[num_worlds]
 
-    initial_state = advance = add_loss = state_arrays = _no_backprop
+    def sweep_rows(self, theta_rows: np.ndarray, *, seed: int = 0, checkpoint_every=None, window=None, clip=None, trace=False):
+        """Losses and gradients per world by backpropagation through the episodes: the physics
+        step by step through :func:`simulator.torch.joint_step` (Warp's adjoints), observation,
+        reward and termination through the task's own functions on torch tensors, the policy in
+        torch. ``window``: the state's gradient is cut every ``window`` steps (truncated
+        backpropagation). The episodes start where :meth:`evaluate_rows` starts them for the same
+        seed; the observation statistics are updated as there. Needs torch; tasks whose MuJoCo
+        coordinates are a reordering of the joint coordinates (not the ant's free joint yet)."""
+        if checkpoint_every is not None or clip is not None or trace:
+            raise ParameterError("an EpisodeObjective's backpropagation has no checkpoint_every, clip or trace option: leave them at None")
+        import torch
+
+        from ..torch import joint_step
+
+        theta_rows = np.asarray(theta_rows, dtype=np.float64)
+        worlds = theta_rows.shape[0]
+        model = self._differentiable_model(worlds)
+        iq, iv = (torch.as_tensor(i) for i in self.task.coordinate_permutation(model))
+        episodes = self.episodes(worlds)
+        episodes.reset(seed=seed)
+        dtype = torch.float64 if self.precision.name == "float64" else torch.float32
+        q = torch.as_tensor(episodes.state.joint_q.numpy(), dtype=dtype)
+        qd = torch.as_tensor(episodes.state.joint_qd.numpy(), dtype=dtype)
+        order = None if episodes._order is None else torch.as_tensor(episodes._order)
+        theta = torch.tensor(theta_rows, requires_grad=True)
+        alive = torch.ones(worlds, dtype=torch.bool)
+        total = torch.zeros(worlds, dtype=torch.float64)
+        length = torch.zeros(worlds, dtype=torch.float64)
+        before = (q[:, iq].double(), qd[:, iv].double())
+        seen, kept = [before], []
+        for t in range(self.num_steps):
+            actions = self.policy.act(theta, self.observe(self.task.observe(*before)))
+            columns = actions if order is None else actions[:, order]
+            out = joint_step(model, q, qd, columns.to(dtype), dt=self.task.dt, substeps=episodes.substeps)
+            q, qd = out["joint_q"], out["joint_qd"]
+            q.retain_grad()
+            kept.append(q)
+            after = (q[:, iq].double(), qd[:, iv].double())
+            reward, _ = self.task.reward(before, after, actions)
+            total = total + torch.where(alive, reward, torch.zeros_like(reward))
+            length = length + alive
+            if self.task.terminate_when_unhealthy:
+                alive = alive & self.task.healthy(*(c.detach() for c in after))
+            if not bool(alive.any()):
+                break
+            if window is not None and (t + 1) % int(window) == 0:
+                q, qd = q.detach(), qd.detach()
+                after = (q[:, iq].double(), qd[:, iv].double())
+            before = after
+            seen.append(tuple(c.detach()[alive] for c in after))
+        loss = -(total - self.survival_shift * length)
+        if loss.requires_grad:
+            loss.sum().backward()
+        # a reward that is piecewise constant in the state (a survival bonus alone) has gradient 0
+        gradients = theta.grad.numpy().copy() if theta.grad is not None else np.zeros_like(theta_rows)
+        if not np.all(np.isfinite(gradients)):
+            step = max((t for t, x in enumerate(kept) if x.grad is not None and not bool(torch.isfinite(x.grad).all())), default=0)
+            world = int(np.flatnonzero(~np.all(np.isfinite(gradients), axis=1))[0])
+            raise GradientNotFiniteError(f"the gradient through task {self.task.name!r} is non-finite in world {world}; the state's "
+                                         f"adjoint was last non-finite after step {step}", step=step)
+        if self.normalizer is not None:
+            self.normalizer.update(np.concatenate([self.task.observe(c[0].numpy(), c[1].numpy()) for c in seen]))
+        return SweepResult(losses=loss.detach().numpy(), gradients=gradients, peak_states=len(kept) * episodes.substeps + 1)
+
+    def _stepped_from_python(self, *args, **kwargs):
+        raise ParameterError("an EpisodeObjective is stepped by its own paths (evaluate_rows, sweep_rows), not one step at a time")
+
+    initial_state = advance = add_loss = state_arrays = _stepped_from_python

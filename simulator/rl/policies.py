@@ -1,5 +1,5 @@
-"""Policies on observations, evaluated for every world at once in numpy, with their own parameter
-row per world (an ES population is one batched call).
+"""Policies on observations, evaluated for every world at once (numpy arrays, or torch tensors for
+backpropagation), with their own parameter row per world (an ES population is one batched call).
 
 A policy has ``num_parameters``, ``initial_parameters(seed)``, ``act(theta_rows, observations)``
 (``(W, P)`` and ``(W, O)`` -> actions ``(W, A)`` inside the action bounds) and ``config()`` (a
@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError, check_integer
+from .arrays import namespace
 
 
 def _scale(low: np.ndarray, high: np.ndarray):
@@ -36,8 +37,9 @@ class LinearPolicy:
         return np.zeros(self.num_parameters)
 
     def act(self, theta_rows: np.ndarray, observations: np.ndarray) -> np.ndarray:
+        xp = namespace(theta_rows)
         weights = theta_rows.reshape(-1, self.action_size, self.observation_size)
-        return np.clip(np.einsum("wao,wo->wa", weights, observations), self.low, self.high)
+        return xp.clip(xp.einsum("wao,wo->wa", weights, observations), self.low, self.high)
 
     def config(self) -> dict:
         return {"kind": self.kind}
@@ -70,12 +72,13 @@ class MLPPolicy:
         return theta
 
     def act(self, theta_rows: np.ndarray, observations: np.ndarray) -> np.ndarray:
+        xp = namespace(theta_rows)
         x = observations
-        for k, ((n_in, n_out), start) in enumerate(zip(zip(self.sizes[:-1], self.sizes[1:]), self.offsets[:-1])):
+        for (n_in, n_out), start in zip(zip(self.sizes[:-1], self.sizes[1:]), self.offsets[:-1]):
             weights = theta_rows[:, start : start + n_out * n_in].reshape(-1, n_out, n_in)
             bias = theta_rows[:, start + n_out * n_in : start + n_out * (n_in + 1)]
-            x = np.tanh(np.einsum("woi,wi->wo", weights, x) + bias)
-        return self.centre + self.half_width * x
+            x = xp.tanh(xp.einsum("woi,wi->wo", weights, x) + bias)
+        return x * xp.constant(self.half_width, x) + xp.constant(self.centre, x)
 
     def config(self) -> dict:
         return {"kind": self.kind, "hidden": list(self.hidden)}

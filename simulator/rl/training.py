@@ -107,7 +107,7 @@ def train(task, *, policy="linear", estimator: str = "es", iterations: int = 100
 
     objective = EpisodeObjective(task, policy, horizon=horizon, normalize=normalize, survival_shift=survival_shift, device=device,
                                  precision=precision)
-    if estimator == "es":
+    if estimator == "es":  # (not for hybrid and auto: their weighting needs the unshaped, unbiased ES estimate)
         estimator_options.setdefault("shaping", "centered_rank")
     theta0 = objective.policy.initial_parameters(seed)
     result = optimize(objective, theta0, estimator=estimator, iterations=iterations, learning_rate=learning_rate, out_dir=out_dir, seed=seed,
