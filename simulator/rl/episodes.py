@@ -44,6 +44,8 @@ class BatchedEpisodes:
             actions outside are clipped by the actuators).
         model, engine, state: the physics (``state`` is the current one).
         stepped_coordinates: ``(qpos, qvel)`` reached by the last step, before ended worlds were reset.
+        action_columns: ``joint_act`` column ``j`` takes action ``action_columns[j]`` (None: the
+            actions are the columns themselves).
     """
 
     def __init__(self, task: str | EpisodeTask, num_worlds: int = 1, *, device=None, precision: str = "float32", seed: int | None = None,
@@ -61,11 +63,11 @@ class BatchedEpisodes:
         self.control = self.model.control(requires_grad=False)
         if self.control.joint_act is None:
             raise ParameterError(f"task must drive a model with actuators, got {self.task.name!r} whose model has none")
-        self._order = self.task.action_order(self.model)
+        self.action_columns = self.task.action_order(self.model)
         art = self.model.articulation
         low, high = art.act_lower.numpy().astype(np.float64), art.act_upper.numpy().astype(np.float64)
-        if self._order is not None:  # joint_act column j is ctrl[order[j]]
-            low, high = low[np.argsort(self._order)], high[np.argsort(self._order)]
+        if self.action_columns is not None:  # joint_act column j is ctrl[order[j]]
+            low, high = low[np.argsort(self.action_columns)], high[np.argsort(self.action_columns)]
         self.action_low, self.action_high = low, high
         self.action_size = low.shape[0]
         self._qpos0, self._qvel0 = (a[0] for a in self.task.coordinates(self.model, self.state))
@@ -127,7 +129,7 @@ class BatchedEpisodes:
             raise ParameterError("reset() must be called before step(), got a step on environments that were never reset")
         actions = self._check_actions(actions)
         clipped = np.clip(actions, self.action_low, self.action_high)
-        columns = clipped if self._order is None else clipped[:, self._order]
+        columns = clipped if self.action_columns is None else clipped[:, self.action_columns]
         self.control.joint_act.assign(columns.astype(self.model.precision.numpy))
         before = self._coordinates
         out = self._states[1 - self._current]

@@ -25,9 +25,29 @@ from ..errors import GradientNotFiniteError, ParameterError, check_finite, check
 from ..gradients.objective import RolloutObjective, SweepResult
 from ..precision import get_precision
 from .episodes import BatchedEpisodes
+from .arrays import namespace
 from .normalize import RunningNormalizer
 from .policies import make_policy
 from .tasks import EpisodeTask, make_task
+
+
+class _Returns:
+    """The bookkeeping both episode loops share (numpy arrays, or torch tensors for backprop):
+    per-world return and length, counted while the world is alive; a world that terminates stops
+    counting (its reward of the terminating step included, as gymnasium pays it)."""
+
+    def __init__(self, reward, alive):
+        self.total, self.length, self.alive = reward * 0.0, reward * 0.0, alive
+
+    def add(self, reward, terminated) -> None:
+        xp = namespace(reward)
+        self.total = self.total + xp.where(self.alive, reward, xp.constant(0.0, reward))  # a dead world's reward never leaks in
+        self.length = self.length + 1.0 * self.alive
+        self.alive = self.alive & ~terminated
+
+    def loss(self, survival_shift: float):
+        """Minus the return, less ``survival_shift`` per step alive."""
+        return -(self.total - survival_shift * self.length)
 
 
 class EpisodeObjective(RolloutObjective):
@@ -78,7 +98,7 @@ class EpisodeObjective(RolloutObjective):
         """Run one episode per world with that world's parameter row; returns per-world
         ``return``, ``length`` (steps until termination or the horizon), ``height`` [m],
         ``upright`` and ``x_velocity`` [m/s] (means over the steps alive, where the task defines
-        them; 0 elsewhere) and ``world_steps`` (steps simulated in all)."""
+        them; 0 elsewhere), ``world_steps`` (steps counted in all) and ``loss`` (the estimators')."""
         theta_rows = np.asarray(theta_rows, dtype=np.float64)
         if theta_rows.ndim != 2 or theta_rows.shape[1] != self.num_parameters:
             raise ParameterError(f"theta rows must have shape (worlds, {self.num_parameters}), got {theta_rows.shape}")
@@ -86,36 +106,32 @@ class EpisodeObjective(RolloutObjective):
         worlds = theta_rows.shape[0]
         episodes = self.episodes(worlds)
         observations = episodes.reset(seed=seed)
-        alive = np.ones(worlds, dtype=bool)
-        total, length = np.zeros(worlds), np.zeros(worlds, dtype=np.int64)
+        returns = _Returns(np.zeros(worlds), np.ones(worlds, dtype=bool))
         height, upright, speed = np.zeros(worlds), np.zeros(worlds), np.zeros(worlds)
         seen = [observations]
-        steps = 0
         for _ in range(horizon):
             actions = self.policy.act(theta_rows, self.observe(observations))
             observations, reward, terminated, _, info = episodes.step(actions)
-            steps += int(alive.sum())
-            total += np.where(alive, reward, 0.0)
-            length += alive
-            speed += np.where(alive, info.get("x_velocity", 0.0), 0.0)
+            alive = returns.alive
+            speed += alive * info.get("x_velocity", 0.0)
             posture = self.task.posture(*episodes.stepped_coordinates)
             if posture is not None:
-                height += np.where(alive, posture[0], 0.0)
-                upright += np.where(alive, posture[1], 0.0)
-            alive &= ~terminated
-            if not alive.any():
+                height += alive * posture[0]
+                upright += alive * posture[1]
+            returns.add(reward, terminated)
+            if not returns.alive.any():
                 break
-            seen.append(observations[alive])
+            seen.append(observations[returns.alive])
         if update_statistics and self.normalizer is not None:
             self.normalizer.update(np.concatenate(seen))
-        counted = np.maximum(length, 1)
-        return {"return": total, "length": length, "height": height / counted, "upright": upright / counted,
-                "x_velocity": speed / counted, "world_steps": steps}
+        counted = np.maximum(returns.length, 1)
+        return {"return": returns.total, "length": returns.length.astype(np.int64), "height": height / counted,
+                "upright": upright / counted, "x_velocity": speed / counted, "world_steps": int(returns.length.sum()),
+                "loss": returns.loss(self.survival_shift)}
 
     def evaluate_rows(self, theta_rows: np.ndarray, *, seed: int = 0) -> np.ndarray:
         """Minus the episode return per world, less ``survival_shift`` per step alive (the estimators' loss)."""
-        run = self.run(theta_rows, seed=seed)
-        return -(run["return"] - self.survival_shift * run["length"])
+        return self.run(theta_rows, seed=seed)["loss"]
 
     # ------------------------------------------------------------------ the objective's state
     def state_dict(self) -> dict:
@@ -155,11 +171,9 @@ class EpisodeObjective(RolloutObjective):
         dtype = torch.float64 if self.precision.name == "float64" else torch.float32
         q = torch.as_tensor(episodes.state.joint_q.numpy(), dtype=dtype)
         qd = torch.as_tensor(episodes.state.joint_qd.numpy(), dtype=dtype)
-        order = None if episodes._order is None else torch.as_tensor(episodes._order)
+        order = None if episodes.action_columns is None else torch.as_tensor(episodes.action_columns)
         theta = torch.tensor(theta_rows, requires_grad=True)
-        alive = torch.ones(worlds, dtype=torch.bool)
-        total = torch.zeros(worlds, dtype=torch.float64)
-        length = torch.zeros(worlds, dtype=torch.float64)
+        returns = _Returns(torch.zeros(worlds, dtype=torch.float64), torch.ones(worlds, dtype=torch.bool))
         before = (q[:, iq].double(), qd[:, iv].double())
         seen, kept = [before], []
         for t in range(self.num_steps):
@@ -171,18 +185,16 @@ class EpisodeObjective(RolloutObjective):
             kept.append(q)
             after = (q[:, iq].double(), qd[:, iv].double())
             reward, _ = self.task.reward(before, after, actions)
-            total = total + torch.where(alive, reward, torch.zeros_like(reward))
-            length = length + alive
-            if self.task.terminate_when_unhealthy:
-                alive = alive & self.task.healthy(*(c.detach() for c in after))
-            if not bool(alive.any()):
+            unhealthy = ~self.task.healthy(*(c.detach() for c in after))
+            returns.add(reward, unhealthy & self.task.terminate_when_unhealthy)
+            if not bool(returns.alive.any()):
                 break
             if window is not None and (t + 1) % int(window) == 0:
                 q, qd = q.detach(), qd.detach()
                 after = (q[:, iq].double(), qd[:, iv].double())
             before = after
-            seen.append(tuple(c.detach()[alive] for c in after))
-        loss = -(total - self.survival_shift * length)
+            seen.append(tuple(c.detach()[returns.alive] for c in after))
+        loss = returns.loss(self.survival_shift)
         if loss.requires_grad:
             loss.sum().backward()
         # a reward that is piecewise constant in the state (a survival bonus alone) has gradient 0
