@@ -19,7 +19,18 @@ import numpy as np
 from ..errors import ParameterError, check_integer, output_folder
 from .objective import EpisodeObjective
 
-POLICY_FILE, BEST_POLICY_FILE = "policy.npz", "best_policy.npz"
+POLICY_FILE, BEST_POLICY_FILE, RUN_FILE = "policy.npz", "best_policy.npz", "policy.json"
+
+
+def _meta(objective: EpisodeObjective) -> dict:
+    """What rebuilds ``objective``: the task, the policy's configuration and the options."""
+    return {"task": objective.task.name, "policy": objective.policy.config(), "horizon": objective.num_steps,
+            "normalize": objective.normalizer is not None, "precision": objective.precision.name, "survival_shift": objective.survival_shift}
+
+
+def _objective_from(meta: dict, device) -> EpisodeObjective:
+    return EpisodeObjective(meta["task"], meta["policy"], horizon=meta["horizon"], normalize=meta["normalize"], device=device,
+                            precision=meta.get("precision", "float32"), survival_shift=meta.get("survival_shift", 0.0))
 
 
 def save_policy(path, objective: EpisodeObjective, theta) -> Path:
@@ -28,8 +39,7 @@ def save_policy(path, objective: EpisodeObjective, theta) -> Path:
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     if theta.shape != (objective.num_parameters,):
         raise ParameterError(f"theta must have {objective.num_parameters} entries, got {theta.shape[0]}")
-    meta = {"task": objective.task.name, "policy": objective.policy.config(), "horizon": objective.num_steps,
-            "normalize": objective.normalizer is not None, "precision": objective.precision.name, "survival_shift": objective.survival_shift}
+    meta = _meta(objective)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, theta=theta, meta=np.array(json.dumps(meta)), **{f"objective.{k}": v for k, v in objective.state_dict().items()})
     os.replace(tmp, path)
@@ -37,9 +47,12 @@ def save_policy(path, objective: EpisodeObjective, theta) -> Path:
 
 
 def load_policy(path, *, device=None) -> tuple[EpisodeObjective, np.ndarray]:
-    """``(objective, theta)`` of a saved policy (``policy.npz``, ``best.npz`` of :func:`train`, or a
-    training folder, whose ``policy.npz`` is read)."""
+    """``(objective, theta)`` of a saved policy (``policy.npz``, ``best_policy.npz``), or of a
+    training folder: its ``policy.npz``, or while training runs (or after it was killed) its latest
+    ``checkpoint.npz`` with the run's ``policy.json``."""
     path = Path(path)
+    if path.is_dir() and not (path / POLICY_FILE).exists() and (path / RUN_FILE).exists() and (path / "checkpoint.npz").exists():
+        return _load_checkpoint(path, device)
     if path.is_dir():
         path = path / POLICY_FILE
     if not path.exists():
@@ -51,8 +64,20 @@ def load_policy(path, *, device=None) -> tuple[EpisodeObjective, np.ndarray]:
             state = {k[len("objective."):]: np.array(saved[k]) for k in saved.files if k.startswith("objective.")}
     except Exception as exc:
         raise ParameterError(f"path {str(path)!r} is not a saved policy ({type(exc).__name__}: {exc})") from exc
-    objective = EpisodeObjective(meta["task"], meta["policy"], horizon=meta["horizon"], normalize=meta["normalize"], device=device,
-                                 precision=meta.get("precision", "float32"), survival_shift=meta.get("survival_shift", 0.0))
+    objective = _objective_from(meta, device)
+    objective.load_state_dict(state)
+    return objective, theta
+
+
+def _load_checkpoint(folder: Path, device) -> tuple[EpisodeObjective, np.ndarray]:
+    try:
+        meta = json.loads((folder / RUN_FILE).read_text())
+        with np.load(folder / "checkpoint.npz") as saved:
+            theta = np.array(saved["theta"])
+            state = {k[len("objective."):]: np.array(saved[k]) for k in saved.files if k.startswith("objective.")}
+    except Exception as exc:
+        raise ParameterError(f"path {str(folder)!r} holds no readable checkpoint.npz and {RUN_FILE} ({type(exc).__name__}: {exc})") from exc
+    objective = _objective_from(meta, device)
     objective.load_state_dict(state)
     return objective, theta
 
@@ -102,7 +127,8 @@ def train(task, *, policy="linear", estimator: str = "es", iterations: int = 100
     """Train ``policy`` on ``task`` with :func:`simulator.optimize` (``estimator`` and its options:
     for ES, ``sigma``, ``population``, ``shaping``; default ``shaping="centered_rank"``, the
     ARS-style rank-shaped update; ``survival_shift``: see :class:`EpisodeObjective`). Returns ``(objective, result)``; with ``out_dir``, the log,
-    checkpoint (resumable), ``best.npz``, ``policy.npz`` and ``best_policy.npz`` are written there."""
+    checkpoint (resumable), ``best.npz``, ``policy.json`` (what the policy is), ``policy.npz`` and
+    ``best_policy.npz`` are written there."""
     from ..optimize import optimize
 
     objective = EpisodeObjective(task, policy, horizon=horizon, normalize=normalize, survival_shift=survival_shift, device=device,
@@ -110,6 +136,8 @@ def train(task, *, policy="linear", estimator: str = "es", iterations: int = 100
     if estimator == "es":  # (not for hybrid and auto: their weighting needs the unshaped, unbiased ES estimate)
         estimator_options.setdefault("shaping", "centered_rank")
     theta0 = objective.policy.initial_parameters(seed)
+    if out_dir is not None:
+        (output_folder("out_dir", out_dir) / RUN_FILE).write_text(json.dumps(_meta(objective)))
     result = optimize(objective, theta0, estimator=estimator, iterations=iterations, learning_rate=learning_rate, out_dir=out_dir, seed=seed,
                       progress=progress, clip_norm=clip_norm, **estimator_options)
     if out_dir is not None:

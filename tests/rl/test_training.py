@@ -110,6 +110,10 @@ def test_es_training_improves_and_resumes_bitwise(tmp_path):
     with np.load(tmp_path / "full" / "best.npz") as best:
         assert float(best["loss"]) == min(losses)
     loaded, theta = load_policy(tmp_path / "full")
+    (tmp_path / "split" / "policy.npz").unlink()  # as after a kill: the checkpoint and policy.json still load
+    from_checkpoint, checkpoint_theta = load_policy(tmp_path / "split")
+    np.testing.assert_array_equal(checkpoint_theta, result.theta)
+    assert from_checkpoint.task.name == "inverted_pendulum"
     np.testing.assert_array_equal(theta, result.theta)
     assert evaluate_policy(loaded, theta, episodes=3) == evaluate_policy(objective, result.theta, episodes=3)
 
