@@ -154,8 +154,7 @@ class EpisodeObjective(RolloutObjective):
         reward and termination through the task's own functions on torch tensors, the policy in
         torch. ``window``: the state's gradient is cut every ``window`` steps (truncated
         backpropagation). The episodes start where :meth:`evaluate_rows` starts them for the same
-        seed; the observation statistics are updated as there. Needs torch; tasks whose MuJoCo
-        coordinates are a reordering of the joint coordinates (not the ant's free joint yet)."""
+        seed; the observation statistics are updated as there. Needs torch."""
         if checkpoint_every is not None or clip is not None or trace:
             raise ParameterError("an EpisodeObjective's backpropagation has no checkpoint_every, clip or trace option: leave them at None")
         import torch
@@ -165,7 +164,6 @@ class EpisodeObjective(RolloutObjective):
         theta_rows = np.asarray(theta_rows, dtype=np.float64)
         worlds = theta_rows.shape[0]
         model = self._differentiable_model(worlds)
-        iq, iv = (torch.as_tensor(i) for i in self.task.coordinate_permutation(model))
         episodes = self.episodes(worlds)
         episodes.reset(seed=seed)
         dtype = torch.float64 if self.precision.name == "float64" else torch.float32
@@ -174,7 +172,7 @@ class EpisodeObjective(RolloutObjective):
         order = None if episodes.action_columns is None else torch.as_tensor(episodes.action_columns)
         theta = torch.tensor(theta_rows, requires_grad=True)
         returns = _Returns(torch.zeros(worlds, dtype=torch.float64), torch.ones(worlds, dtype=torch.bool))
-        before = (q[:, iq].double(), qd[:, iv].double())
+        before = self.task.joint_coordinates(model, q.double(), qd.double())
         seen, kept = [before], []
         for t in range(self.num_steps):
             actions = self.policy.act(theta, self.observe(self.task.observe(*before)))
@@ -183,7 +181,7 @@ class EpisodeObjective(RolloutObjective):
             q, qd = out["joint_q"], out["joint_qd"]
             q.retain_grad()
             kept.append(q)
-            after = (q[:, iq].double(), qd[:, iv].double())
+            after = self.task.joint_coordinates(model, q.double(), qd.double())
             reward, _ = self.task.reward(before, after, actions)
             unhealthy = ~self.task.healthy(*(c.detach() for c in after))
             returns.add(reward, unhealthy & self.task.terminate_when_unhealthy)
@@ -191,7 +189,7 @@ class EpisodeObjective(RolloutObjective):
                 break
             if window is not None and (t + 1) % int(window) == 0:
                 q, qd = q.detach(), qd.detach()
-                after = (q[:, iq].double(), qd[:, iv].double())
+                after = self.task.joint_coordinates(model, q.double(), qd.double())
             before = after
             seen.append(tuple(c.detach()[returns.alive] for c in after))
         loss = returns.loss(self.survival_shift)

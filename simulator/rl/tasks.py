@@ -151,22 +151,15 @@ class EpisodeTask(ABC):
         state.joint_qd.assign(joint_qd)
         eval_fk(model, state)
 
-    def coordinate_permutation(self, model: Model) -> tuple[np.ndarray, np.ndarray]:
-        """Index arrays ``(nq,)``, ``(nv,)`` with ``qpos = joint_q[:, iq]``, ``qvel = joint_qd[:, iv]``
-        (the identity for the package's own scenes), for models whose MuJoCo coordinates are a
-        reordering of the joint coordinates (hinge and slide joints only); raises ParameterError
-        for a model with a free or ball joint, whose conversion is not a reordering."""
-        art = model.articulation
-        if getattr(model, "mujoco_index", None) is None:
-            return np.arange(art.num_coords), np.arange(art.num_dofs)
-        index = model.mujoco_index
-        iq, iv = np.zeros(index.nq, np.int64), np.zeros(index.nv, np.int64)
-        for j, qa, da in zip(index.joints, index.qpos_adr, index.dof_adr):
-            if art.joint_kinds[j] not in ("revolute", "prismatic"):
-                raise ParameterError(f"task must have hinge and slide joints only for backpropagation through its coordinates, got "
-                                     f"{self.name!r} with a {art.joint_kinds[j]} joint {art.joint_names[j]!r}")
-            iq[qa], iv[da] = int(art.joint_q_start[j]), int(art.joint_qd_start[j])
-        return iq, iv
+    def joint_coordinates(self, model: Model, joint_q, joint_qd) -> Coordinates:
+        """The task's ``(qpos, qvel)`` of joint coordinates ``(W, Q)``, ``(W, D)`` (numpy arrays or
+        torch tensors, differentiable): MuJoCo's for a model loaded from MJCF
+        (:func:`simulator.mjcf_state.mujoco_coordinates`), the joint coordinates themselves otherwise."""
+        if getattr(model, "mujoco_index", None) is not None:
+            from ..mjcf_state import mujoco_coordinates
+
+            return mujoco_coordinates(model, joint_q, joint_qd)
+        return joint_q, joint_qd
 
     def action_order(self, model: Model) -> np.ndarray | None:
         """Column ``j`` of ``joint_act`` takes action ``order[j]`` (MuJoCo's ``ctrl`` order), or
