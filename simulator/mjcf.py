@@ -9,8 +9,10 @@ the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by
 ``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
 ``mass``; ``friction``; ``contype``/``conaffinity``; ``condim`` 1 where every geom it can touch is
 condim 1 too, else a warning), ``<inertial mass pos diaginertia|fullinertia>``
-with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
-``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
+with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited`` with
+``solreflimit`` and the dmax of ``solimplimit`` (MuJoCo's limit law, see
+:mod:`simulator.articulation`), ``damping``, ``armature``; and ``stiffness``, ``springref``,
+``ref`` for hinge and slide) and ``<freejoint>``,
 and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
 whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
@@ -464,7 +466,8 @@ class _Loader:
         ``<frame>`` holding it in the body (identity when none)."""
         a = {"type": "free"} if elem.tag == "freejoint" else self.attrs(elem, cls)
         a.update(elem.attrib if elem.tag == "freejoint" else {})
-        self.check_attrs(elem, a, {"type", "axis", "pos", "range", "limited", "damping", "armature", "stiffness", "frictionloss", "ref", "margin", "springref"})
+        known = {"type", "axis", "pos", "range", "limited", "damping", "armature", "stiffness", "frictionloss", "ref", "margin"}
+        self.check_attrs(elem, a, known | {"springref", "solreflimit", "solimplimit"})
         kind = a.get("type", "hinge")
         kinds = {"hinge": "revolute", "slide": "prismatic", "ball": "ball", "free": "free"}
         if kind not in kinds:
@@ -497,6 +500,11 @@ class _Loader:
                 if not lo < hi:
                     error(elem, f"joint {a.get('name', '')!r} range={a['range']!r} must have lower < upper")
                 options["limit"] = (lo * scale, hi * scale)
+                options["limit_solref"] = numbers(elem, a, "solreflimit", 2, np.array([0.02, 1.0]))
+                solimp = numbers(elem, a, "solimplimit", default=np.array([0.9, 0.95, 0.001]))
+                if solimp.size < 2 or not 0.0 < solimp[1] < 1.0:
+                    error(elem, f"<joint solimplimit={a.get('solimplimit')!r}> needs dmax (its second value) in (0, 1)")
+                options["limit_impedance"] = float(solimp[1])
         elif kind == "ball" and "range" in a and a.get("limited", "auto") != "false":
             self.warn("joint/ball@range", f"ball joint limits ({self.where(elem)}) are not supported and are ignored")
         if kind == "free" and parent >= 0:
