@@ -16,9 +16,10 @@ with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited
 and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
 whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
-slide joints: the body has its MJCF pose at ``q = ref``. MuJoCo's soft-constraint contact
-(solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
-``stiffness``/``damping`` given to :func:`load_mjcf`.
+slide joints: the body has its MJCF pose at ``q = ref``. Contacts use the penalty law with each
+geom's stiffness and damping derived from its ``solref`` (and ``solimp``'s dmax) and the mass of
+its kinematic tree (:func:`load_mjcf`), unless ``load_mjcf(stiffness=, damping=)`` sets them all;
+a pair's contacts act from the sum of its geoms' ``margin`` apart, as in MuJoCo.
 
 Moving states and policies to and from MuJoCo: :func:`to_mujoco_state` and
 :func:`from_mujoco_state` convert ``joint_q``/``joint_qd`` to MuJoCo's ``qpos``/``qvel`` and back,
@@ -40,7 +41,9 @@ import warnings
 import numpy as np
 
 from .builder import SceneBuilder
+from .contact import ContactSettings
 from .errors import ParameterError
+from .articulation.joints import limit_law_from_solref
 from .mjcf_state import MuJoCoIndex, actuator_order, ctrl_to_joint_act, from_mujoco_state, joint_act_to_ctrl, to_mujoco_state
 from .mjcf_xml import IDENTITY_POSE, ORIENTATION_ATTRS, error, expand_includes, number, numbers, orientation, parse, pose, pose_mul, z_to
 from .spatial import quat_to_matrix
@@ -80,8 +83,9 @@ class MJCFWarning(UserWarning):
 
 
 class _Loader:
-    def __init__(self, path, builder_options):
+    def __init__(self, path, builder_options, penalty_given=False):
         self.path = str(path)
+        self.penalty_given = penalty_given  # True: builder_options' stiffness and damping for every geom
         self.root = parse(self.path)
         main_dir = os.path.dirname(os.path.abspath(self.path))
         expand_includes(self.root, main_dir, {os.path.realpath(self.path)})
@@ -102,6 +106,9 @@ class _Loader:
         self.nested_free = False  # a free joint below another body (MuJoCo rejects the file)
         self.geom_flags: list[tuple] = []  # (body, contype, conaffinity, condim, shape, element) of each geom
         self.meshes: dict[str, tuple[str, float]] = {}
+        self.geom_law: list[tuple[int, int, float, float]] = []  # (shape, body, k [1/s^2], b [1/s]) from solref/solimp
+        self.body_parent: dict[int, int] = {}  # parent body of each body (-1: the world)
+        self.moving_bodies: set[int] = set()  # bodies with a joint that is not fixed
 
     # ---------------------------------------------------------------- helpers
     def where(self, elem):
@@ -240,6 +247,8 @@ class _Loader:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
         self.apply_condim(builder)
+        if not self.penalty_given:
+            self.apply_contact_law(builder)
         joints, kinds, bodies = zip(*self.mujoco_joints) if self.mujoco_joints else ((), (), ())
         if not self.nested_free:  # MuJoCo rejects a free joint below another body: no MuJoCo state then
             builder.mujoco_index = MuJoCoIndex.from_joints(joints, kinds, bodies, self.actuator_ctrl, self.ctrl_count)
@@ -280,6 +289,7 @@ class _Loader:
                 world = pose_mul(pose_mul(body_pose, frame), self.local_pose(child, a))
                 mass_properties = self.read_inertial(child)
                 index = builder.add_body(position=world[:3], rotation=world[3:], name=a.get("name"), **mass_properties)
+                self.body_parent[index] = body
                 self.read_body(builder, child, index, body, world, self.child_class(child, child_cls))
             elif tag in ("geom", "joint", "freejoint", "inertial"):
                 continue  # read with their body
@@ -335,9 +345,13 @@ class _Loader:
         a = self.attrs(elem, cls)
         known = {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp", "condim"}
         self.check_attrs(elem, a, known)
-        for unsupported in ("margin", "solref", "solimp"):
-            if unsupported in a:
-                self.warn(f"geom@{unsupported}", f"<geom {unsupported}> ({self.where(elem)}): MuJoCo's soft-constraint parameters have no equivalent here; the penalty contact of load_mjcf(stiffness=, damping=) is used")
+        margin = number(elem, a, "margin", 0.0)
+        if margin < 0.0:
+            error(elem, f"<geom margin={a['margin']!r}> must be >= 0")
+        if self.penalty_given and any(name in a for name in ("solref", "solimp")):
+            self.warn("geom@solref", f"<geom solref/solimp> ({self.where(elem)}): ignored, "
+                      "load_mjcf(stiffness=, damping=) sets every contact")
+        law = self.solref_law(elem, a)
         kind = a.get("type", "sphere")
         size = numbers(elem, a, "size", default=np.zeros(0))
         local = self.local_pose(elem, a)
@@ -364,6 +378,8 @@ class _Loader:
             normal = quat_to_matrix(rot) @ np.array([0.0, 0.0, 1.0])
             shape = builder.add_ground_plane(normal=normal, offset=float(normal @ pos), **options)
             self.geom_flags.append((-1, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
+            self.geom_law.append((shape, -1, *law))
+            builder.shapes[shape].margin = margin
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
@@ -397,7 +413,71 @@ class _Loader:
             unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = mass / unit
         self.geom_flags.append((body, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
+        self.geom_law.append((shape, body, *law))
+        if shape is not None:
+            builder.shapes[shape].margin = margin
         return shape
+
+    def solref_law(self, elem, a):
+        """A geom's contact law (k [1/s^2], b [1/s]) at the acceleration level, from its ``solref``
+        (default 0.02, 1) and the dmax of its ``solimp`` (default 0.95; used by a negative solref)."""
+        solref = numbers(elem, a, "solref", 2, np.array([0.02, 1.0]))
+        solimp = numbers(elem, a, "solimp", default=np.array([0.9, 0.95, 0.001, 0.5, 2.0]))
+        if solimp.size not in (3, 5) or not 0.0 < solimp[1] < 1.0:
+            error(elem, f"<geom solimp={a.get('solimp')!r}> needs 3 or 5 numbers with dmax (the second) in (0, 1)")
+        try:
+            return limit_law_from_solref(solref, float(solimp[1]))
+        except ParameterError as exc:
+            error(elem, f"<geom solref={a.get('solref')!r}>: {exc}")
+
+    def apply_contact_law(self, builder):
+        """Contact stiffness ke [N/m] and damping kd [N s/m] of every geom from its solref, as
+        MuJoCo's soft contact at the acceleration level (``k`` [1/s^2], ``b`` [1/s], see
+        :func:`~simulator.articulation.joints.limit_law_from_solref`) times a mass:
+
+        * ``ke = M*k`` with ``M`` [kg] the mass of the geom's kinematic tree (every body below the
+          body attached to the world): a robot resting on its geoms sinks by about ``g/(n*k)``
+          (4 mm / n at the default solref, n the contacts carrying it). MuJoCo's own contacts
+          rest stiffer still (its ``(1 - imp)`` share of the unconstrained acceleration), which a
+          spring cannot copy; the tree's mass is the load a foot carries.
+        * ``kd = m*b`` with ``m`` [kg] the mass of the geom's own body: MuJoCo's damping ratio at
+          the contact point, whose effective mass a light limb's own mass approximates (with the
+          tree's mass the damping would be far too strong for the limb, and the explicit step
+          would need several times the substeps).
+
+        A pair takes the mean of its two shapes' values, so a geom on a moving tree carries twice
+        its law and a geom that cannot move (static, or on a tree welded to the world) none:
+        against the floor every body gets exactly its own law (two moving geoms get the sum of
+        theirs).
+
+        Friction: MuJoCo's friction is a soft constraint too, relaxing the slip at the rate ``b``,
+        so a resting contact (normal force ``m*g``) saturates at the slip speed ``mu*g/b``. The
+        builder's ``default_contact`` (what ``finalize`` uses when given no ``contact``) sets the
+        regularised friction's ``friction_smoothing`` to the largest ``mu*g/b`` of the geoms
+        (``mu*g*timeconst/2``: 4 cm/s for mu = 0.4 at the default solref); its explicit-step bound
+        ``2*v_smooth/(mu*g)`` is then the time constant itself."""
+        masses = [builder.body_mass_properties(b)[0] for b in range(len(builder.bodies))]
+        root = {}
+        for b in range(len(builder.bodies)):
+            r = b
+            while self.body_parent.get(r, -1) >= 0:
+                r = self.body_parent[r]
+            root[b] = r
+        tree_mass, tree_moves = {}, {}
+        for b, r in root.items():
+            tree_mass[r] = tree_mass.get(r, 0.0) + masses[b]
+            tree_moves[r] = tree_moves.get(r, False) or b in self.moving_bodies
+        gravity, slip = float(np.linalg.norm(builder.gravity)), 0.0
+        for shape, body, k, b in self.geom_law:
+            if shape is None:
+                continue
+            moves = body >= 0 and tree_moves[root[body]]
+            builder.shapes[shape].stiffness = 2.0 * tree_mass[root[body]] * k if moves else 0.0
+            builder.shapes[shape].damping = 2.0 * masses[body] * b if moves else 0.0
+            if b > 0.0:
+                slip = max(slip, builder.shapes[shape].friction * gravity / b)
+        if slip > 0.0:
+            builder.default_contact = ContactSettings(friction_smoothing=slip)
 
     def condim(self, elem, a):
         """A geom's ``condim`` (1: frictionless, 3: sliding friction, 4 and 6: with torsional and
@@ -514,6 +594,7 @@ class _Loader:
             joint = builder.add_joint(kinds[kind], parent, body, **options)
         except ValueError as exc:
             error(elem, str(exc))
+        self.moving_bodies.add(body)
         if a.get("name"):
             self.joint_ids[a["name"]] = joint
         self.mujoco_joints.append((joint, kinds[kind], body))
@@ -594,13 +675,18 @@ class _Loader:
                     builder.filter_collision(a, b)
 
 
-def load_mjcf(path, *, stiffness: float = 2.0e3, damping: float = 20.0, friction: float = 1.0) -> SceneBuilder:
+def load_mjcf(path, *, stiffness: float | None = None, damping: float | None = None, friction: float = 1.0) -> SceneBuilder:
     """Read an MJCF file into a :class:`SceneBuilder` (call ``finalize`` on it).
 
     Args:
         path: the ``.xml`` file.
-        stiffness, damping: penalty contact parameters of every shape [N/m], [N s/m] (MJCF's
-            solref/solimp are not translated).
+        stiffness, damping: None (default): each geom's contact stiffness and damping come from
+            its ``solref`` (MuJoCo's time constant and damping ratio, default 0.02, 1), the mass
+            ``M`` of its kinematic tree and ``m`` of its body: against the floor ``ke =
+            M/(timeconst*dampratio)^2``, ``kd = 2*m/timeconst`` (see ``_Loader.apply_contact_law``),
+            and the friction smoothing of ``finalize`` is ``mu*g*timeconst/2``. Numbers: the
+            penalty contact of every geom [N/m], [N s/m] (solref and solimp are then ignored,
+            with a warning where given; the friction smoothing keeps its default).
         friction: default friction coefficient (a geom's own ``friction`` wins).
 
     The MJCF ``<option timestep>`` is kept as ``builder.mjcf_timestep`` [s].
@@ -610,4 +696,8 @@ def load_mjcf(path, *, stiffness: float = 2.0e3, damping: float = 20.0, friction
     """
     if not os.path.isfile(path):
         raise ParameterError(f"path {str(path)!r} is not an MJCF file that exists")
-    return _Loader(path, dict(stiffness=stiffness, damping=damping, friction=friction)).load()
+    if (stiffness is None) != (damping is None):
+        raise ParameterError(f"give both stiffness and damping, or neither (the geoms' solref), got {stiffness=!r}, {damping=!r}")
+    given = stiffness is not None
+    options = dict(stiffness=stiffness, damping=damping) if given else {}
+    return _Loader(path, dict(options, friction=friction), penalty_given=given).load()
