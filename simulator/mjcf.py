@@ -17,8 +17,8 @@ and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` 
 whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
 slide joints: the body has its MJCF pose at ``q = ref``. Contacts use the penalty law with each
-geom's stiffness and damping derived from its ``solref`` (and ``solimp``'s dmax) and the mass of
-its kinematic tree (:func:`load_mjcf`), unless ``load_mjcf(stiffness=, damping=)`` sets them all;
+geom's stiffness and damping derived from its ``solref`` (and ``solimp``'s dmax) and the masses
+of its kinematic tree (:func:`load_mjcf`), unless ``load_mjcf(stiffness=, damping=)`` sets them all;
 a pair's contacts act from the sum of its geoms' ``margin`` apart, as in MuJoCo.
 
 Moving states and policies to and from MuJoCo: :func:`to_mujoco_state` and
@@ -433,22 +433,24 @@ class _Loader:
     def apply_contact_law(self, builder):
         """Contact stiffness ke [N/m] and damping kd [N s/m] of every geom from its solref, as
         MuJoCo's soft contact at the acceleration level (``k`` [1/s^2], ``b`` [1/s], see
-        :func:`~simulator.articulation.joints.limit_law_from_solref`) times a mass:
+        :func:`~simulator.articulation.joints.limit_law_from_solref`) times a mass. MuJoCo scales
+        its law by ``1/A``, the contact's effective mass; a spring has to choose:
 
-        * ``ke = M*k`` with ``M`` [kg] the mass of the geom's kinematic tree (every body below the
-          body attached to the world): a robot resting on its geoms sinks by about ``g/(n*k)``
-          (4 mm / n at the default solref, n the contacts carrying it). MuJoCo's own contacts
-          rest stiffer still (its ``(1 - imp)`` share of the unconstrained acceleration), which a
-          spring cannot copy; the tree's mass is the load a foot carries.
-        * ``kd = m*b`` with ``m`` [kg] the mass of the geom's own body: MuJoCo's damping ratio at
-          the contact point, whose effective mass a light limb's own mass approximates (with the
-          tree's mass the damping would be far too strong for the limb, and the explicit step
-          would need several times the substeps).
+        * against a static geom (the floor), ``ke = M*k`` with ``M`` [kg] the mass of the geom's
+          kinematic tree (every body below the body attached to the world), the load a foot
+          carries: a robot resting on its geoms sinks by about ``g/(n*k)`` (4 mm / n at the
+          default solref, n the contacts carrying it). MuJoCo's own contacts rest stiffer still
+          (its ``(1 - imp)`` share of the unconstrained acceleration), which a spring cannot copy.
+          The damping is ``kd = m*b`` with ``m`` the tree's mean body mass, critical for a limb;
+        * between two moving geoms (a robot's limbs, or two robots), ``ke = mp*k``, ``kd = mp*b``
+          with ``mp`` the smallest effective point mass of the tree's geoms (:meth:`point_mass`):
+          MuJoCo's law for a light limb, which keeps such pairs off the explicit-step bound.
 
-        A pair takes the mean of its two shapes' values, so a geom on a moving tree carries twice
-        its law and a geom that cannot move (static, or on a tree welded to the world) none:
-        against the floor every body gets exactly its own law (two moving geoms get the sum of
-        theirs).
+        A pair takes the mean of its two shapes' values, so a moving geom carries the second law
+        and the static geoms twice the first minus it. The static geoms hold one value for the
+        whole model: it is set by the tree that needs the most, and a lighter tree's geoms carry
+        what remains (at least nothing), so lighter trees get at least their law against the
+        floor.
 
         Friction: MuJoCo's friction is a soft constraint too, relaxing the slip at the rate ``b``,
         so a resting contact (normal force ``m*g``) saturates at the slip speed ``mu*g/b``. The
@@ -463,21 +465,51 @@ class _Loader:
             while self.body_parent.get(r, -1) >= 0:
                 r = self.body_parent[r]
             root[b] = r
-        tree_mass, tree_moves = {}, {}
+        tree_mass, tree_bodies, tree_moves = {}, {}, {}
         for b, r in root.items():
             tree_mass[r] = tree_mass.get(r, 0.0) + masses[b]
+            tree_bodies[r] = tree_bodies.get(r, 0) + 1
             tree_moves[r] = tree_moves.get(r, False) or b in self.moving_bodies
+        geoms = [(shape, body, k, b) for shape, body, k, b in self.geom_law if shape is not None]
+        moving = [(shape, root[body], k, b) for shape, body, k, b in geoms if body >= 0 and tree_moves[root[body]]]
+        smallest = {}
+        for shape, tree, _, _ in moving:
+            smallest[tree] = min(smallest.get(tree, math.inf), self.point_mass(builder, shape))
+        # each moving geom's law against moving geoms, and what the static geoms must add for the floor
+        own = {shape: (smallest[tree] * k, smallest[tree] * b) for shape, tree, k, b in moving}
+        floor = [(2.0 * tree_mass[tree] * k - own[shape][0], 2.0 * tree_mass[tree] / tree_bodies[tree] * b - own[shape][1])
+                 for shape, tree, k, b in moving]
+        static_ke, static_kd = (max(values) for values in zip(*floor)) if floor else (0.0, 0.0)
         gravity, slip = float(np.linalg.norm(builder.gravity)), 0.0
-        for shape, body, k, b in self.geom_law:
-            if shape is None:
-                continue
-            moves = body >= 0 and tree_moves[root[body]]
-            builder.shapes[shape].stiffness = 2.0 * tree_mass[root[body]] * k if moves else 0.0
-            builder.shapes[shape].damping = 2.0 * masses[body] * b if moves else 0.0
+        for shape, body, k, b in geoms:
+            if shape in own:  # what its tree needs against the floor beyond the static geoms' share (its own law at most)
+                tree = root[body]
+                ke = max(2.0 * tree_mass[tree] * k - static_ke, 0.0)
+                kd = max(2.0 * tree_mass[tree] / tree_bodies[tree] * b - static_kd, 0.0)
+            else:
+                ke, kd = static_ke, static_kd
+            builder.shapes[shape].stiffness, builder.shapes[shape].damping = ke, kd
             if b > 0.0:
                 slip = max(slip, builder.shapes[shape].friction * gravity / b)
         if slip > 0.0:
             builder.default_contact = ContactSettings(friction_smoothing=slip)
+
+    @staticmethod
+    def point_mass(builder, index):
+        """The effective mass [kg] of a geom's body at the geom's farthest contact point, in the
+        worst direction, as a free body: ``1/(1/m + r^2/I_min)`` (``r`` [m] from the body's centre
+        of mass, ``I_min`` its smallest principal moment): an estimate of MuJoCo's ``1/A`` for a
+        limb (its joints only add to it)."""
+        from .contact import _points  # the geom's contact spheres in its frame
+
+        shape = builder.shapes[index]
+        mass, com, inertia = builder.body_mass_properties(shape.body)
+        points, radius = _points(shape)
+        if len(points) == 0:
+            return mass
+        placed = shape.position + points @ quat_to_matrix(shape.rotation).T - com
+        lever = float(np.max(np.linalg.norm(placed, axis=1))) + radius
+        return 1.0 / (1.0 / mass + lever * lever / max(float(np.min(np.linalg.eigvalsh(inertia))), 1e-12))
 
     def condim(self, elem, a):
         """A geom's ``condim`` (1: frictionless, 3: sliding friction, 4 and 6: with torsional and
@@ -681,9 +713,11 @@ def load_mjcf(path, *, stiffness: float | None = None, damping: float | None = N
     Args:
         path: the ``.xml`` file.
         stiffness, damping: None (default): each geom's contact stiffness and damping come from
-            its ``solref`` (MuJoCo's time constant and damping ratio, default 0.02, 1), the mass
-            ``M`` of its kinematic tree and ``m`` of its body: against the floor ``ke =
-            M/(timeconst*dampratio)^2``, ``kd = 2*m/timeconst`` (see ``_Loader.apply_contact_law``),
+            its ``solref`` (MuJoCo's time constant and damping ratio, default 0.02, 1) and the
+            masses: against the floor ``ke = M/(timeconst*dampratio)^2``, ``kd = 2*m/timeconst``
+            (``M`` the mass of its kinematic tree, ``m`` that tree's mean body mass), between
+            moving geoms the same law with the tree's lightest point mass (see
+            ``_Loader.apply_contact_law``),
             and the friction smoothing of ``finalize`` is ``mu*g*timeconst/2``. Numbers: the
             penalty contact of every geom [N/m], [N s/m] (solref and solimp are then ignored,
             with a warning where given; the friction smoothing keeps its default).

@@ -112,16 +112,26 @@ CONTACT_LAW = os.path.join(os.path.dirname(__file__), "mjcf", "contact_law.xml")
 
 
 def test_contact_law_from_solref_and_masses(device):
-    """Against the floor every geom gets ke = M*k (M its tree's mass) and kd = m*b (m its body's
-    mass), from its solref (a geom carries twice that; the static floor none, as pairs take the
-    mean); the friction smoothing is the largest mu*g/b."""
+    """Against the floor a geom gets ke = M*k (M its tree's mass) and kd = m*b (m its tree's mean
+    body mass) from its solref, exactly for the tree that sets the static geoms' share (the 2 kg
+    ball) and at least that for a lighter tree (the 1.5 kg arm); the ball's law against moving
+    geoms is its point mass times (k, b); the friction smoothing is the largest mu*g/b."""
+    from simulator.mjcf import _Loader
+
     builder = sim.load_mjcf(CONTACT_LAW)
-    stiffness = [s.stiffness for s in builder.shapes]
-    damping = [s.damping for s in builder.shapes]
-    assert stiffness[0] == 0.0 and damping[0] == 0.0  # the floor
-    assert stiffness[1] == pytest.approx(2 * 2.0 * 2500.0) and damping[1] == pytest.approx(2 * 2.0 * 100.0)
-    assert stiffness[2] == pytest.approx(2 * 1.5 * 2500.0) and damping[2] == pytest.approx(2 * 1.0 * 100.0)
-    assert stiffness[3] == pytest.approx(2 * 1.5 / 0.02**2) and damping[3] == pytest.approx(2 * 0.5 * 2.0 / 0.04)
+    ke = [s.stiffness for s in builder.shapes]
+    kd = [s.damping for s in builder.shapes]
+    floor, ball, upper, lower = range(4)
+
+    def pair(values, a, b):
+        return 0.5 * (values[a] + values[b])
+
+    assert pair(ke, floor, ball) == pytest.approx(2.0 * 2500.0) and pair(kd, floor, ball) == pytest.approx(2.0 * 100.0)
+    point_mass = _Loader.point_mass(builder, ball)
+    assert 0.5 < point_mass < 0.6  # 1/(1/2 + 0.1^2/0.008) for the 2 kg, 0.1 m ball
+    assert (ke[ball], kd[ball]) == pytest.approx((point_mass * 2500.0, point_mass * 100.0))
+    assert pair(ke, floor, upper) >= 1.5 * 2500.0 and pair(kd, floor, upper) >= 0.75 * 100.0
+    assert pair(ke, floor, lower) >= 1.5 / 0.02**2 and pair(kd, floor, lower) >= 0.75 * 2.0 / 0.04  # its solref (0.04, 0.5)
     model = builder.finalize(device=device)
     assert model.friction_smoothing == pytest.approx(1.0 * 9.81 / 50.0)  # mu 1 (the default) on the slow tip, b = 50 1/s
     with pytest.warns(sim.MJCFWarning, match="solref"):  # the tip's solref is then ignored
