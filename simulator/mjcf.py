@@ -6,7 +6,9 @@ coordinate="local" eulerseq assetdir meshdir inertiafromgeom settotalmass autoli
 timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` / ``childclass``),
 the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
 ``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
-``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
+``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh, and cylinder and ellipsoid with
+MuJoCo's exact mass properties that collide as meshes: against planes and primitives, not each
+other; ``fromto`` on capsules, cylinders, boxes and ellipsoids; ``margin``; ``density`` or
 ``mass``; ``friction``; ``contype``/``conaffinity``; ``condim`` 1 where every geom it can touch is
 condim 1 too, else a warning), ``<inertial mass pos diaginertia|fullinertia>``
 with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited`` with
@@ -109,6 +111,7 @@ class _Loader:
         self.geom_law: list[tuple[int, int, float, float]] = []  # (shape, body, k [1/s^2], b [1/s]) from solref/solimp
         self.body_parent: dict[int, int] = {}  # parent body of each body (-1: the world)
         self.moving_bodies: set[int] = set()  # bodies with a joint that is not fixed
+        self.solid_parts: dict[int, list] = {}  # body -> exact (mass, centre, inertia) of its cylinders and ellipsoids
 
     # ---------------------------------------------------------------- helpers
     def where(self, elem):
@@ -243,6 +246,8 @@ class _Loader:
                 self.warn(child.tag, f"<{child.tag}> ({self.where(child)}) is not supported and is ignored")
             elif child.tag in _VISUAL_TAGS:
                 self.warn(child.tag, f"<{child.tag}> ({self.where(child)}) has no effect on the dynamics and is ignored")
+        for body, parts in self.solid_parts.items():
+            self.add_solid_parts(builder, body, parts)
         if self.settotalmass > 0.0:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
@@ -357,19 +362,18 @@ class _Loader:
         local = self.local_pose(elem, a)
         friction = numbers(elem, a, "friction", default=np.array([1.0]))
         options = {"friction": float(friction[0])}
-        if kind == "cylinder":
-            self.warn("geom/cylinder", f"cylinder geoms ({self.where(elem)}) are approximated by capsules of the same radius and length")
-            kind = "capsule"
-        if kind == "capsule" and "fromto" in a:
+        if kind in ("capsule", "cylinder", "box", "ellipsoid") and "fromto" in a:
+            # MuJoCo: the segment sets the pose and the half length along z; size[0] is the radius
+            # (capsule, cylinder) or both the x and y half sizes (box, ellipsoid)
             ft = numbers(elem, a, "fromto", 6)
             start, end = ft[:3], ft[3:]
             length = np.linalg.norm(end - start)
             if length < 1e-12:
                 error(elem, f"<geom fromto={a['fromto']!r}> has zero length")
             if size.size < 1:
-                error(elem, "a capsule with fromto needs size='radius'")
+                error(elem, f"a {kind} with fromto needs size='radius' (its first number), got size={a.get('size')!r}")
             local = pose(0.5 * (start + end), z_to(end - start))
-            size = np.array([size[0], 0.5 * length])
+            size = np.array([size[0], 0.5 * length] if kind in ("capsule", "cylinder") else [size[0], size[0], 0.5 * length])
         placed = pose_mul(frame, local)
         pos, rot = placed[:3], placed[3:]
         if kind == "plane":
@@ -383,6 +387,8 @@ class _Loader:
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
+        if kind in ("cylinder", "ellipsoid"):
+            return self.read_solid(builder, elem, a, body, kind, size, pos, rot, options)
         if kind not in ("sphere", "capsule", "box", "mesh"):
             self.warn(f"geom/{kind}", f"{kind} geoms ({self.where(elem)}) are not supported and are skipped (their mass is missing)")
             return None
@@ -417,6 +423,58 @@ class _Loader:
         if shape is not None:
             builder.shapes[shape].margin = margin
         return shape
+
+    def read_solid(self, builder, elem, a, body, kind, size, pos, rot, options):
+        """A cylinder (size: radius, half length) or ellipsoid (size: three semi-axes) geom: its
+        exact mass properties (MuJoCo's formulas; ``mass`` or ``density``) go to
+        ``self.solid_parts`` and are added to its body's at the end of loading; it collides as a
+        massless mesh (a 16-sided prism, or an icosphere of 42 vertices, scaled), whose vertices
+        touch planes and primitives (see ``SceneBuilder.add_mesh``)."""
+        import trimesh
+
+        needed = {"cylinder": (2, "size='radius half_length' or fromto"), "ellipsoid": (3, "size with 3 semi-axes")}[kind]
+        if size.size < needed[0] or np.any(size[: needed[0]] <= 0.0):
+            error(elem, f"a {kind} geom needs {needed[1]} (> 0), got size={a.get('size')!r}")
+        if kind == "cylinder":
+            radius, half = float(size[0]), float(size[1])
+            volume = math.pi * radius * radius * 2.0 * half
+            mesh = trimesh.creation.cylinder(radius=radius, height=2.0 * half, sections=16)
+            side = (3.0 * radius * radius + 4.0 * half * half) / 12.0
+            moments = np.array([side, side, 0.5 * radius * radius])
+        else:
+            axes = np.asarray(size[:3], dtype=float)
+            volume = 4.0 / 3.0 * math.pi * float(np.prod(axes))
+            mesh = trimesh.creation.icosphere(subdivisions=1)
+            mesh.apply_scale(axes)
+            squares = axes * axes
+            moments = np.array([squares[1] + squares[2], squares[0] + squares[2], squares[0] + squares[1]]) / 5.0
+        try:
+            shape = builder.add_mesh(body, mesh=mesh, position=pos, rotation=rot, **dict(options, density=0.0))
+        except ValueError as exc:
+            error(elem, str(exc))
+        if body >= 0:
+            mass = number(elem, a, "mass") if "mass" in a else number(elem, a, "density", 1000.0) * volume
+            if mass < 0.0:
+                error(elem, f"<geom mass={a.get('mass')!r}> must be >= 0")
+            r = quat_to_matrix(rot)
+            self.solid_parts.setdefault(body, []).append((mass, np.asarray(pos, float), r @ np.diag(mass * moments) @ r.T))
+        return shape
+
+    def add_solid_parts(self, builder, body, parts):
+        """Add the exact cylinder and ellipsoid ``parts`` (mass [kg], centre [m] and inertia about it
+        [kg m^2], body frame) to the mass properties of ``body``'s other geoms."""
+        if builder.bodies[body].com is not None:
+            return  # an <inertial> (or settotalmass) already set the body's mass properties
+        try:
+            parts = [builder.body_mass_properties(body), *parts]
+        except ParameterError:
+            pass  # no other geom with mass
+        total = sum(m for m, _, _ in parts)
+        if total <= 0.0:
+            return
+        com = sum(m * c for m, c, _ in parts) / total
+        inertia = sum(i + m * (np.dot(c - com, c - com) * np.eye(3) - np.outer(c - com, c - com)) for m, c, i in parts)
+        builder.set_mass_properties(body, mass=total, com=com, inertia=inertia)
 
     def solref_law(self, elem, a):
         """A geom's contact law (k [1/s^2], b [1/s]) at the acceleration level, from its ``solref``

@@ -332,12 +332,12 @@ def test_bad_compiler_and_include(tmp_path):
 
 
 def test_unsupported_inside_frames_and_bodies_still_warns(tmp_path):
-    text = ("<mujoco><worldbody><frame><camera/><body gravcomp='1'><geom type='ellipsoid' size='0.1 0.1 0.2'/><geom size='0.1'/>"
+    text = ("<mujoco><worldbody><frame><camera/><body gravcomp='1'><geom type='hfield' size='0.1 0.1 0.2'/><geom size='0.1'/>"
             "<joint frictionloss='0.1'/><frame><replicate count='2'/></frame></body></frame></worldbody></mujoco>")
     with pytest.warns(sim.MJCFWarning) as caught:
         sim.load_mjcf(write(tmp_path, text))
     messages = " | ".join(str(w.message) for w in caught)
-    for word in ("<camera>", "<body gravcomp", "ellipsoid", "<joint frictionloss>", "<replicate>"):
+    for word in ("<camera>", "<body gravcomp", "hfield", "<joint frictionloss>", "<replicate>"):
         assert word in messages, (word, messages)
 
 
