@@ -111,6 +111,7 @@ class _Loader:
         self.geom_law: list[tuple[int, int, float, float]] = []  # (shape, body, k [1/s^2], b [1/s]) from solref/solimp
         self.body_parent: dict[int, int] = {}  # parent body of each body (-1: the world)
         self.moving_bodies: set[int] = set()  # bodies with a joint that is not fixed
+        self.lifting: dict[int, bool] = {}  # bodies with a free joint or a slide along z (their tree rests on its contacts)
         self.solid_parts: dict[int, list] = {}  # body -> exact (mass, centre, inertia) of its cylinders and ellipsoids
 
     # ---------------------------------------------------------------- helpers
@@ -388,7 +389,8 @@ class _Loader:
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
         if kind in ("cylinder", "ellipsoid"):
-            return self.read_solid(builder, elem, a, body, kind, size, pos, rot, options)
+            shape = self.read_solid(builder, elem, a, body, kind, size, pos, rot, options)
+            return self.flag_geom(builder, elem, a, body, shape, law, margin)
         if kind not in ("sphere", "capsule", "box", "mesh"):
             self.warn(f"geom/{kind}", f"{kind} geoms ({self.where(elem)}) are not supported and are skipped (their mass is missing)")
             return None
@@ -418,10 +420,13 @@ class _Loader:
             s = builder.shapes[shape]
             unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = mass / unit
+        return self.flag_geom(builder, elem, a, body, shape, law, margin)
+
+    def flag_geom(self, builder, elem, a, body, shape, law, margin):
+        """Record a geom's collision bits, condim and contact law (applied at the end), set its margin."""
         self.geom_flags.append((body, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
         self.geom_law.append((shape, body, *law))
-        if shape is not None:
-            builder.shapes[shape].margin = margin
+        builder.shapes[shape].margin = margin
         return shape
 
     def read_solid(self, builder, elem, a, body, kind, size, pos, rot, options):
@@ -492,23 +497,25 @@ class _Loader:
         """Contact stiffness ke [N/m] and damping kd [N s/m] of every geom from its solref, as
         MuJoCo's soft contact at the acceleration level (``k`` [1/s^2], ``b`` [1/s], see
         :func:`~simulator.articulation.joints.limit_law_from_solref`) times a mass. MuJoCo scales
-        its law by ``1/A``, the contact's effective mass; a spring has to choose:
+        its law by ``1/A``, the contact's effective mass, and supports steady loads through its
+        impedance; a spring has to choose:
 
-        * against a static geom (the floor), ``ke = M*k`` with ``M`` [kg] the mass of the geom's
-          kinematic tree (every body below the body attached to the world), the load a foot
-          carries: a robot resting on its geoms sinks by about ``g/(n*k)`` (4 mm / n at the
-          default solref, n the contacts carrying it). MuJoCo's own contacts rest stiffer still
-          (its ``(1 - imp)`` share of the unconstrained acceleration), which a spring cannot copy.
-          The damping is ``kd = m*b`` with ``m`` the tree's mean body mass, critical for a limb;
-        * between two moving geoms (a robot's limbs, or two robots), ``ke = mp*k``, ``kd = mp*b``
-          with ``mp`` the smallest effective point mass of the tree's geoms (:meth:`point_mass`):
-          MuJoCo's law for a light limb, which keeps such pairs off the explicit-step bound.
+        * a tree that rests on its contacts (its root has a free joint, or a slide within 60
+          degrees of z) gets ``ke = M*k`` against static geoms (the floor), ``M`` [kg] the tree's
+          mass (every body below the body attached to the world): the load its feet carry. A robot
+          resting on its geoms sinks by about ``g/(n*k)`` (4 mm / n at the default solref, n the
+          contacts carrying it); MuJoCo's own contacts rest stiffer still (its ``(1 - imp)``
+          share of the unconstrained acceleration), which a spring cannot copy. The damping is
+          ``kd = m*b``, ``m`` the tree's mean body mass, critical for a limb. Between its own
+          geoms (self-contacts, or against another tree) it gets the law of its lightest point
+          mass ``mp`` (:meth:`point_mass`, an estimate of MuJoCo's ``1/A`` for a limb),
+          ``ke = mp*k``, ``kd = mp*b``, which keeps limb contacts off the explicit-step bound;
+        * a tree held by its joints (an arm on a hinge, a puck on horizontal slides) gets each
+          geom's own point-mass law against everything.
 
-        A pair takes the mean of its two shapes' values, so a moving geom carries the second law
-        and the static geoms twice the first minus it. The static geoms hold one value for the
-        whole model: it is set by the tree that needs the most, and a lighter tree's geoms carry
-        what remains (at least nothing), so lighter trees get at least their law against the
-        floor.
+        A pair takes the mean of its two shapes' values, so the static geoms carry what the
+        resting trees need beyond their geoms' share: one value for the whole model, set by the
+        tree that needs the most (a lighter resting tree then gets a stiffer floor than its own law).
 
         Friction: MuJoCo's friction is a soft constraint too, relaxing the slip at the rate ``b``,
         so a resting contact (normal force ``m*g``) saturates at the slip speed ``mu*g/b``. The
@@ -530,22 +537,26 @@ class _Loader:
             tree_moves[r] = tree_moves.get(r, False) or b in self.moving_bodies
         geoms = [(shape, body, k, b) for shape, body, k, b in self.geom_law if shape is not None]
         moving = [(shape, root[body], k, b) for shape, body, k, b in geoms if body >= 0 and tree_moves[root[body]]]
-        smallest = {}
+        point = {shape: self.point_mass(builder, shape) for shape, _, _, _ in moving}
+        lightest = {}
         for shape, tree, _, _ in moving:
-            smallest[tree] = min(smallest.get(tree, math.inf), self.point_mass(builder, shape))
-        # each moving geom's law against moving geoms, and what the static geoms must add for the floor
-        own = {shape: (smallest[tree] * k, smallest[tree] * b) for shape, tree, k, b in moving}
-        floor = [(2.0 * tree_mass[tree] * k - own[shape][0], 2.0 * tree_mass[tree] / tree_bodies[tree] * b - own[shape][1])
-                 for shape, tree, k, b in moving]
-        static_ke, static_kd = (max(values) for values in zip(*floor)) if floor else (0.0, 0.0)
+            lightest[tree] = min(lightest.get(tree, math.inf), point[shape])
+        # a tree resting on its contacts (its root moves along z) needs (M*k, m*b) against the floor; it
+        # carries its lightest point mass's law on its geoms, the static geoms the rest
+        resting = {tree for _, tree, _, _ in moving if self.lifting.get(tree, False)}
+        need = {shape: (tree_mass[tree] * k, tree_mass[tree] / tree_bodies[tree] * b) for shape, tree, k, b in moving if tree in resting}
+        share = [(2.0 * need[shape][0] - lightest[tree] * k, 2.0 * need[shape][1] - lightest[tree] * b)
+                 for shape, tree, k, b in moving if tree in resting]
+        static_ke, static_kd = (max(max(values), 0.0) for values in zip(*share)) if share else (0.0, 0.0)
+        law = {}
+        for shape, tree, k, b in moving:
+            if shape in need:
+                law[shape] = (max(2.0 * need[shape][0] - static_ke, 0.0), max(2.0 * need[shape][1] - static_kd, 0.0))
+            else:  # held by its joints (an arm on a hinge, a puck on horizontal slides): its own point mass's law
+                law[shape] = (point[shape] * k, point[shape] * b)
         gravity, slip = float(np.linalg.norm(builder.gravity)), 0.0
         for shape, body, k, b in geoms:
-            if shape in own:  # what its tree needs against the floor beyond the static geoms' share (its own law at most)
-                tree = root[body]
-                ke = max(2.0 * tree_mass[tree] * k - static_ke, 0.0)
-                kd = max(2.0 * tree_mass[tree] / tree_bodies[tree] * b - static_kd, 0.0)
-            else:
-                ke, kd = static_ke, static_kd
+            ke, kd = law.get(shape, (static_ke, static_kd))
             builder.shapes[shape].stiffness, builder.shapes[shape].damping = ke, kd
             if b > 0.0:
                 slip = max(slip, builder.shapes[shape].friction * gravity / b)
@@ -685,6 +696,9 @@ class _Loader:
         except ValueError as exc:
             error(elem, str(exc))
         self.moving_bodies.add(body)
+        if kind == "free" or kind == "slide":  # can the body move along the (initial) gravity?
+            axis = quat_to_matrix(builder.bodies[body].rotation) @ options.get("axis", np.zeros(3))
+            self.lifting[body] = self.lifting.get(body, False) or kind == "free" or abs(float(axis[2])) > 0.5
         if a.get("name"):
             self.joint_ids[a["name"]] = joint
         self.mujoco_joints.append((joint, kinds[kind], body))
