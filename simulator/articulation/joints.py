@@ -40,7 +40,8 @@ DEFAULT_LIMIT_DAMPING = 1.0e2
 
 
 def limit_law_from_solref(solref, impedance: float = DEFAULT_LIMIT_IMPEDANCE) -> tuple[float, float]:
-    """Acceleration-level stiffness k [1/s^2] and damping b [1/s] of a limit from MuJoCo's ``solref``.
+    """Acceleration-level stiffness k [1/s^2] and damping b [1/s] of a limit from MuJoCo's ``solref``
+    (``load_mjcf`` uses it for a geom's contact ``solref`` too, with its ``solimp``'s dmax).
 
     MuJoCo drives a limit violation ``d`` towards ``a_ref = -b_mj*dd - k_mj*imp*d`` and reaches
     ``imp*a_ref`` (the impedance ``imp`` is ``solimp``'s ``dmax`` once ``d`` exceeds its width),
