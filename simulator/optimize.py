@@ -157,6 +157,7 @@ def optimize(
     seed: int = 0,
     progress: bool = True,
     clip_norm: float | None = None,
+    callback=None,
     **estimator_options,
 ) -> OptimizationResult:
     """Minimise ``objective`` from ``theta0`` with Adam and the chosen gradient estimator.
@@ -173,6 +174,9 @@ def optimize(
         progress: show a tqdm progress bar.
         clip_norm: scale every gradient estimate down to this Euclidean norm at most before the
             Adam step (any estimator); None: no clipping.
+        callback: ``callback(iteration, theta, estimate)`` after each finished iteration (``theta``
+            the updated parameters, ``estimate`` the :class:`GradientResult`); returning True
+            stops the run there (e.g. a simulation or time budget).
         **estimator_options: passed to the estimator (``sigma``, ``population``, ``window``, ...).
 
     A ``KeyboardInterrupt`` stops after saving the last finished iteration
@@ -243,6 +247,8 @@ def optimize(
                     csv.DictWriter(handle, fieldnames=LOG_COLUMNS).writerow(row)
                 _write_checkpoint(checkpoint_path, theta, iteration + 1, adam, config, objective)
             bar.set_postfix(loss=f"{estimate.value:.4g}", grad=f"{row['gradient_norm']:.3g}")
+            if callback is not None and callback(iteration, theta, estimate):
+                break
     except KeyboardInterrupt:
         result.interrupted = True
     finally:

@@ -193,3 +193,17 @@ def test_a_policy_trained_here_balances_in_mujoco():
                 break
         returns.append(total)
     assert np.mean(returns) >= 900, returns
+
+
+def test_optimize_callback_sees_every_iteration_and_can_stop():
+    objective = EpisodeObjective("pendulum_swingup", "linear", horizon=10)
+    seen = []
+
+    def callback(iteration, theta, estimate):
+        seen.append((iteration, theta.copy(), estimate.value))
+        return iteration == 2
+
+    result = sim.optimize(objective, np.zeros(objective.num_parameters), estimator="es", iterations=10, population=4, progress=False,
+                          callback=callback)
+    assert [s[0] for s in seen] == [0, 1, 2] and len(result.history) == 3
+    np.testing.assert_array_equal(seen[-1][1], result.theta)
