@@ -5,4 +5,4 @@ file also runs as a script (``python demos/NAME.py --out DIR``). Each writes ``N
 ``NAME.csv``. Demos call only the public API.
 """
 
-DEMOS = ("contact_softening", "landscape", "variance", "packing", "control", "lyapunov", "torch_policy")
+DEMOS = ("contact_softening", "landscape", "variance", "packing", "control", "lyapunov", "torch_policy", "locomotion")

@@ -273,14 +273,26 @@ def articulation_kernels(scalar):
         return tau, stiff, damp
 
     @wp.func
-    def limit_terms(lower: scalar, upper: scalar, ke: scalar, kd: scalar, softness: scalar, q: scalar, qd: scalar):
-        """(torque, stiffness, damping) of a soft joint limit: the contact law on the violation."""
+    def limit_terms(lower: scalar, upper: scalar, k: scalar, b: scalar, inertia: scalar, softness: scalar, q: scalar, qd: scalar):
+        """(torque, stiffness, damping) of a joint limit: a one-sided spring-damper on the violation.
+
+        With the violation ``d`` (``lower - q`` or ``q - upper``, > 0 past the limit) and its rate
+        ``dd``, the limit pushes back with ``inertia * relu(k*d + b*dd)``, gated by ``d > 0``: an
+        acceleration-level law (MuJoCo's reference acceleration) scaled by the dof's effective
+        inertia, that only pushes (the damping never pulls the joint into the limit). ``softness``
+        ``s`` [rad or m] smooths both kinks: the gate is ``sigmoid_s(d)`` and the relu is a softplus
+        of width ``k*s`` (acceleration units); ``s = 0`` is the hard law. The stiffness and
+        damping returned (for the implicit diagonal) are the law's slopes with the gates frozen."""
         below = lower - q
         above = q - upper
-        gate_below = fn.sigmoid(below, softness)
-        gate_above = fn.sigmoid(above, softness)
-        tau = ke * (fn.softplus(below, softness) - fn.softplus(above, softness)) - kd * qd * (gate_below + gate_above)
-        return tau, ke * (gate_below + gate_above), kd * (gate_below + gate_above)
+        a_below = k * below - b * qd
+        a_above = k * above + b * qd
+        width = k * softness
+        g_below = fn.sigmoid(below, softness)
+        g_above = fn.sigmoid(above, softness)
+        tau = inertia * (g_below * fn.softplus(a_below, width) - g_above * fn.softplus(a_above, width))
+        active = g_below * fn.sigmoid(a_below, width) + g_above * fn.sigmoid(a_above, width)
+        return tau, inertia * k * active, inertia * b * active
 
     @wp.func
     def subtree_dot(
@@ -462,8 +474,9 @@ def articulation_kernels(scalar):
         dof_link: wp.array(dtype=int),
         dof_coord: wp.array(dtype=int),
         dof_spring_ref: wp.array(dtype=scalar),
-        dof_limit_ke: wp.array(dtype=scalar),
-        dof_limit_kd: wp.array(dtype=scalar),
+        dof_limit_stiffness: wp.array(dtype=scalar),
+        dof_limit_damping: wp.array(dtype=scalar),
+        dof_limit_inertial: wp.array(dtype=scalar),
         dof_limit_softness: wp.array(dtype=scalar),
         dof_pair_start: wp.array(dtype=int),
         pair_col: wp.array(dtype=int),
@@ -506,10 +519,14 @@ def articulation_kernels(scalar):
                 dof_act_start, dof_act, act_kind, act_lower, act_upper, actuator_gear, actuator_kp, actuator_kd, control_act, world, d,
                 q, qd
             )
-            tau_l, stiff_l, damp_l = limit_terms(
-                joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_ke[d], dof_limit_kd[d], dof_limit_softness[d], q, qd
-            )
             s_d = work_s[world, d]
+            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], s_d)
+            # the limit's inertia: H[d, d] + armature (every other dof locked) where the law is inertial, else 1
+            inertia = dof_limit_inertial[d] * (wp.dot(s_d, ic_s) + joint_armature[world, d]) + (scalar(1.0) - dof_limit_inertial[d])
+            tau_l, stiff_l, damp_l = limit_terms(
+                joint_limit_lower[world, d], joint_limit_upper[world, d], dof_limit_stiffness[d], dof_limit_damping[d], inertia,
+                dof_limit_softness[d], q, qd
+            )
             bias = wp.dot(s_d, work_force[world, k])
             spring = joint_stiffness[world, d]
             damping = joint_damping[world, d]
@@ -518,7 +535,6 @@ def articulation_kernels(scalar):
             work_rhs[world, d] = tau_a + tau_l + tau_s - damping * qd - bias - dt * stiff * qd
             work_diag[world, d] = joint_armature[world, d] + dt * (damping + damp_a + damp_l) + dt * dt * stiff
 
-            ic_s = inertia_times(work_mass[world, k], work_first_moment[world, k], work_rot_inertia[world, k], s_d)
             for p in range(dof_pair_start[d], dof_pair_start[d + 1]):
                 j = pair_col[p]
                 work_h[world, d * n + j] = wp.dot(work_s[world, j], ic_s)

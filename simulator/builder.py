@@ -56,6 +56,7 @@ class SceneBuilder(ArticulationBuilderMixin):
         self.shapes: list[shp.Shape] = []
         self.filtered_pairs: set[tuple[int, int]] = set()
         self.mujoco_index = None  # set by load_mjcf: where MuJoCo keeps the joints (simulator.mjcf.MuJoCoIndex)
+        self.default_contact: ContactSettings | None = None  # finalize's contact settings when it is given none (load_mjcf sets it)
 
     # ------------------------------------------------------------------ bodies
     def add_body(
@@ -289,13 +290,14 @@ class SceneBuilder(ArticulationBuilderMixin):
             device: ``"cpu"``, ``"cuda"``, ``"cuda:0"``...; None picks Warp's preferred device.
             precision: ``"float32"`` (default) or ``"float64"`` (gradient checks).
             requires_grad: allocate gradient buffers for states, controls and parameters.
-            contact: softening, surrogate mode and friction smoothing (see ``ContactSettings``).
+            contact: softening, surrogate mode and friction smoothing (see ``ContactSettings``);
+                None: ``self.default_contact`` (set by ``load_mjcf``), else the defaults.
         """
         if not isinstance(num_worlds, (int, np.integer)) or num_worlds < 1:
             raise ParameterError(f"num_worlds must be a positive integer, got {num_worlds!r}")
         if not self.bodies:
             raise ParameterError("the scene has no bodies; add one with add_body()")
-        contact = contact or ContactSettings()
+        contact = contact or self.default_contact or ContactSettings()
         prec = get_precision(precision)
         dev = resolve_device(device)
         W, B, S = int(num_worlds), len(self.bodies), len(self.shapes)

@@ -173,6 +173,16 @@ def pair_candidates(index_a: int, a: Shape, index_b: int, b: Shape) -> list[Cand
     return candidates
 
 
+def _with_margin(candidates: list[Candidate], a: Shape, b: Shape) -> list[Candidate]:
+    """The pair's candidates with their radii grown by the two shapes' margins (contacts act from
+    ``a.margin + b.margin`` apart, the force on the distance below it)."""
+    margin = float(a.margin) + float(b.margin)
+    if margin:
+        for c in candidates:
+            c.radius += margin
+    return candidates
+
+
 def build_candidates(shapes: list[Shape], filtered_pairs: set[tuple[int, int]]) -> list[Candidate]:
     """All candidates of a scene: every pair of shapes on different bodies, at least one dynamic,
     whose body pair is not in ``filtered_pairs`` (unordered body indices)."""
@@ -184,5 +194,5 @@ def build_candidates(shapes: list[Shape], filtered_pairs: set[tuple[int, int]]) 
                 continue
             if (min(a.body, b.body), max(a.body, b.body)) in filtered_pairs:
                 continue
-            candidates.extend(pair_candidates(i, a, j, b))
+            candidates.extend(_with_margin(pair_candidates(i, a, j, b), a, b))
     return candidates

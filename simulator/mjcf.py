@@ -6,17 +6,22 @@ coordinate="local" eulerseq assetdir meshdir inertiafromgeom settotalmass autoli
 timestep>`` and its ``<flag gravity>``, nested ``<default>`` classes (``class`` / ``childclass``),
 the ``<worldbody>`` tree of ``<body pos>`` and ``<frame pos>`` (each oriented by ``quat``,
 ``axisangle``, ``euler``, ``xyaxes`` or ``zaxis``; a frame moves what it holds and takes a
-``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh; ``fromto``; ``density`` or
+``childclass``) with ``<geom>`` (sphere, capsule, box, plane, mesh, and cylinder and ellipsoid with
+MuJoCo's exact mass properties that collide as meshes: against planes and primitives, not each
+other; ``fromto`` on capsules, cylinders, boxes and ellipsoids; ``margin``; ``density`` or
 ``mass``; ``friction``; ``contype``/``conaffinity``; ``condim`` 1 where every geom it can touch is
 condim 1 too, else a warning), ``<inertial mass pos diaginertia|fullinertia>``
-with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited``, ``damping``,
-``armature``; and ``stiffness``, ``springref``, ``ref`` for hinge and slide) and ``<freejoint>``,
+with its orientation, ``<joint>`` (hinge, slide, ball, free; ``range``/``limited`` with
+``solreflimit`` and the dmax of ``solimplimit`` (MuJoCo's limit law, see
+:mod:`simulator.articulation`), ``damping``, ``armature``; and ``stiffness``, ``springref``,
+``ref`` for hinge and slide) and ``<freejoint>``,
 and ``<actuator>`` ``<motor>`` (gear, ctrlrange, forcerange) and ``<position>`` (kp, kv, ctrlrange),
 whose ``<default>`` entries are shared by every actuator kind as in MuJoCo. A body without a joint
 is welded to its parent (a fixed joint). Joint coordinates are MuJoCo's ``qpos`` for hinge and
-slide joints: the body has its MJCF pose at ``q = ref``. MuJoCo's soft-constraint contact
-(solref, solimp, margin) has no equivalent here: contacts use the penalty law with the
-``stiffness``/``damping`` given to :func:`load_mjcf`.
+slide joints: the body has its MJCF pose at ``q = ref``. Contacts use the penalty law with each
+geom's stiffness and damping derived from its ``solref`` (and ``solimp``'s dmax) and the masses
+of its kinematic tree (:func:`load_mjcf`), unless ``load_mjcf(stiffness=, damping=)`` sets them all;
+a pair's contacts act from the sum of its geoms' ``margin`` apart, as in MuJoCo.
 
 Moving states and policies to and from MuJoCo: :func:`to_mujoco_state` and
 :func:`from_mujoco_state` convert ``joint_q``/``joint_qd`` to MuJoCo's ``qpos``/``qvel`` and back,
@@ -38,7 +43,9 @@ import warnings
 import numpy as np
 
 from .builder import SceneBuilder
+from .contact import ContactSettings
 from .errors import ParameterError
+from .articulation.joints import limit_law_from_solref
 from .mjcf_state import MuJoCoIndex, actuator_order, ctrl_to_joint_act, from_mujoco_state, joint_act_to_ctrl, to_mujoco_state
 from .mjcf_xml import IDENTITY_POSE, ORIENTATION_ATTRS, error, expand_includes, number, numbers, orientation, parse, pose, pose_mul, z_to
 from .spatial import quat_to_matrix
@@ -78,8 +85,9 @@ class MJCFWarning(UserWarning):
 
 
 class _Loader:
-    def __init__(self, path, builder_options):
+    def __init__(self, path, builder_options, penalty_given=False):
         self.path = str(path)
+        self.penalty_given = penalty_given  # True: builder_options' stiffness and damping for every geom
         self.root = parse(self.path)
         main_dir = os.path.dirname(os.path.abspath(self.path))
         expand_includes(self.root, main_dir, {os.path.realpath(self.path)})
@@ -100,6 +108,11 @@ class _Loader:
         self.nested_free = False  # a free joint below another body (MuJoCo rejects the file)
         self.geom_flags: list[tuple] = []  # (body, contype, conaffinity, condim, shape, element) of each geom
         self.meshes: dict[str, tuple[str, float]] = {}
+        self.geom_law: list[tuple[int, int, float, float]] = []  # (shape, body, k [1/s^2], b [1/s]) from solref/solimp
+        self.body_parent: dict[int, int] = {}  # parent body of each body (-1: the world)
+        self.moving_bodies: set[int] = set()  # bodies with a joint that is not fixed
+        self.lifting: dict[int, bool] = {}  # bodies with a free joint or a slide along z (their tree rests on its contacts)
+        self.solid_parts: dict[int, list] = {}  # body -> exact (mass, centre, inertia) of its cylinders and ellipsoids
 
     # ---------------------------------------------------------------- helpers
     def where(self, elem):
@@ -234,10 +247,14 @@ class _Loader:
                 self.warn(child.tag, f"<{child.tag}> ({self.where(child)}) is not supported and is ignored")
             elif child.tag in _VISUAL_TAGS:
                 self.warn(child.tag, f"<{child.tag}> ({self.where(child)}) has no effect on the dynamics and is ignored")
+        for body, parts in self.solid_parts.items():
+            self.add_solid_parts(builder, body, parts)
         if self.settotalmass > 0.0:
             self.scale_total_mass(builder, self.settotalmass)
         self.apply_collision_filter(builder)
         self.apply_condim(builder)
+        if not self.penalty_given:
+            self.apply_contact_law(builder)
         joints, kinds, bodies = zip(*self.mujoco_joints) if self.mujoco_joints else ((), (), ())
         if not self.nested_free:  # MuJoCo rejects a free joint below another body: no MuJoCo state then
             builder.mujoco_index = MuJoCoIndex.from_joints(joints, kinds, bodies, self.actuator_ctrl, self.ctrl_count)
@@ -278,6 +295,7 @@ class _Loader:
                 world = pose_mul(pose_mul(body_pose, frame), self.local_pose(child, a))
                 mass_properties = self.read_inertial(child)
                 index = builder.add_body(position=world[:3], rotation=world[3:], name=a.get("name"), **mass_properties)
+                self.body_parent[index] = body
                 self.read_body(builder, child, index, body, world, self.child_class(child, child_cls))
             elif tag in ("geom", "joint", "freejoint", "inertial"):
                 continue  # read with their body
@@ -333,27 +351,30 @@ class _Loader:
         a = self.attrs(elem, cls)
         known = {"type", "size", "pos", *ORIENTATION_ATTRS, "fromto", "density", "mass", "friction", "mesh", "margin", "solref", "solimp", "condim"}
         self.check_attrs(elem, a, known)
-        for unsupported in ("margin", "solref", "solimp"):
-            if unsupported in a:
-                self.warn(f"geom@{unsupported}", f"<geom {unsupported}> ({self.where(elem)}): MuJoCo's soft-constraint parameters have no equivalent here; the penalty contact of load_mjcf(stiffness=, damping=) is used")
+        margin = number(elem, a, "margin", 0.0)
+        if margin < 0.0:
+            error(elem, f"<geom margin={a['margin']!r}> must be >= 0")
+        if self.penalty_given and any(name in a for name in ("solref", "solimp")):
+            self.warn("geom@solref", f"<geom solref/solimp> ({self.where(elem)}): ignored, "
+                      "load_mjcf(stiffness=, damping=) sets every contact")
+        law = self.solref_law(elem, a)
         kind = a.get("type", "sphere")
         size = numbers(elem, a, "size", default=np.zeros(0))
         local = self.local_pose(elem, a)
         friction = numbers(elem, a, "friction", default=np.array([1.0]))
         options = {"friction": float(friction[0])}
-        if kind == "cylinder":
-            self.warn("geom/cylinder", f"cylinder geoms ({self.where(elem)}) are approximated by capsules of the same radius and length")
-            kind = "capsule"
-        if kind == "capsule" and "fromto" in a:
+        if kind in ("capsule", "cylinder", "box", "ellipsoid") and "fromto" in a:
+            # MuJoCo: the segment sets the pose and the half length along z; size[0] is the radius
+            # (capsule, cylinder) or both the x and y half sizes (box, ellipsoid)
             ft = numbers(elem, a, "fromto", 6)
             start, end = ft[:3], ft[3:]
             length = np.linalg.norm(end - start)
             if length < 1e-12:
                 error(elem, f"<geom fromto={a['fromto']!r}> has zero length")
             if size.size < 1:
-                error(elem, "a capsule with fromto needs size='radius'")
+                error(elem, f"a {kind} with fromto needs size='radius' (its first number), got size={a.get('size')!r}")
             local = pose(0.5 * (start + end), z_to(end - start))
-            size = np.array([size[0], 0.5 * length])
+            size = np.array([size[0], 0.5 * length] if kind in ("capsule", "cylinder") else [size[0], size[0], 0.5 * length])
         placed = pose_mul(frame, local)
         pos, rot = placed[:3], placed[3:]
         if kind == "plane":
@@ -362,9 +383,14 @@ class _Loader:
             normal = quat_to_matrix(rot) @ np.array([0.0, 0.0, 1.0])
             shape = builder.add_ground_plane(normal=normal, offset=float(normal @ pos), **options)
             self.geom_flags.append((-1, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
+            self.geom_law.append((shape, -1, *law))
+            builder.shapes[shape].margin = margin
             return shape
         if body >= 0:
             options["density"] = 1.0 if "mass" in a else number(elem, a, "density", 1000.0)  # mass: density set below
+        if kind in ("cylinder", "ellipsoid"):
+            shape = self.read_solid(builder, elem, a, body, kind, size, pos, rot, options)
+            return self.flag_geom(builder, elem, a, body, shape, law, margin)
         if kind not in ("sphere", "capsule", "box", "mesh"):
             self.warn(f"geom/{kind}", f"{kind} geoms ({self.where(elem)}) are not supported and are skipped (their mass is missing)")
             return None
@@ -394,8 +420,165 @@ class _Loader:
             s = builder.shapes[shape]
             unit = 1.0 if mass == 0.0 else mesh_mass_properties(s.mesh, 1.0)[0] if s.mesh is not None else shape_mass_properties(s)[0]
             s.density = mass / unit
+        return self.flag_geom(builder, elem, a, body, shape, law, margin)
+
+    def flag_geom(self, builder, elem, a, body, shape, law, margin):
+        """Record a geom's collision bits, condim and contact law (applied at the end), set its margin."""
         self.geom_flags.append((body, *self.collision_bits(elem, a), self.condim(elem, a), shape, elem))
+        self.geom_law.append((shape, body, *law))
+        builder.shapes[shape].margin = margin
         return shape
+
+    def read_solid(self, builder, elem, a, body, kind, size, pos, rot, options):
+        """A cylinder (size: radius, half length) or ellipsoid (size: three semi-axes) geom: its
+        exact mass properties (MuJoCo's formulas; ``mass`` or ``density``) go to
+        ``self.solid_parts`` and are added to its body's at the end of loading; it collides as a
+        massless mesh (a 16-sided prism, or an icosphere of 42 vertices, scaled), whose vertices
+        touch planes and primitives (see ``SceneBuilder.add_mesh``)."""
+        import trimesh
+
+        needed = {"cylinder": (2, "size='radius half_length' or fromto"), "ellipsoid": (3, "size with 3 semi-axes")}[kind]
+        if size.size < needed[0] or np.any(size[: needed[0]] <= 0.0):
+            error(elem, f"a {kind} geom needs {needed[1]} (> 0), got size={a.get('size')!r}")
+        if kind == "cylinder":
+            radius, half = float(size[0]), float(size[1])
+            volume = math.pi * radius * radius * 2.0 * half
+            mesh = trimesh.creation.cylinder(radius=radius, height=2.0 * half, sections=16)
+            side = (3.0 * radius * radius + 4.0 * half * half) / 12.0
+            moments = np.array([side, side, 0.5 * radius * radius])
+        else:
+            axes = np.asarray(size[:3], dtype=float)
+            volume = 4.0 / 3.0 * math.pi * float(np.prod(axes))
+            mesh = trimesh.creation.icosphere(subdivisions=1)
+            mesh.apply_scale(axes)
+            squares = axes * axes
+            moments = np.array([squares[1] + squares[2], squares[0] + squares[2], squares[0] + squares[1]]) / 5.0
+        try:
+            shape = builder.add_mesh(body, mesh=mesh, position=pos, rotation=rot, **dict(options, density=0.0))
+        except ValueError as exc:
+            error(elem, str(exc))
+        if body >= 0:
+            mass = number(elem, a, "mass") if "mass" in a else number(elem, a, "density", 1000.0) * volume
+            if mass < 0.0:
+                error(elem, f"<geom mass={a.get('mass')!r}> must be >= 0")
+            r = quat_to_matrix(rot)
+            self.solid_parts.setdefault(body, []).append((mass, np.asarray(pos, float), r @ np.diag(mass * moments) @ r.T))
+        return shape
+
+    def add_solid_parts(self, builder, body, parts):
+        """Add the exact cylinder and ellipsoid ``parts`` (mass [kg], centre [m] and inertia about it
+        [kg m^2], body frame) to the mass properties of ``body``'s other geoms."""
+        if builder.bodies[body].com is not None:
+            return  # an <inertial> (or settotalmass) already set the body's mass properties
+        try:
+            parts = [builder.body_mass_properties(body), *parts]
+        except ParameterError:
+            pass  # no other geom with mass
+        total = sum(m for m, _, _ in parts)
+        if total <= 0.0:
+            return
+        com = sum(m * c for m, c, _ in parts) / total
+        inertia = sum(i + m * (np.dot(c - com, c - com) * np.eye(3) - np.outer(c - com, c - com)) for m, c, i in parts)
+        builder.set_mass_properties(body, mass=total, com=com, inertia=inertia)
+
+    def solref_law(self, elem, a):
+        """A geom's contact law (k [1/s^2], b [1/s]) at the acceleration level, from its ``solref``
+        (default 0.02, 1) and the dmax of its ``solimp`` (default 0.95; used by a negative solref)."""
+        solref = numbers(elem, a, "solref", 2, np.array([0.02, 1.0]))
+        solimp = numbers(elem, a, "solimp", default=np.array([0.9, 0.95, 0.001, 0.5, 2.0]))
+        if solimp.size not in (3, 5) or not 0.0 < solimp[1] < 1.0:
+            error(elem, f"<geom solimp={a.get('solimp')!r}> needs 3 or 5 numbers with dmax (the second) in (0, 1)")
+        try:
+            return limit_law_from_solref(solref, float(solimp[1]))
+        except ParameterError as exc:
+            error(elem, f"<geom solref={a.get('solref')!r}>: {exc}")
+
+    def apply_contact_law(self, builder):
+        """Contact stiffness ke [N/m] and damping kd [N s/m] of every geom from its solref, as
+        MuJoCo's soft contact at the acceleration level (``k`` [1/s^2], ``b`` [1/s], see
+        :func:`~simulator.articulation.joints.limit_law_from_solref`) times a mass. MuJoCo scales
+        its law by ``1/A``, the contact's effective mass, and supports steady loads through its
+        impedance; a spring has to choose:
+
+        * a tree that rests on its contacts (its root has a free joint, or a slide within 60
+          degrees of z) gets ``ke = M*k`` against static geoms (the floor), ``M`` [kg] the tree's
+          mass (every body below the body attached to the world): the load its feet carry. A robot
+          resting on its geoms sinks by about ``g/(n*k)`` (4 mm / n at the default solref, n the
+          contacts carrying it); MuJoCo's own contacts rest stiffer still (its ``(1 - imp)``
+          share of the unconstrained acceleration), which a spring cannot copy. The damping is
+          ``kd = m*b``, ``m`` the tree's mean body mass, critical for a limb. Between its own
+          geoms (self-contacts, or against another tree) it gets the law of its lightest point
+          mass ``mp`` (:meth:`point_mass`, an estimate of MuJoCo's ``1/A`` for a limb),
+          ``ke = mp*k``, ``kd = mp*b``, which keeps limb contacts off the explicit-step bound;
+        * a tree held by its joints (an arm on a hinge, a puck on horizontal slides) gets each
+          geom's own point-mass law against everything.
+
+        A pair takes the mean of its two shapes' values, so the static geoms carry what the
+        resting trees need beyond their geoms' share: one value for the whole model, set by the
+        tree that needs the most (a lighter resting tree then gets a stiffer floor than its own law).
+
+        Friction: MuJoCo's friction is a soft constraint too, relaxing the slip at the rate ``b``,
+        so a resting contact (normal force ``m*g``) saturates at the slip speed ``mu*g/b``. The
+        builder's ``default_contact`` (what ``finalize`` uses when given no ``contact``) sets the
+        regularised friction's ``friction_smoothing`` to the largest ``mu*g/b`` of the geoms
+        (``mu*g*timeconst/2``: 4 cm/s for mu = 0.4 at the default solref); its explicit-step bound
+        ``2*v_smooth/(mu*g)`` is then the time constant itself."""
+        masses = [builder.body_mass_properties(b)[0] for b in range(len(builder.bodies))]
+        root = {}
+        for b in range(len(builder.bodies)):
+            r = b
+            while self.body_parent.get(r, -1) >= 0:
+                r = self.body_parent[r]
+            root[b] = r
+        tree_mass, tree_bodies, tree_moves = {}, {}, {}
+        for b, r in root.items():
+            tree_mass[r] = tree_mass.get(r, 0.0) + masses[b]
+            tree_bodies[r] = tree_bodies.get(r, 0) + 1
+            tree_moves[r] = tree_moves.get(r, False) or b in self.moving_bodies
+        geoms = [(shape, body, k, b) for shape, body, k, b in self.geom_law if shape is not None]
+        moving = [(shape, root[body], k, b) for shape, body, k, b in geoms if body >= 0 and tree_moves[root[body]]]
+        point = {shape: self.point_mass(builder, shape) for shape, _, _, _ in moving}
+        lightest = {}
+        for shape, tree, _, _ in moving:
+            lightest[tree] = min(lightest.get(tree, math.inf), point[shape])
+        # a tree resting on its contacts (its root moves along z) needs (M*k, m*b) against the floor; it
+        # carries its lightest point mass's law on its geoms, the static geoms the rest
+        resting = {tree for _, tree, _, _ in moving if self.lifting.get(tree, False)}
+        need = {shape: (tree_mass[tree] * k, tree_mass[tree] / tree_bodies[tree] * b) for shape, tree, k, b in moving if tree in resting}
+        share = [(2.0 * need[shape][0] - lightest[tree] * k, 2.0 * need[shape][1] - lightest[tree] * b)
+                 for shape, tree, k, b in moving if tree in resting]
+        static_ke, static_kd = (max(max(values), 0.0) for values in zip(*share)) if share else (0.0, 0.0)
+        law = {}
+        for shape, tree, k, b in moving:
+            if shape in need:
+                law[shape] = (max(2.0 * need[shape][0] - static_ke, 0.0), max(2.0 * need[shape][1] - static_kd, 0.0))
+            else:  # held by its joints (an arm on a hinge, a puck on horizontal slides): its own point mass's law
+                law[shape] = (point[shape] * k, point[shape] * b)
+        gravity, slip = float(np.linalg.norm(builder.gravity)), 0.0
+        for shape, body, k, b in geoms:
+            ke, kd = law.get(shape, (static_ke, static_kd))
+            builder.shapes[shape].stiffness, builder.shapes[shape].damping = ke, kd
+            if b > 0.0:
+                slip = max(slip, builder.shapes[shape].friction * gravity / b)
+        if slip > 0.0:
+            builder.default_contact = ContactSettings(friction_smoothing=slip)
+
+    @staticmethod
+    def point_mass(builder, index):
+        """The effective mass [kg] of a geom's body at the geom's farthest contact point, in the
+        worst direction, as a free body: ``1/(1/m + r^2/I_min)`` (``r`` [m] from the body's centre
+        of mass, ``I_min`` its smallest principal moment): an estimate of MuJoCo's ``1/A`` for a
+        limb (its joints only add to it)."""
+        from .contact import _points  # the geom's contact spheres in its frame
+
+        shape = builder.shapes[index]
+        mass, com, inertia = builder.body_mass_properties(shape.body)
+        points, radius = _points(shape)
+        if len(points) == 0:
+            return mass
+        placed = shape.position + points @ quat_to_matrix(shape.rotation).T - com
+        lever = float(np.max(np.linalg.norm(placed, axis=1))) + radius
+        return 1.0 / (1.0 / mass + lever * lever / max(float(np.min(np.linalg.eigvalsh(inertia))), 1e-12))
 
     def condim(self, elem, a):
         """A geom's ``condim`` (1: frictionless, 3: sliding friction, 4 and 6: with torsional and
@@ -464,7 +647,8 @@ class _Loader:
         ``<frame>`` holding it in the body (identity when none)."""
         a = {"type": "free"} if elem.tag == "freejoint" else self.attrs(elem, cls)
         a.update(elem.attrib if elem.tag == "freejoint" else {})
-        self.check_attrs(elem, a, {"type", "axis", "pos", "range", "limited", "damping", "armature", "stiffness", "frictionloss", "ref", "margin", "springref"})
+        known = {"type", "axis", "pos", "range", "limited", "damping", "armature", "stiffness", "frictionloss", "ref", "margin"}
+        self.check_attrs(elem, a, known | {"springref", "solreflimit", "solimplimit"})
         kind = a.get("type", "hinge")
         kinds = {"hinge": "revolute", "slide": "prismatic", "ball": "ball", "free": "free"}
         if kind not in kinds:
@@ -497,6 +681,11 @@ class _Loader:
                 if not lo < hi:
                     error(elem, f"joint {a.get('name', '')!r} range={a['range']!r} must have lower < upper")
                 options["limit"] = (lo * scale, hi * scale)
+                options["limit_solref"] = numbers(elem, a, "solreflimit", 2, np.array([0.02, 1.0]))
+                solimp = numbers(elem, a, "solimplimit", default=np.array([0.9, 0.95, 0.001]))
+                if solimp.size < 2 or not 0.0 < solimp[1] < 1.0:
+                    error(elem, f"<joint solimplimit={a.get('solimplimit')!r}> needs dmax (its second value) in (0, 1)")
+                options["limit_impedance"] = float(solimp[1])
         elif kind == "ball" and "range" in a and a.get("limited", "auto") != "false":
             self.warn("joint/ball@range", f"ball joint limits ({self.where(elem)}) are not supported and are ignored")
         if kind == "free" and parent >= 0:
@@ -506,6 +695,10 @@ class _Loader:
             joint = builder.add_joint(kinds[kind], parent, body, **options)
         except ValueError as exc:
             error(elem, str(exc))
+        self.moving_bodies.add(body)
+        if kind == "free" or kind == "slide":  # can the body move along the (initial) gravity?
+            axis = quat_to_matrix(builder.bodies[body].rotation) @ options.get("axis", np.zeros(3))
+            self.lifting[body] = self.lifting.get(body, False) or kind == "free" or abs(float(axis[2])) > 0.5
         if a.get("name"):
             self.joint_ids[a["name"]] = joint
         self.mujoco_joints.append((joint, kinds[kind], body))
@@ -586,13 +779,20 @@ class _Loader:
                     builder.filter_collision(a, b)
 
 
-def load_mjcf(path, *, stiffness: float = 2.0e3, damping: float = 20.0, friction: float = 1.0) -> SceneBuilder:
+def load_mjcf(path, *, stiffness: float | None = None, damping: float | None = None, friction: float = 1.0) -> SceneBuilder:
     """Read an MJCF file into a :class:`SceneBuilder` (call ``finalize`` on it).
 
     Args:
         path: the ``.xml`` file.
-        stiffness, damping: penalty contact parameters of every shape [N/m], [N s/m] (MJCF's
-            solref/solimp are not translated).
+        stiffness, damping: None (default): each geom's contact stiffness and damping come from
+            its ``solref`` (MuJoCo's time constant and damping ratio, default 0.02, 1) and the
+            masses: against the floor ``ke = M/(timeconst*dampratio)^2``, ``kd = 2*m/timeconst``
+            (``M`` the mass of its kinematic tree, ``m`` that tree's mean body mass), between
+            moving geoms the same law with the tree's lightest point mass (see
+            ``_Loader.apply_contact_law``),
+            and the friction smoothing of ``finalize`` is ``mu*g*timeconst/2``. Numbers: the
+            penalty contact of every geom [N/m], [N s/m] (solref and solimp are then ignored,
+            with a warning where given; the friction smoothing keeps its default).
         friction: default friction coefficient (a geom's own ``friction`` wins).
 
     The MJCF ``<option timestep>`` is kept as ``builder.mjcf_timestep`` [s].
@@ -602,4 +802,8 @@ def load_mjcf(path, *, stiffness: float = 2.0e3, damping: float = 20.0, friction
     """
     if not os.path.isfile(path):
         raise ParameterError(f"path {str(path)!r} is not an MJCF file that exists")
-    return _Loader(path, dict(stiffness=stiffness, damping=damping, friction=friction)).load()
+    if (stiffness is None) != (damping is None):
+        raise ParameterError(f"give both stiffness and damping, or neither (the geoms' solref), got {stiffness=!r}, {damping=!r}")
+    given = stiffness is not None
+    options = dict(stiffness=stiffness, damping=damping) if given else {}
+    return _Loader(path, dict(options, friction=friction), penalty_given=given).load()

@@ -151,6 +151,48 @@ def _checked(name, values, size, worlds) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- states
+def _cross(xp, a, b):
+    """Row-wise cross products of (W, 3) arrays or tensors."""
+    return xp.stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1], a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2], a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]], 1)
+
+
+def _rotate(xp, quat, v, *, inverse=False):
+    """``R v`` (or ``R^T v``) for (W, 4) unit quaternions (x, y, z, w) and (W, 3) vectors:
+    ``v + 2 w (u x v) + 2 u x (u x v)`` with ``u`` the vector part (negated for the inverse)."""
+    u, w = (-quat[:, :3] if inverse else quat[:, :3]), quat[:, 3:4]
+    t = 2.0 * _cross(xp, u, v)
+    return v + w * t + _cross(xp, u, t)
+
+
+def mujoco_coordinates(model, joint_q, joint_qd):
+    """MuJoCo's ``(qpos, qvel)`` ``(W, nq)``, ``(W, nv)`` of joint coordinates ``(W, Q)``,
+    ``(W, D)`` given as numpy arrays or torch tensors (then differentiable), without checks: the
+    conversion :func:`to_mujoco_state` runs on a state's arrays (quaternions normalised)."""
+    from .rl.arrays import namespace
+
+    xp = namespace(joint_q)
+    index = _index(model)
+    art = model.articulation
+    qpos, qvel = [], []
+    for j, body in zip(index.joints, index.bodies):
+        kind, qs, ds = art.joint_kinds[j], int(art.joint_q_start[j]), int(art.joint_qd_start[j])
+        if kind in ("revolute", "prismatic"):
+            qpos.append(joint_q[:, qs : qs + 1])
+            qvel.append(joint_qd[:, ds : ds + 1])
+            continue
+        offset = 3 if kind == "free" else 0
+        quat = joint_q[:, qs + offset : qs + offset + 4]
+        quat = quat / xp.sum(quat**2, 1)[:, None] ** 0.5
+        omega = joint_qd[:, ds + offset : ds + offset + 3]
+        if kind == "free":
+            com = _rotate(xp, quat, xp.constant(np.broadcast_to(model.body_com[body], (quat.shape[0], 3)).copy(), quat))  # origin -> COM
+            qpos.append(joint_q[:, qs : qs + 3] - com)
+            qvel.append(joint_qd[:, ds : ds + 3] - _cross(xp, omega, com))
+        qpos.append(xp.concatenate([quat[:, 3:4], quat[:, :3]], 1))
+        qvel.append(_rotate(xp, quat, omega, inverse=True))  # parent (world) axes -> child axes
+    return xp.concatenate(qpos, 1), xp.concatenate(qvel, 1)
+
+
 def to_mujoco_state(model, state, world: int | None = 0) -> tuple[np.ndarray, np.ndarray]:
     """MuJoCo's ``(qpos, qvel)`` of one world of ``state`` (float64; (nq,) and (nv,)), or of every
     world with ``world=None`` ((W, nq) and (W, nv)).
@@ -161,28 +203,15 @@ def to_mujoco_state(model, state, world: int | None = 0) -> tuple[np.ndarray, np
     index = _index(model)
     worlds = _worlds(model, world)
     art = model.articulation
-    joint_q = np.asarray(state.joint_q.numpy(), np.float64)[worlds]
-    joint_qd = np.asarray(state.joint_qd.numpy(), np.float64)[worlds]
-    qpos = np.zeros(joint_q.shape[:-1] + (index.nq,))
-    qvel = np.zeros(joint_qd.shape[:-1] + (index.nv,))
-    for j, body, qa, da in zip(index.joints, index.bodies, index.qpos_adr, index.dof_adr):
-        kind, qs, ds = art.joint_kinds[j], int(art.joint_q_start[j]), int(art.joint_qd_start[j])
-        if kind in ("revolute", "prismatic"):
-            qpos[..., qa] = joint_q[..., qs]
-            qvel[..., da] = joint_qd[..., ds]
-            continue
-        offset = 3 if kind == "free" else 0
-        quat = joint_q[..., qs + offset : qs + offset + 4]
-        rot = _rotations(_unit(f"the quaternion of joint {art.joint_names[j]!r}", quat))
-        qpos[..., qa + offset] = quat[..., 3]
-        qpos[..., qa + offset + 1 : qa + offset + 4] = quat[..., :3]
-        omega = joint_qd[..., ds + offset : ds + offset + 3]
-        qvel[..., da + offset : da + offset + 3] = _mtv(rot, omega)  # parent (world) axes -> child axes
-        if kind == "free":
-            com = _mv(rot, model.body_com[body])  # body origin -> COM, world axes
-            qpos[..., qa : qa + 3] = joint_q[..., qs : qs + 3] - com
-            qvel[..., da : da + 3] = joint_qd[..., ds : ds + 3] - np.cross(omega, com)
-    return qpos, qvel
+    rows = worlds if isinstance(worlds, list) else [worlds]
+    joint_q = np.asarray(state.joint_q.numpy(), np.float64)[rows]
+    joint_qd = np.asarray(state.joint_qd.numpy(), np.float64)[rows]
+    for j in index.joints:
+        if art.joint_kinds[j] in ("free", "ball"):
+            start = int(art.joint_q_start[j]) + (3 if art.joint_kinds[j] == "free" else 0)
+            _unit(f"the quaternion of joint {art.joint_names[j]!r}", joint_q[:, start : start + 4])
+    qpos, qvel = mujoco_coordinates(model, joint_q, joint_qd)
+    return (qpos, qvel) if isinstance(worlds, list) else (qpos[0], qvel[0])
 
 
 def from_mujoco_state(model, qpos, qvel, state=None, *, world: int | None = None):

@@ -5,8 +5,11 @@ on a rollout objective. With ``out_dir`` it writes
 
 * ``log.csv``: one row per finished iteration (``iteration, loss, gradient_norm,
   gradient_variance, seconds, sim_steps, estimator``), appended as it goes;
-* ``checkpoint.npz``: parameters, optimiser moments and the iteration count after every
-  iteration, written atomically (a temporary file then a rename).
+* ``checkpoint.npz``: parameters, optimiser moments, the iteration count and the objective's own
+  state (``objective.state_dict()`` where it has one, e.g. running observation statistics) after
+  every iteration, written atomically (a temporary file then a rename);
+* ``best.npz``: the parameters with the lowest loss estimate so far (``theta``, ``loss``,
+  ``iteration`` and the objective's state when they were evaluated), written atomically.
 
 Running the same call again resumes from the checkpoint: a killed run loses at most the
 iteration that was in flight, and finished rows of the log are never lost or duplicated. The row
@@ -22,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +74,27 @@ class Adam:
         self.m, self.v, self.t = np.array(state["m"]), np.array(state["v"]), int(state["t"])
 
 
-def _write_checkpoint(path: Path, theta: np.ndarray, iteration: int, adam: Adam, config: dict) -> None:
+def _objective_state(objective) -> dict:
+    """The objective's own state as ``objective.<name>`` arrays (none for a stateless objective)."""
+    state = objective.state_dict() if hasattr(objective, "state_dict") else {}
+    return {f"objective.{name}": np.asarray(value) for name, value in state.items()}
+
+
+def _load_objective_state(objective, saved: dict) -> None:
+    state = {name[len("objective."):]: value for name, value in saved.items() if name.startswith("objective.")}
+    if state and hasattr(objective, "load_state_dict"):
+        objective.load_state_dict(state)
+
+
+def _save_atomically(path: Path, **arrays) -> None:
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, theta=theta, iteration=np.array(iteration), config=np.array(json.dumps(config)), **adam.state())
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _write_checkpoint(path: Path, theta: np.ndarray, iteration: int, adam: Adam, config: dict, objective) -> None:
+    _save_atomically(path, theta=theta, iteration=np.array(iteration), config=np.array(json.dumps(config)), **adam.state(),
+                     **_objective_state(objective))
 
 
 def _read_checkpoint(path: Path, out_dir) -> dict:
@@ -82,6 +103,7 @@ def _read_checkpoint(path: Path, out_dir) -> dict:
     try:
         with np.load(path) as saved:
             arrays = {name: np.array(saved[name]) for name in ("theta", "iteration", "config", "m", "v", "t")}
+            arrays.update({name: np.array(saved[name]) for name in saved.files if name.startswith("objective.")})
         arrays["config"] = json.loads(str(arrays["config"]))
     except Exception as exc:  # a truncated zip, a missing key, a config that is not JSON
         raise ParameterError(f"out_dir={str(out_dir)!r}: {path} cannot be read ({type(exc).__name__}: {exc}); delete it to start "
@@ -161,6 +183,8 @@ def optimize(
     out_dir: str | os.PathLike | None = None,
     seed: int = 0,
     progress: bool = True,
+    clip_norm: float | None = None,
+    callback=None,
     **estimator_options,
 ) -> OptimizationResult:
     """Minimise ``objective`` from ``theta0`` with Adam and the chosen gradient estimator.
@@ -176,6 +200,11 @@ def optimize(
         seed: iteration ``i`` uses seed ``seed + i`` (ES noise, random initial states), so a
             resumed run draws the same noise as an uninterrupted one.
         progress: show a tqdm progress bar (False: tqdm is not used at all).
+        clip_norm: scale every gradient estimate down to this Euclidean norm at most before the
+            Adam step (any estimator); None: no clipping.
+        callback: ``callback(iteration, theta, estimate)`` after each finished iteration (``theta``
+            the updated parameters, ``estimate`` the :class:`GradientResult`); returning True
+            stops the run there (e.g. a simulation or time budget).
         **estimator_options: passed to the estimator (``sigma``, ``population``, ``window``, ...).
 
     A ``KeyboardInterrupt`` stops after saving the last finished iteration
@@ -187,16 +216,23 @@ def optimize(
     learning_rate = float(check_finite("learning_rate", learning_rate))
     if learning_rate <= 0:
         raise ParameterError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if clip_norm is not None:
+        clip_norm = float(check_finite("clip_norm", clip_norm))
+        if clip_norm <= 0:
+            raise ParameterError(f"clip_norm must be > 0 or None, got {clip_norm!r}")
     adam = Adam(theta.shape[0], learning_rate=learning_rate)
     estimator_name = estimator if isinstance(estimator, str) else f"{type(estimator).__qualname__}:{getattr(estimator, 'name', '')}"
     config = {"estimator": estimator_name, "num_parameters": int(objective.num_parameters), "learning_rate": learning_rate,
               "seed": int(seed), "options": {k: repr(v) for k, v in sorted(estimator_options.items())}}
+    if clip_norm is not None:
+        config["clip_norm"] = clip_norm
 
     start, history = 0, []
-    log_path = checkpoint_path = None
+    log_path = checkpoint_path = best_path = None
+    best = math.inf
     if out_dir is not None:
         out = output_folder("out_dir", out_dir)
-        log_path, checkpoint_path = out / "log.csv", out / "checkpoint.npz"
+        log_path, checkpoint_path, best_path = out / "log.csv", out / "checkpoint.npz", out / "best.npz"
         if checkpoint_path.exists():
             saved = _read_checkpoint(checkpoint_path, out_dir)
             saved_config = saved["config"]
@@ -205,7 +241,9 @@ def optimize(
                                      f"this run: {config}); use another out_dir or delete it to start over")
             theta, start = np.array(saved["theta"]), int(saved["iteration"])
             adam.load(saved)
+            _load_objective_state(objective, saved)
         history = _read_log(log_path, start)
+        best = min((float(row["loss"]) for row in history), default=math.inf)
         _write_log(log_path, history)  # drops a row of an unfinished iteration; restores a lost header
 
     result = OptimizationResult(theta=theta, history=history, resumed_from=start)
@@ -215,12 +253,20 @@ def optimize(
     bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"optimize ({estimator_name})") if progress else None
     try:
         for iteration in bar if bar is not None else range(start, iterations):
+            evaluated = _objective_state(objective)  # the objective's state theta is evaluated with
             estimate = grad(objective, theta, estimator=estimator, seed=seed + iteration, **estimator_options)
-            updated = adam.update(theta, estimate.gradient)
+            gradient = estimate.gradient
+            norm = float(np.linalg.norm(gradient))
+            if clip_norm is not None and norm > clip_norm:
+                gradient = gradient * (clip_norm / norm)
+            updated = adam.update(theta, gradient)
             if not np.all(np.isfinite(updated)):  # never logged nor checkpointed: a resume would start from it
                 raise GradientNotFiniteError(f"iteration {iteration}: the Adam update gave a non-finite theta (gradient norm "
                                              f"{estimate.diagnostics['gradient_norm']!r}); nothing of this iteration was written, the "
                                              f"checkpoint holds the parameters before it", step=None)
+            if out_dir is not None and estimate.value < best:
+                best = estimate.value
+                _save_atomically(best_path, theta=theta, loss=np.array(estimate.value), iteration=np.array(iteration), **evaluated)
             theta = updated
             row = {
                 "iteration": iteration,
@@ -236,9 +282,11 @@ def optimize(
                 # the row first: a kill between the two writes only repeats this iteration
                 with log_path.open("a", newline="") as handle:
                     csv.DictWriter(handle, fieldnames=LOG_COLUMNS).writerow(row)
-                _write_checkpoint(checkpoint_path, theta, iteration + 1, adam, config)
+                _write_checkpoint(checkpoint_path, theta, iteration + 1, adam, config, objective)
             if bar is not None:
                 bar.set_postfix(loss=f"{estimate.value:.4g}", grad=f"{row['gradient_norm']:.3g}")
+            if callback is not None and callback(iteration, theta, estimate):
+                break
     except KeyboardInterrupt:
         result.interrupted = True
     finally:

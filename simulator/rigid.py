@@ -599,6 +599,17 @@ def _impact_friction_limit(model: Model, gravity: float, ke: np.ndarray, kd: np.
     return float(np.min(limit))
 
 
+def stable_substeps(model: Model, dt: float) -> int:
+    """The fewest substeps that split ``dt`` [s] into substeps below every limit of
+    :func:`contact_time_scales` (1 for a model without contact candidates)."""
+    dt = check_timestep(dt)
+    limit = min(contact_time_scales(model).values(), default=math.inf)
+    if not math.isfinite(limit):
+        return 1
+    substeps = max(1, math.ceil(dt / limit))
+    return substeps + 1 if dt / substeps >= limit else substeps
+
+
 def check_stable_timestep(model: Model, dt: float, substeps: int = 1) -> float:
     """Validate ``dt`` and ``substeps`` and refuse substeps too long for the contact stiffness.
 

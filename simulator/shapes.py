@@ -33,6 +33,8 @@ class Shape:
         mesh: a ``trimesh.Trimesh`` in the shape frame (MESH only).
         contact_points: (n, 3) surface points [m] in the shape frame used as contact sources.
         contact_radius: radius [m] of those points (sphere and capsule), else 0.
+        margin: contact margin [m]: a pair's contacts act from ``margin_a + margin_b`` apart (its
+            candidates' radii grow by that sum, as MuJoCo's geom ``margin``); 0 by default.
     """
 
     body: int
@@ -47,6 +49,7 @@ class Shape:
     mesh: object = None
     contact_points: np.ndarray | None = None
     contact_radius: float = 0.0
+    margin: float = 0.0
 
 
 def sphere_mass_properties(radius: float, density: float):

@@ -9,6 +9,8 @@ from ..spatial import normalize_quaternion
 from .joints import (
     ACTUATOR_KINDS,
     DEFAULT_LIMIT_DAMPING,
+    DEFAULT_LIMIT_IMPEDANCE,
+    DEFAULT_LIMIT_SOLREF,
     DEFAULT_LIMIT_STIFFNESS,
     DOF_COUNT,
     JOINT_BALL,
@@ -19,6 +21,7 @@ from .joints import (
     JOINT_REVOLUTE,
     _Actuator,
     _Joint,
+    limit_law_from_solref,
 )
 from .layout import build_layout
 from .model import ArticulationModel, joint_parameters
@@ -51,8 +54,10 @@ class ArticulationBuilderMixin:
         spring_ref: float = 0.0,
         ref: float = 0.0,
         limit=None,
-        limit_stiffness: float = DEFAULT_LIMIT_STIFFNESS,
-        limit_damping: float = DEFAULT_LIMIT_DAMPING,
+        limit_solref=None,
+        limit_impedance: float = DEFAULT_LIMIT_IMPEDANCE,
+        limit_stiffness: float | None = None,
+        limit_damping: float | None = None,
         limit_softness: float = 0.0,
         name: str | None = None,
     ) -> int:
@@ -76,8 +81,17 @@ class ArticulationBuilderMixin:
                 ``limit`` and position targets are all measured on the same axis, so the child is
                 turned by ``q - ref`` from that pose.
             limit: (lower, upper) [rad or m] for revolute and prismatic joints, or None.
-            limit_stiffness, limit_damping, limit_softness: the soft-limit law (ke [N m/rad],
-                kd [N m s/rad], s [rad]; see the module docstring).
+            limit_solref: MuJoCo's ``solreflimit`` (time constant [s], damping ratio), or
+                (-stiffness [1/s^2], -damping [1/s]); default (0.02, 1). The limit then acts as
+                ``inertia * relu(k*d + b*dd)`` on the violation ``d`` (see
+                :func:`~simulator.articulation.joints.limit_law_from_solref` and the module
+                docstring), the same penetration and rebound for every inertia.
+            limit_impedance: MuJoCo's ``solimplimit`` dmax (0.95), used by a negative solref only.
+            limit_stiffness, limit_damping: instead of a solref, a force-level law: ke [N m/rad or
+                N/m] and kd [N m s/rad or N s/m] in ``relu(ke*d + kd*dd)`` (the same clamped
+                spring-damper, not scaled by the inertia); one given alone takes the other's
+                default (1e4, 1e2).
+            limit_softness: softening length s [rad or m] of the limit's gate and clamp (0: hard).
             name: label used by MJCF import, errors and ``model.articulation.joint_names``.
         """
         label = name or f"joint{len(self.joints)}"
@@ -139,6 +153,7 @@ class ArticulationBuilderMixin:
                 f"stiffness={stiffness!r}, spring_ref={spring_ref!r} of {label}: only revolute and prismatic joints take a spring, "
                 f"got kind {kind!r}"
             )
+        limit_k, limit_b, inertial = self._limit_law(label, limit_solref, limit_impedance, limit_stiffness, limit_damping)
         joint = _Joint(
             kind=code,
             parent=parent,
@@ -153,8 +168,9 @@ class ArticulationBuilderMixin:
             spring_ref=spring_ref,
             ref=ref,
             limit=limit,
-            limit_stiffness=float(check_nonnegative(f"limit_stiffness of {label}", limit_stiffness)),
-            limit_damping=float(check_nonnegative(f"limit_damping of {label}", limit_damping)),
+            limit_stiffness=limit_k,
+            limit_damping=limit_b,
+            limit_inertial=inertial,
             limit_softness=float(check_nonnegative(f"limit_softness of {label}", limit_softness)),
             name=label,
         )
@@ -162,6 +178,27 @@ class ArticulationBuilderMixin:
         if parent >= 0:
             self.filter_collision(parent, child)
         return len(self.joints) - 1
+
+    @staticmethod
+    def _limit_law(label, solref, impedance, stiffness, damping):
+        """(k, b, inertial) of a joint limit: from ``solref`` (inertial), or the force-level ke, kd."""
+        if stiffness is None and damping is None:
+            solref = DEFAULT_LIMIT_SOLREF if solref is None else check_finite(f"limit_solref of {label}", solref).reshape(-1)
+            if len(solref) != 2:
+                raise ParameterError(f"limit_solref of {label} must have 2 entries, got {describe(np.asarray(solref))}")
+            impedance = float(check_finite(f"limit_impedance of {label}", impedance))
+            if not 0.0 < impedance < 1.0:
+                raise ParameterError(f"limit_impedance of {label} must be in (0, 1), got {impedance!r}")
+            try:
+                k, b = limit_law_from_solref(solref, impedance)
+            except ParameterError as exc:
+                raise ParameterError(f"limit_solref of {label}: {exc}") from None
+            return k, b, True
+        if solref is not None:
+            raise ParameterError(f"{label}: give limit_solref or limit_stiffness/limit_damping, not both")
+        k = DEFAULT_LIMIT_STIFFNESS if stiffness is None else float(check_nonnegative(f"limit_stiffness of {label}", stiffness))
+        b = DEFAULT_LIMIT_DAMPING if damping is None else float(check_nonnegative(f"limit_damping of {label}", damping))
+        return k, b, False
 
     @staticmethod
     def _check_joint_q(label, code, q):

@@ -43,9 +43,11 @@ class ArticulationModel:
         dof_link: (D,) the link of each dof.
         dof_coord: (D,) the coordinate of each revolute/prismatic dof, else -1.
         dof_spring_ref: (D,) rest coordinate of the joint spring [rad or m].
-        dof_limit_ke, dof_limit_kd, dof_limit_softness: (D,) limit law: stiffness [N m/rad or
-            N/m], damping [N m s/rad or N s/m], softening length [rad or m] (ke = kd = 0 without
-            a limit).
+        dof_limit_stiffness, dof_limit_damping, dof_limit_inertial, dof_limit_softness: (D,) limit
+            law ``tau = m * relu(k*d + b*dd)`` on the violation ``d``: k, b and m = the dof's
+            effective inertia where ``dof_limit_inertial`` is 1 (from a solref: k [1/s^2], b
+            [1/s]), or ke [N m/rad or N/m], kd [N m s/rad or N s/m] and m = 1 where it is 0;
+            softening length [rad or m]. k = b = 0 without a limit.
         dof_pair_start: (D + 1,) offsets into ``pair_col``: row i of the mass-matrix pattern is
             dof i itself and then the dofs above it in the dof tree.
         pair_col: (P,) the column dof of each pair.
@@ -79,8 +81,9 @@ class ArticulationModel:
     dof_link: wp.array = field(repr=False)
     dof_coord: wp.array = field(repr=False)
     dof_spring_ref: wp.array = field(repr=False)
-    dof_limit_ke: wp.array = field(repr=False)
-    dof_limit_kd: wp.array = field(repr=False)
+    dof_limit_stiffness: wp.array = field(repr=False)
+    dof_limit_damping: wp.array = field(repr=False)
+    dof_limit_inertial: wp.array = field(repr=False)
     dof_limit_softness: wp.array = field(repr=False)
     dof_pair_start: wp.array = field(repr=False)
     pair_col: wp.array = field(repr=False)
@@ -145,8 +148,9 @@ class ArticulationModel:
             dof_link=iarr(layout.dof_link),
             dof_coord=iarr(layout.dof_coord),
             dof_spring_ref=farr([j.spring_ref for j in dof_joint]),
-            dof_limit_ke=farr([j.limit_stiffness if j.limit else 0.0 for j in dof_joint]),
-            dof_limit_kd=farr([j.limit_damping if j.limit else 0.0 for j in dof_joint]),
+            dof_limit_stiffness=farr([j.limit_stiffness if j.limit else 0.0 for j in dof_joint]),
+            dof_limit_damping=farr([j.limit_damping if j.limit else 0.0 for j in dof_joint]),
+            dof_limit_inertial=farr([1.0 if j.limit and j.limit_inertial else 0.0 for j in dof_joint]),
             dof_limit_softness=farr([j.limit_softness for j in dof_joint]),
             dof_pair_start=iarr(pair_start),
             pair_col=iarr(pairs[:, 1]),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json as json_module
-import math
 import os
 import sys
 import warnings
@@ -40,10 +39,7 @@ def _ours(path: str, steps: int, repeats: int, device) -> dict:
         builder = load_mjcf(path)
         model = builder.finalize(device=device, precision="float32")
     dt = float(builder.mjcf_timestep)
-    limit = min(rigid.contact_time_scales(model).values())
-    substeps = max(1, math.ceil(dt / limit)) if math.isfinite(limit) else 1
-    if dt / substeps >= limit:
-        substeps += 1
+    substeps = rigid.stable_substeps(model, dt)
     engine = Engine(RigidSolver(model))
     state = model.state(requires_grad=False)
     engine.rollout(state, None, num_steps=min(steps, 10), dt=dt, substeps=substeps, record=False)  # warm-up, checks

@@ -51,4 +51,4 @@ def test_tables_are_typed_arrays():
     art = b.finalize(device="cpu").articulation
     assert (art.num_links, art.num_dofs, art.num_coords) == (2, 7, 8)
     assert art.link_parent.numpy().tolist() == [-1, 0] and art.link_dof_count.numpy().tolist() == [6, 1]
-    assert art.dof_limit_ke.numpy().tolist() == [0.0] * 6 + [1.0e4]
+    assert art.dof_limit_stiffness.numpy().tolist() == [0.0] * 6 + [2500.0]  # solref (0.02, 1): 1/0.02^2 [1/s^2]
