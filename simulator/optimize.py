@@ -74,14 +74,17 @@ class Adam:
         self.m, self.v, self.t = np.array(state["m"]), np.array(state["v"]), int(state["t"])
 
 
-def _objective_state(objective) -> dict:
-    """The objective's own state as ``objective.<name>`` arrays (none for a stateless objective)."""
+def objective_state_arrays(objective) -> dict:
+    """The objective's own state as ``objective.<name>`` arrays, as checkpoints store it (none for a
+    stateless objective)."""
     state = objective.state_dict() if hasattr(objective, "state_dict") else {}
     return {f"objective.{name}": np.asarray(value) for name, value in state.items()}
 
 
-def _load_objective_state(objective, saved: dict) -> None:
-    state = {name[len("objective."):]: value for name, value in saved.items() if name.startswith("objective.")}
+def load_objective_state(objective, saved) -> None:
+    """Restore the objective's state from the ``objective.<name>`` entries of ``saved`` (a dict or
+    an open ``.npz``), the inverse of :func:`objective_state_arrays`."""
+    state = {name[len("objective."):]: np.array(saved[name]) for name in saved.keys() if name.startswith("objective.")}
     if state and hasattr(objective, "load_state_dict"):
         objective.load_state_dict(state)
 
@@ -94,7 +97,7 @@ def _save_atomically(path: Path, **arrays) -> None:
 
 def _write_checkpoint(path: Path, theta: np.ndarray, iteration: int, adam: Adam, config: dict, objective) -> None:
     _save_atomically(path, theta=theta, iteration=np.array(iteration), config=np.array(json.dumps(config)), **adam.state(),
-                     **_objective_state(objective))
+                     **objective_state_arrays(objective))
 
 
 def _read_checkpoint(path: Path, out_dir) -> dict:
@@ -241,7 +244,7 @@ def optimize(
                                      f"this run: {config}); use another out_dir or delete it to start over")
             theta, start = np.array(saved["theta"]), int(saved["iteration"])
             adam.load(saved)
-            _load_objective_state(objective, saved)
+            load_objective_state(objective, saved)
         history = _read_log(log_path, start)
         best = min((float(row["loss"]) for row in history), default=math.inf)
         _write_log(log_path, history)  # drops a row of an unfinished iteration; restores a lost header
@@ -253,7 +256,7 @@ def optimize(
     bar = tqdm(range(start, iterations), initial=start, total=iterations, desc=f"optimize ({estimator_name})") if progress else None
     try:
         for iteration in bar if bar is not None else range(start, iterations):
-            evaluated = _objective_state(objective)  # the objective's state theta is evaluated with
+            evaluated = objective_state_arrays(objective)  # the objective's state theta is evaluated with
             estimate = grad(objective, theta, estimator=estimator, seed=seed + iteration, **estimator_options)
             gradient = estimate.gradient
             norm = float(np.linalg.norm(gradient))

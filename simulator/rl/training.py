@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParameterError, check_integer, output_folder
+from ..optimize import load_objective_state, objective_state_arrays
 from .objective import EpisodeObjective
 
 POLICY_FILE, BEST_POLICY_FILE, RUN_FILE = "policy.npz", "best_policy.npz", "policy.json"
@@ -33,17 +34,19 @@ def _objective_from(meta: dict, device) -> EpisodeObjective:
                             precision=meta.get("precision", "float32"), survival_shift=meta.get("survival_shift", 0.0))
 
 
+def _write_policy(path: Path, meta: dict, theta: np.ndarray, state_arrays: dict) -> Path:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, theta=theta, meta=np.array(json.dumps(meta)), **state_arrays)
+    os.replace(tmp, path)
+    return path
+
+
 def save_policy(path, objective: EpisodeObjective, theta) -> Path:
     """Write ``theta`` and everything needed to run it (see the module docstring), atomically."""
-    path = Path(path)
     theta = np.asarray(theta, dtype=np.float64).reshape(-1)
     if theta.shape != (objective.num_parameters,):
         raise ParameterError(f"theta must have {objective.num_parameters} entries, got {theta.shape[0]}")
-    meta = _meta(objective)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, theta=theta, meta=np.array(json.dumps(meta)), **{f"objective.{k}": v for k, v in objective.state_dict().items()})
-    os.replace(tmp, path)
-    return path
+    return _write_policy(Path(path), _meta(objective), theta, objective_state_arrays(objective))
 
 
 def load_policy(path, *, device=None) -> tuple[EpisodeObjective, np.ndarray]:
@@ -51,34 +54,23 @@ def load_policy(path, *, device=None) -> tuple[EpisodeObjective, np.ndarray]:
     training folder: its ``policy.npz``, or while training runs (or after it was killed) its latest
     ``checkpoint.npz`` with the run's ``policy.json``."""
     path = Path(path)
+    meta_file = None
     if path.is_dir() and not (path / POLICY_FILE).exists() and (path / RUN_FILE).exists() and (path / "checkpoint.npz").exists():
-        return _load_checkpoint(path, device)
-    if path.is_dir():
+        path, meta_file = path / "checkpoint.npz", path / RUN_FILE
+    elif path.is_dir():
         path = path / POLICY_FILE
     if not path.exists():
         raise ParameterError(f"path must name a saved policy (.npz) or a training folder holding {POLICY_FILE}, got {str(path)!r}")
     try:
         with np.load(path) as saved:
-            meta = json.loads(str(saved["meta"]))
+            meta = json.loads(meta_file.read_text() if meta_file is not None else str(saved["meta"]))
             theta = np.array(saved["theta"])
-            state = {k[len("objective."):]: np.array(saved[k]) for k in saved.files if k.startswith("objective.")}
+            objective = _objective_from(meta, device)
+            load_objective_state(objective, saved)
+    except ParameterError:
+        raise
     except Exception as exc:
         raise ParameterError(f"path {str(path)!r} is not a saved policy ({type(exc).__name__}: {exc})") from exc
-    objective = _objective_from(meta, device)
-    objective.load_state_dict(state)
-    return objective, theta
-
-
-def _load_checkpoint(folder: Path, device) -> tuple[EpisodeObjective, np.ndarray]:
-    try:
-        meta = json.loads((folder / RUN_FILE).read_text())
-        with np.load(folder / "checkpoint.npz") as saved:
-            theta = np.array(saved["theta"])
-            state = {k[len("objective."):]: np.array(saved[k]) for k in saved.files if k.startswith("objective.")}
-    except Exception as exc:
-        raise ParameterError(f"path {str(folder)!r} holds no readable checkpoint.npz and {RUN_FILE} ({type(exc).__name__}: {exc})") from exc
-    objective = _objective_from(meta, device)
-    objective.load_state_dict(state)
     return objective, theta
 
 
@@ -144,10 +136,8 @@ def train(task, *, policy="linear", estimator: str = "es", iterations: int = 100
         out = output_folder("out_dir", out_dir)
         save_policy(out / POLICY_FILE, objective, result.theta)
         best = out / "best.npz"
-        if best.exists():
-            final_state = objective.state_dict()
+        if best.exists():  # best.npz holds theta with the objective's state it was evaluated with
             with np.load(best) as saved:
-                objective.load_state_dict({k[len("objective."):]: np.array(saved[k]) for k in saved.files if k.startswith("objective.")})
-                save_policy(out / BEST_POLICY_FILE, objective, np.array(saved["theta"]))
-            objective.load_state_dict(final_state)
+                state = {name: np.array(saved[name]) for name in saved.files if name.startswith("objective.")}
+                _write_policy(out / BEST_POLICY_FILE, _meta(objective), np.array(saved["theta"]), state)
     return objective, result
